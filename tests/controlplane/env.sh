@@ -1,0 +1,30 @@
+# Shared settings of the local control plane, sourced by build, up and down.
+# Every port binds to 127.0.0.1; override a port through the environment when
+# it is taken on your machine.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PLANE_SRC="$ROOT/tests/controlplane"
+PLANE_DIR="${MTN_PLANE_DIR:-$ROOT/target/controlplane}"
+PLANE_BIN="$PLANE_DIR/bin"
+PLANE_LOGS="$PLANE_DIR/logs"
+PLANE_PKI="$PLANE_DIR/pki"
+PLANE_RUN="$PLANE_DIR/run"
+KUBECONFIG_OUT="$PLANE_DIR/kubeconfig"
+
+# The one pinned Kubernetes release (keep in step with go.mod and with the
+# k8s-openapi feature in Cargo.toml).
+K8S_VERSION=v1.36.3
+KWOK_VERSION=v0.7.0
+HELM_VERSION=v3.22.0
+
+ETCD_CLIENT_PORT="${MTN_ETCD_CLIENT_PORT:-23790}"
+ETCD_PEER_PORT="${MTN_ETCD_PEER_PORT:-23800}"
+APISERVER_PORT="${MTN_APISERVER_PORT:-16443}"
+CONTROLLER_MANAGER_PORT="${MTN_CONTROLLER_MANAGER_PORT:-16257}"
+SCHEDULER_PORT="${MTN_SCHEDULER_PORT:-16259}"
+KWOK_PORT="${MTN_KWOK_PORT:-16247}"
+NODE_COUNT="${MTN_NODE_COUNT:-3}"
+SERVICE_CIDR=10.96.0.0/16
+POD_CIDR=10.244.0.0/16
+
+export GOTOOLCHAIN=local
+export GOFLAGS="-mod=mod -trimpath"
