@@ -1,0 +1,521 @@
+//! The `GameServer` resource (`mettaton.dev/v1alpha1`): what a user declares
+//! (spec) and what mettaton reports back (status).
+//!
+//! Doc comments on the fields are the descriptions `kubectl explain` shows.
+//! Validation lives in the schema (enums, ranges, patterns, list-map keys and
+//! CEL rules), so the API server refuses a bad manifest with a message that names
+//! the field, before any controller sees it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The API group of every mettaton resource.
+pub const GROUP: &str = "mettaton.dev";
+/// The finalizer that makes deletion wait for the runtime to be torn down.
+pub const FINALIZER: &str = "mettaton.dev/teardown";
+/// The one field manager under which mettaton applies everything it writes.
+pub const FIELD_MANAGER: &str = "mettaton";
+
+/// A dedicated game server: one instance of a game, with its ports, its data
+/// volume and its configuration, kept running (or stopped) as declared.
+// Each printcolumn repeats `type_ = "string"`, which clippy mistakes for a
+// duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "mettaton.dev",
+    version = "v1alpha1",
+    kind = "GameServer",
+    plural = "gameservers",
+    singular = "gameserver",
+    shortname = "mgs",
+    category = "mettaton",
+    namespaced,
+    status = "GameServerStatus",
+    derive = "PartialEq",
+    doc = "A dedicated game server: one instance of a game, kept running (or stopped) as declared, with the address players connect to in its status.",
+    printcolumn(name = "State", type_ = "string", json_path = ".spec.state", description = "Declared state"),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Where the server is in its lifecycle"
+    ),
+    printcolumn(
+        name = "Address",
+        type_ = "string",
+        json_path = ".status.address",
+        description = "Where players connect"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether players can connect"
+    ),
+    printcolumn(
+        name = "Restarts",
+        type_ = "integer",
+        json_path = ".status.restarts",
+        priority = 1,
+        description = "Restarts of the server's container"
+    ),
+    printcolumn(
+        name = "Image",
+        type_ = "string",
+        json_path = ".spec.image",
+        priority = 1,
+        description = "Container image"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("!has(self.health) || !has(self.health.probe) || !has(self.health.probe.tcpPort) || self.ports.exists(p, p.name == self.health.probe.tcpPort && p.protocol == 'TCP')").message("health.probe.tcpPort must name a TCP port of spec.ports").field_path(".health.probe.tcpPort"))]
+#[x_kube(validation = Rule::new("!has(self.service) || self.service.type != 'ClusterIP' || self.ports.all(p, !has(p.externalPort))").message("ports[].externalPort needs a NodePort or LoadBalancer service, not ClusterIP").field_path(".ports"))]
+#[x_kube(validation = Rule::new("!has(oldSelf.storage) || has(self.storage)").message("storage cannot be removed from a GameServer; delete the GameServer to release its volume").field_path(".storage"))]
+#[serde(rename_all = "camelCase")]
+pub struct GameServerSpec {
+    /// Container image of the game server, for example `itzg/minecraft-server:java21`.
+    #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new("self.trim() == self && !self.contains(' ')").message("image must not contain spaces"))]
+    pub image: String,
+
+    /// When to pull the image: Always, IfNotPresent (the default) or Never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+
+    /// Entrypoint override. The image's own entrypoint runs when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub command: Vec<String>,
+
+    /// Arguments to the entrypoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub args: Vec<String>,
+
+    /// Environment of the game server. Secrets belong in `valueFrom.secretKeyRef`,
+    /// never in `value`: the spec is readable by everyone who can read the
+    /// GameServer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub env: Vec<EnvVar>,
+
+    /// CPU and memory the game server requests and is limited to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// The ports the game listens on. At least one; names are unique.
+    #[schemars(length(min = 1, max = 32))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q.containerPort == p.containerPort && q.protocol == p.protocol))").message("each containerPort and protocol pair may appear only once"))]
+    #[x_kube(validation = Rule::new("self.all(p, !has(p.externalPort) || self.exists_one(q, has(q.externalPort) && q.externalPort == p.externalPort && q.protocol == p.protocol))").message("each externalPort and protocol pair may appear only once"))]
+    pub ports: Vec<GamePort>,
+
+    /// Running keeps the server up; Stopped shuts it down but keeps its data,
+    /// its volume and its address record.
+    #[serde(default)]
+    pub state: DesiredState,
+
+    /// A persistent volume for the game's data (worlds, saves). Without it the
+    /// data lives only as long as the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
+
+    /// Files mounted into the server, from inline content or from a ConfigMap.
+    /// A change restarts the server with the new files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["path".into()]))]
+    pub config: Vec<ConfigFile>,
+
+    /// How players reach the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSettings>,
+
+    /// How mettaton decides that the server is up, and when it gives up on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+
+    /// How the server is shut down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown: Option<Shutdown>,
+
+    /// Free text for people: what this server is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+}
+
+/// When the image is pulled.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+/// The state the user wants the server in.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DesiredState {
+    #[default]
+    Running,
+    Stopped,
+}
+
+/// Transport protocol of a port.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Protocol {
+    #[default]
+    TCP,
+    UDP,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::TCP => "TCP",
+            Protocol::UDP => "UDP",
+        }
+    }
+}
+
+/// A port the game listens on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GamePort {
+    /// Name of the port, unique in the list: lowercase letters, digits and
+    /// dashes, at most 15 characters (it names the container port too).
+    #[schemars(length(min = 1, max = 15), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Port the game listens on inside its container.
+    #[schemars(range(min = 1, max = 65535))]
+    pub container_port: i32,
+    /// TCP (the default) or UDP.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// The port players connect to, when it must be fixed. With a NodePort
+    /// service it is the node port (inside the cluster's node-port range,
+    /// 30000-32767 by default); with a LoadBalancer, the load balancer's port;
+    /// on Docker Swarm, the published port. Chosen automatically when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub external_port: Option<i32>,
+}
+
+/// The game's data volume.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("isQuantity(string(self.size)) && quantity(string(self.size)).isGreaterThan(quantity('0'))").message("storage.size must be a positive quantity, such as 10Gi").field_path(".size"))]
+#[x_kube(validation = Rule::new("!isQuantity(string(self.size)) || !isQuantity(string(oldSelf.size)) || quantity(string(self.size)).compareTo(quantity(string(oldSelf.size))) >= 0").message("storage.size may grow but never shrink").field_path(".size"))]
+#[x_kube(validation = Rule::new("(has(self.storageClassName) ? self.storageClassName : '') == (has(oldSelf.storageClassName) ? oldSelf.storageClassName : '')").message("storage.storageClassName cannot change once the volume exists").field_path(".storageClassName"))]
+pub struct Storage {
+    /// Size of the volume, as a quantity (for example `10Gi`). It may grow
+    /// later (where the storage class allows expansion), never shrink.
+    pub size: Quantity,
+    /// Storage class of the volume; the cluster's default class when absent.
+    /// Fixed once the volume exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+    /// Where the volume is mounted in the container (default `/data`).
+    #[serde(default = "default_mount_path")]
+    #[schemars(length(min = 1, max = 1024), pattern(r"^/"))]
+    pub mount_path: String,
+    /// What happens to the volume when the GameServer is deleted: Retain (the
+    /// default) keeps it, so a GameServer of the same name picks the world up
+    /// again; Delete erases it.
+    #[serde(default)]
+    pub reclaim_policy: ReclaimPolicy,
+}
+
+fn default_mount_path() -> String {
+    "/data".to_string()
+}
+
+/// What happens to a GameServer's volume when the GameServer is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ReclaimPolicy {
+    /// Keep the volume (and the world in it).
+    #[default]
+    Retain,
+    /// Delete the volume with the GameServer.
+    Delete,
+}
+
+/// A file mounted into the game server.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.content) != has(self.configMapKeyRef)").message("a config file needs exactly one of content or configMapKeyRef"))]
+pub struct ConfigFile {
+    /// Absolute path of the file in the container, for example
+    /// `/data/server.properties`. Unique in the list.
+    #[schemars(length(min = 2, max = 1024), pattern(r"^/[^\x00]*[^/]$"))]
+    #[x_kube(validation = Rule::new("!self.split('/').exists(s, s == '..')").message("config path must not contain '..'"))]
+    pub path: String,
+    /// The file's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 262144))]
+    pub content: Option<String>,
+    /// A key of a ConfigMap in the GameServer's namespace holding the content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<ConfigMapKey>,
+}
+
+/// A key of a ConfigMap in the GameServer's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct ConfigMapKey {
+    /// Name of the ConfigMap.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key in the ConfigMap.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// How players reach the server.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSettings {
+    /// NodePort (the default: players connect to a node's address), LoadBalancer
+    /// (a cloud load balancer's address) or ClusterIP (reachable only inside the
+    /// cluster, for proxies).
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// Annotations for the Service, for example a cloud load balancer's settings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Kind of Service in front of the server.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ServiceType {
+    #[default]
+    NodePort,
+    LoadBalancer,
+    ClusterIP,
+}
+
+/// How mettaton decides that the server is up.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// Seconds the server may take from start until ready. Past that it is
+    /// Failed. Large worlds take minutes to load: the default is 600.
+    #[serde(default = "default_startup_timeout")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub startup_timeout_seconds: i32,
+    /// How readiness is checked. When absent, a TCP connection to the first TCP
+    /// port; a server with only UDP ports is ready once its container runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<HealthProbe>,
+    /// Seconds between checks (default 10).
+    #[serde(default = "default_period")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub period_seconds: i32,
+    /// Failed checks in a row before a running server counts as not ready
+    /// (default 3).
+    #[serde(default = "default_failure_threshold")]
+    #[schemars(range(min = 1, max = 100))]
+    pub failure_threshold: i32,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            startup_timeout_seconds: default_startup_timeout(),
+            probe: None,
+            period_seconds: default_period(),
+            failure_threshold: default_failure_threshold(),
+        }
+    }
+}
+
+fn default_startup_timeout() -> i32 {
+    600
+}
+fn default_period() -> i32 {
+    10
+}
+fn default_failure_threshold() -> i32 {
+    3
+}
+
+/// A readiness check: a TCP connection to a named port, or a command run in the
+/// container (for UDP games, a query tool the image ships).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.tcpPort) != has(self.exec)").message("a health probe needs exactly one of tcpPort or exec"))]
+pub struct HealthProbe {
+    /// Name of a TCP port in `spec.ports` to connect to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    pub tcp_port: Option<String>,
+    /// A command run in the container; exit code 0 means ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub exec: Option<Vec<String>>,
+}
+
+/// How the server is shut down.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Shutdown {
+    /// Seconds the server gets to save and exit after it is asked to stop,
+    /// before it is killed (default 60).
+    #[serde(default = "default_grace_period")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub grace_period_seconds: i64,
+    /// A command run in the container before it is sent SIGTERM, for games
+    /// that save on a console command (for example `rcon-cli stop`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub stop_command: Vec<String>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown { grace_period_seconds: default_grace_period(), stop_command: Vec::new() }
+    }
+}
+
+fn default_grace_period() -> i64 {
+    60
+}
+
+/// What mettaton observed of the server.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GameServerStatus {
+    /// Where the server is in its lifecycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The host name or IP address players connect to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The ports players connect to at `address`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PublishedPort>,
+    /// Ready, Progressing, Degraded and ShutdownFailed, with the usual
+    /// Kubernetes condition semantics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// How often the server's container restarted.
+    #[serde(default)]
+    pub restarts: i32,
+    /// When the current start began; the startup timeout counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_since: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// The runtime object that runs the server, as `kind/name` (Kubernetes) or
+    /// the swarm service id (Docker Swarm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_ref: Option<String>,
+}
+
+/// Where a server is in its lifecycle.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Accepted; the runtime objects are being created.
+    Pending,
+    /// Starting, not yet ready.
+    Starting,
+    /// Up and ready for players.
+    Running,
+    /// Shutting down after `state: Stopped`.
+    Stopping,
+    /// Shut down; data kept.
+    Stopped,
+    /// Not ready within the startup timeout, or crashing.
+    Failed,
+    /// Being deleted.
+    Terminating,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Starting => "Starting",
+            Phase::Running => "Running",
+            Phase::Stopping => "Stopping",
+            Phase::Stopped => "Stopped",
+            Phase::Failed => "Failed",
+            Phase::Terminating => "Terminating",
+        }
+    }
+}
+
+/// A port as players reach it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedPort {
+    /// Name of the port in `spec.ports`.
+    pub name: String,
+    /// Port number at `status.address`.
+    pub port: i32,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+}
+
+/// Condition types and reasons, as constants so that code and tests agree.
+pub mod conditions {
+    pub const READY: &str = "Ready";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const DEGRADED: &str = "Degraded";
+    pub const SHUTDOWN_FAILED: &str = "ShutdownFailed";
+}
+
+/// The CRD as YAML, as `mettaton crd` prints it and `crds/gameserver.yaml` holds it.
+pub fn crd_yaml() -> String {
+    let crd = GameServer::crd();
+    let yaml = serde_yaml::to_string(&crd).expect("a CRD serializes to YAML");
+    format!("# Generated by `mettaton crd` from src/api.rs; do not edit.\n---\n{yaml}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// crds/gameserver.yaml is what users and the chart install: it must be what
+    /// the types generate.
+    #[test]
+    fn committed_crd_matches_the_types() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/gameserver.yaml");
+        let committed = std::fs::read_to_string(path).expect("crds/gameserver.yaml exists");
+        assert!(
+            committed == crd_yaml(),
+            "crds/gameserver.yaml drifted from src/api.rs: regenerate it with `cargo run -- crd > crds/gameserver.yaml`"
+        );
+    }
+
+    #[test]
+    fn short_names_do_not_collide_with_agones() {
+        let crd = GameServer::crd();
+        let names = crd.spec.names;
+        assert!(!names.short_names.unwrap_or_default().iter().any(|s| s == "gs"));
+        assert_eq!(names.categories, Some(vec!["mettaton".to_string()]));
+    }
+
+    #[test]
+    fn a_minimal_manifest_gets_the_documented_defaults() {
+        let gs: GameServerSpec = serde_yaml::from_str(
+            "image: itzg/minecraft-server\nports:\n- name: game\n  containerPort: 25565\nstorage:\n  size: 10Gi\n",
+        )
+        .unwrap();
+        assert_eq!(gs.state, DesiredState::Running);
+        assert_eq!(gs.ports[0].protocol, Protocol::TCP);
+        let storage = gs.storage.unwrap();
+        assert_eq!((storage.mount_path.as_str(), storage.reclaim_policy), ("/data", ReclaimPolicy::Retain));
+    }
+}

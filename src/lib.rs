@@ -1,0 +1,10 @@
+//! mettaton: dedicated game servers run declaratively.
+//!
+//! A `GameServer` resource is reconciled onto a runtime (Kubernetes, or Docker
+//! Swarm) through the [`orchestrator`] abstraction. See ARCHITECTURE.md for how
+//! the modules fit together.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod orchestrator;
+pub mod plan;

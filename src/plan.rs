@@ -1,0 +1,397 @@
+//! Planning: a `GameServer` turned into the backend-neutral description of what
+//! must run. Pure: no client, no I/O, the same input always gives the same plan.
+//! Both backends (Kubernetes, Docker Swarm) build their runtime objects from a
+//! [`ServerPlan`], so the meaning of every spec field is decided here once.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+
+use crate::api::{
+    ConfigFile, DesiredState, GameServer, GameServerSpec, Health, Protocol, PullPolicy, ReclaimPolicy, ServiceType,
+};
+
+/// Label carrying the name of the GameServer an object belongs to; also the
+/// selector of its pods, so it never changes for the life of the server.
+pub const LABEL_GAMESERVER: &str = "mettaton.dev/gameserver";
+/// Annotation on the pod template holding a hash of the inline config files, so
+/// that a change to them restarts the server with the new files.
+pub const ANNOTATION_CONFIG_HASH: &str = "mettaton.dev/config-hash";
+
+/// Everything a backend needs to run one game server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerPlan {
+    /// Name of the GameServer, also the name of its workload and service.
+    pub name: String,
+    pub namespace: String,
+    /// Labels every runtime object of this server carries.
+    pub labels: BTreeMap<String, String>,
+    /// The subset of `labels` that selects the server's pods or tasks.
+    pub selector: BTreeMap<String, String>,
+    /// 1 while the server should run, 0 when it should be stopped.
+    pub replicas: i32,
+    pub container: ContainerPlan,
+    pub volume: Option<VolumePlan>,
+    pub config: Option<ConfigPlan>,
+    pub service: ServicePlan,
+    /// Seconds the server gets between the stop request and the kill.
+    pub grace_period_seconds: i64,
+    /// Seconds a start may take before the server counts as Failed.
+    pub startup_timeout_seconds: i32,
+}
+
+/// The game's container.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerPlan {
+    pub image: String,
+    pub pull_policy: Option<PullPolicy>,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<EnvVar>,
+    pub resources: Option<ResourceRequirements>,
+    pub ports: Vec<PortPlan>,
+    /// How readiness is checked; `None` means ready once running.
+    pub readiness: Option<Check>,
+    pub period_seconds: i32,
+    pub failure_threshold: i32,
+    /// Run before the stop signal, so the game can save.
+    pub stop_command: Vec<String>,
+}
+
+/// A port of the game.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortPlan {
+    pub name: String,
+    pub container_port: i32,
+    pub protocol: Protocol,
+    /// The port players must be given, when the user fixed it.
+    pub external_port: Option<i32>,
+}
+
+/// A readiness check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// A TCP connection to this container port.
+    Tcp { port: i32 },
+    /// A command in the container that exits 0 when ready.
+    Exec { command: Vec<String> },
+}
+
+/// The data volume.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VolumePlan {
+    /// Name of the claim (Kubernetes) or volume (Swarm): stable for a GameServer
+    /// name, so a new GameServer of the same name finds a retained one again.
+    pub name: String,
+    pub size: String,
+    pub storage_class_name: Option<String>,
+    pub mount_path: String,
+    pub reclaim: ReclaimPolicy,
+}
+
+/// Config files and where their content comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigPlan {
+    /// Name of the ConfigMap (Kubernetes) or config prefix (Swarm) holding the
+    /// inline files.
+    pub name: String,
+    /// Inline content by key, for the object mettaton owns.
+    pub inline: BTreeMap<String, String>,
+    pub files: Vec<ConfigFilePlan>,
+    /// Hash of the inline content and of the references: changes when a file
+    /// changes, and restarts the server.
+    pub hash: String,
+}
+
+/// One config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigFilePlan {
+    /// Absolute path in the container.
+    pub path: String,
+    pub source: ConfigSource,
+}
+
+/// Where a config file's content comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A key of mettaton's own config object (`ConfigPlan::inline`).
+    Inline { key: String },
+    /// A key of the user's ConfigMap.
+    ConfigMap { name: String, key: String },
+}
+
+/// How players reach the server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServicePlan {
+    pub type_: ServiceType,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The plan for a GameServer. `name` and `namespace` come from its metadata.
+pub fn plan(gs: &GameServer) -> ServerPlan {
+    let name = gs.metadata.name.clone().unwrap_or_default();
+    let namespace = gs.metadata.namespace.clone().unwrap_or_default();
+    plan_spec(&name, &namespace, &gs.spec)
+}
+
+/// The plan for a spec, given the server's name and namespace.
+pub fn plan_spec(name: &str, namespace: &str, spec: &GameServerSpec) -> ServerPlan {
+    let selector = BTreeMap::from([(LABEL_GAMESERVER.to_string(), name.to_string())]);
+    let mut labels = selector.clone();
+    labels.extend([
+        ("app.kubernetes.io/name".to_string(), "gameserver".to_string()),
+        ("app.kubernetes.io/instance".to_string(), name.to_string()),
+        ("app.kubernetes.io/component".to_string(), "game-server".to_string()),
+        ("app.kubernetes.io/managed-by".to_string(), "mettaton".to_string()),
+    ]);
+
+    let health = spec.health.clone().unwrap_or_default();
+    let shutdown = spec.shutdown.clone().unwrap_or_default();
+    let ports: Vec<PortPlan> = spec
+        .ports
+        .iter()
+        .map(|p| PortPlan {
+            name: p.name.clone(),
+            container_port: p.container_port,
+            protocol: p.protocol,
+            external_port: p.external_port,
+        })
+        .collect();
+
+    ServerPlan {
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        selector,
+        labels,
+        replicas: match spec.state {
+            DesiredState::Running => 1,
+            DesiredState::Stopped => 0,
+        },
+        container: ContainerPlan {
+            image: spec.image.clone(),
+            pull_policy: spec.image_pull_policy,
+            command: spec.command.clone(),
+            args: spec.args.clone(),
+            env: spec.env.clone(),
+            resources: spec.resources.clone(),
+            readiness: readiness(&health, &ports),
+            period_seconds: health.period_seconds,
+            failure_threshold: health.failure_threshold,
+            stop_command: shutdown.stop_command.clone(),
+            ports,
+        },
+        volume: spec.storage.as_ref().map(|s| VolumePlan {
+            name: volume_name(name),
+            size: s.size.0.clone(),
+            storage_class_name: s.storage_class_name.clone(),
+            mount_path: s.mount_path.clone(),
+            reclaim: s.reclaim_policy,
+        }),
+        config: config(name, &spec.config),
+        service: ServicePlan {
+            type_: spec.service.as_ref().map(|s| s.type_).unwrap_or_default(),
+            annotations: spec.service.as_ref().map(|s| s.annotations.clone()).unwrap_or_default(),
+        },
+        grace_period_seconds: shutdown.grace_period_seconds,
+        startup_timeout_seconds: health.startup_timeout_seconds,
+    }
+}
+
+/// Name of the data volume of the GameServer `name`.
+pub fn volume_name(name: &str) -> String {
+    format!("{name}-data")
+}
+
+/// Name of the config object of the GameServer `name`.
+pub fn config_name(name: &str) -> String {
+    format!("{name}-config")
+}
+
+/// The readiness check: the one asked for, else a TCP connection to the first
+/// TCP port, else none (a UDP-only server is ready once it runs).
+fn readiness(health: &Health, ports: &[PortPlan]) -> Option<Check> {
+    if let Some(probe) = &health.probe {
+        if let Some(command) = &probe.exec {
+            return Some(Check::Exec { command: command.clone() });
+        }
+        if let Some(port_name) = &probe.tcp_port {
+            // The schema guarantees the name refers to a TCP port.
+            if let Some(p) = ports.iter().find(|p| &p.name == port_name) {
+                return Some(Check::Tcp { port: p.container_port });
+            }
+        }
+    }
+    ports.iter().find(|p| p.protocol == Protocol::TCP).map(|p| Check::Tcp { port: p.container_port })
+}
+
+fn config(name: &str, files: &[ConfigFile]) -> Option<ConfigPlan> {
+    if files.is_empty() {
+        return None;
+    }
+    let mut inline = BTreeMap::new();
+    let mut planned = Vec::with_capacity(files.len());
+    let mut hasher = Fnv1a::default();
+    for (i, file) in files.iter().enumerate() {
+        hasher.write(file.path.as_bytes());
+        let source = match (&file.content, &file.config_map_key_ref) {
+            (Some(content), _) => {
+                let key = config_key(i, &file.path);
+                hasher.write(b"\0inline\0");
+                hasher.write(content.as_bytes());
+                inline.insert(key.clone(), content.clone());
+                ConfigSource::Inline { key }
+            }
+            (None, Some(r)) => {
+                hasher.write(b"\0ref\0");
+                hasher.write(r.name.as_bytes());
+                hasher.write(b"\0");
+                hasher.write(r.key.as_bytes());
+                ConfigSource::ConfigMap { name: r.name.clone(), key: r.key.clone() }
+            }
+            // The schema refuses a file with neither; an empty file is the
+            // harmless reading of one that slipped through.
+            (None, None) => {
+                let key = config_key(i, &file.path);
+                inline.insert(key.clone(), String::new());
+                ConfigSource::Inline { key }
+            }
+        };
+        hasher.write(b"\0\0");
+        planned.push(ConfigFilePlan { path: file.path.clone(), source });
+    }
+    Some(ConfigPlan { name: config_name(name), inline, files: planned, hash: format!("{:016x}", hasher.0) })
+}
+
+/// A ConfigMap key for the `i`th file: its position (unique) and its base name
+/// (for people reading the ConfigMap), with only the characters keys allow.
+fn config_key(i: usize, path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or("");
+    let clean: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .take(200)
+        .collect();
+    format!("{i}-{clean}")
+}
+
+/// FNV-1a, 64 bits: a hash that is the same on every platform and every Rust
+/// release (std's hasher is not), which a value stored in objects needs.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf29ce484222325)
+    }
+}
+
+impl Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x100000001b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ConfigMapKey, GamePort, HealthProbe, Storage};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    fn spec() -> GameServerSpec {
+        serde_json::from_value(serde_json::json!({
+            "image": "itzg/minecraft-server:java21",
+            "ports": [
+                { "name": "game", "containerPort": 25565 },
+                { "name": "query", "containerPort": 25565, "protocol": "UDP" }
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn running_server_has_one_replica_and_stopped_none() {
+        let mut s = spec();
+        assert_eq!(plan_spec("mc", "games", &s).replicas, 1);
+        s.state = DesiredState::Stopped;
+        assert_eq!(plan_spec("mc", "games", &s).replicas, 0);
+    }
+
+    #[test]
+    fn labels_identify_the_server_and_selector_is_minimal() {
+        let p = plan_spec("mc", "games", &spec());
+        assert_eq!(p.selector, BTreeMap::from([(LABEL_GAMESERVER.into(), "mc".into())]));
+        assert_eq!(p.labels["app.kubernetes.io/instance"], "mc");
+        assert_eq!(p.labels["app.kubernetes.io/managed-by"], "mettaton");
+        assert!(p.selector.iter().all(|(k, v)| p.labels.get(k) == Some(v)));
+    }
+
+    #[test]
+    fn readiness_defaults_to_the_first_tcp_port() {
+        let p = plan_spec("mc", "games", &spec());
+        assert_eq!(p.container.readiness, Some(Check::Tcp { port: 25565 }));
+    }
+
+    #[test]
+    fn udp_only_server_has_no_readiness_check() {
+        let mut s = spec();
+        s.ports =
+            vec![GamePort { name: "game".into(), container_port: 2456, protocol: Protocol::UDP, external_port: None }];
+        assert_eq!(plan_spec("vh", "games", &s).container.readiness, None);
+    }
+
+    #[test]
+    fn explicit_probe_wins() {
+        let mut s = spec();
+        s.health = Some(Health {
+            probe: Some(HealthProbe { tcp_port: None, exec: Some(vec!["mc-health".into()]) }),
+            ..Health::default()
+        });
+        assert_eq!(
+            plan_spec("mc", "games", &s).container.readiness,
+            Some(Check::Exec { command: vec!["mc-health".into()] })
+        );
+    }
+
+    #[test]
+    fn storage_plans_a_stably_named_volume() {
+        let mut s = spec();
+        s.storage = Some(Storage {
+            size: Quantity("10Gi".into()),
+            storage_class_name: None,
+            mount_path: "/data".into(),
+            reclaim_policy: ReclaimPolicy::Retain,
+        });
+        let v = plan_spec("mc", "games", &s).volume.unwrap();
+        assert_eq!((v.name.as_str(), v.size.as_str(), v.reclaim), ("mc-data", "10Gi", ReclaimPolicy::Retain));
+    }
+
+    #[test]
+    fn config_hash_changes_with_content_and_not_otherwise() {
+        let mut s = spec();
+        s.config = vec![
+            ConfigFile {
+                path: "/data/server.properties".into(),
+                content: Some("motd=hi".into()),
+                config_map_key_ref: None,
+            },
+            ConfigFile {
+                path: "/data/ops.json".into(),
+                content: None,
+                config_map_key_ref: Some(ConfigMapKey { name: "ops".into(), key: "ops.json".into() }),
+            },
+        ];
+        let a = plan_spec("mc", "games", &s).config.unwrap();
+        assert_eq!(a, plan_spec("mc", "games", &s).config.unwrap());
+        assert_eq!(a.inline.keys().collect::<Vec<_>>(), vec!["0-server.properties"]);
+        assert_eq!(a.files[1].source, ConfigSource::ConfigMap { name: "ops".into(), key: "ops.json".into() });
+        s.config[0].content = Some("motd=hello".into());
+        assert_ne!(a.hash, plan_spec("mc", "games", &s).config.unwrap().hash);
+    }
+
+    #[test]
+    fn config_keys_are_valid_configmap_keys() {
+        assert_eq!(config_key(3, "/etc/game/my file?.ini"), "3-my_file_.ini");
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests against the local control plane (tests/controlplane/up).
+//! One test binary, so the heavy dependencies are linked once.
+
+mod plane;
+mod support;

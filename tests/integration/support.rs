@@ -1,0 +1,132 @@
+//! Test support: a connection to the local control plane (tests/controlplane/up)
+//! and a fresh namespace per test, deleted afterwards, so tests run in parallel
+//! without seeing each other's objects.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+
+/// The kubeconfig of the local control plane: `$KUBECONFIG` when set, else the
+/// one `tests/controlplane/up` writes.
+pub fn kubeconfig_path() -> PathBuf {
+    match std::env::var_os("KUBECONFIG") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/controlplane/kubeconfig"),
+    }
+}
+
+/// A client for the local control plane. Panics with what to do when it is not up.
+pub async fn client() -> Client {
+    let path = kubeconfig_path();
+    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| {
+        panic!("no kubeconfig at {} ({e}): start the local control plane with tests/controlplane/up", path.display())
+    });
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig of the local control plane is valid");
+    Client::try_from(config).expect("client for the local control plane")
+}
+
+/// A namespace of its own for one test. Dropping it deletes the namespace (and
+/// so everything in it), also when the test panics.
+pub struct TestNamespace {
+    pub client: Client,
+    pub name: String,
+}
+
+impl TestNamespace {
+    /// Creates `mtn-<prefix>-<unique suffix>`, labelled as a test namespace.
+    pub async fn new(prefix: &str) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!(
+            "mtn-{prefix}-{:x}{:x}{}",
+            std::process::id() % 0xfff,
+            nanos % 0xffff,
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let client = client().await;
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some([("mettaton.dev/test".to_string(), "true".to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("creating test namespace {name}: {e}"));
+        TestNamespace { client, name }
+    }
+
+    /// An API for namespaced objects of kind `K` in this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if std::env::var_os("MTN_KEEP_NAMESPACES").is_some() {
+            eprintln!("keeping test namespace {}", self.name);
+            return;
+        }
+        // Drop runs inside the test's runtime, which must not block on itself:
+        // delete from a thread with its own runtime and its own client.
+        let name = self.name.clone();
+        let deleted = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async {
+                Api::<Namespace>::all(client().await)
+                    .delete(&name, &DeleteParams::background())
+                    .await
+                    .map(|_| ())
+                    .map_err(std::io::Error::other)
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = deleted {
+            eprintln!("could not delete test namespace {}: {e}", self.name);
+        }
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, and returns that value.
+/// Panics with `what` and the last observation when `timeout` passes first.
+pub async fn eventually<T, D, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    D: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, D>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// The API server's refusal inside a kube error, if that is what it is.
+pub fn api_status(err: &kube::Error) -> Option<&kube::core::Status> {
+    match err {
+        kube::Error::Api(status) => Some(status),
+        _ => None,
+    }
+}
