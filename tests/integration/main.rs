@@ -1,5 +1,6 @@
 //! Integration tests against the local control plane (tests/controlplane/up).
 //! One test binary, so the heavy dependencies are linked once.
 
+mod gameserver_schema;
 mod plane;
 mod support;

@@ -130,3 +130,30 @@ pub fn api_status(err: &kube::Error) -> Option<&kube::core::Status> {
         _ => None,
     }
 }
+
+/// Installs (server-side apply, idempotent) the GameServer CRD from the Rust
+/// types, and waits until it is served.
+pub async fn ensure_crd() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt;
+    use kube::api::{Patch, PatchParams};
+    use mettaton::api::GameServer;
+
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_init(|| async {
+            let client = client().await;
+            let crd = GameServer::crd();
+            let name = crd.metadata.name.clone().unwrap();
+            Api::<CustomResourceDefinition>::all(client.clone())
+                .patch(&name, &PatchParams::apply("mettaton-tests").force(), &Patch::Apply(&crd))
+                .await
+                .expect("GameServer CRD applies");
+            let served = Api::<GameServer>::all(client);
+            eventually("the GameServer CRD to be served", Duration::from_secs(30), || async {
+                served.list(&kube::api::ListParams::default().limit(1)).await.map(|_| ()).map_err(|e| e.to_string())
+            })
+            .await;
+        })
+        .await;
+}

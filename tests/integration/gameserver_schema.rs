@@ -1,0 +1,190 @@
+//! The API server itself refuses bad GameServer manifests, with a message that
+//! names the field, and accepts good ones with their defaults filled in.
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use mettaton::api::GameServer;
+use serde_json::{Value, json};
+
+use crate::support::{TestNamespace, api_status, ensure_crd};
+
+fn api(ns: &TestNamespace) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("mettaton.dev", "v1alpha1", "GameServer"));
+    Api::namespaced_with(ns.client.clone(), &ns.name, &ar)
+}
+
+fn manifest(name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "mettaton.dev/v1alpha1",
+        "kind": "GameServer",
+        "metadata": { "name": name },
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn good_spec() -> Value {
+    json!({
+        "image": "itzg/minecraft-server:java21",
+        "ports": [{ "name": "game", "containerPort": 25565 }],
+        "storage": { "size": "1Gi" }
+    })
+}
+
+/// Applies `edit` to a good spec and expects a 422 whose message contains each
+/// of `expected`.
+async fn refused(ns: &TestNamespace, case: &str, edit: impl FnOnce(&mut Value), expected: &[&str]) {
+    let mut spec = good_spec();
+    edit(&mut spec);
+    let err = api(ns)
+        .create(&PostParams::default(), &manifest("bad", spec.clone()))
+        .await
+        .expect_err(&format!("{case}: the API server must refuse {spec}"));
+    let status = api_status(&err).unwrap_or_else(|| panic!("{case}: not an API refusal: {err}"));
+    assert_eq!(status.code, 422, "{case}: {}", status.message);
+    for e in expected {
+        assert!(status.message.contains(e), "{case}: message should contain {e:?}: {}", status.message);
+    }
+}
+
+#[tokio::test]
+async fn bad_manifests_are_refused_naming_the_field() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("schema").await;
+    refused(&ns, "missing image", |s| drop(s.as_object_mut().unwrap().remove("image")), &["spec.image", "Required"])
+        .await;
+    refused(&ns, "empty image", |s| s["image"] = json!(""), &["spec.image"]).await;
+    refused(&ns, "no ports", |s| s["ports"] = json!([]), &["spec.ports"]).await;
+    refused(&ns, "port 0", |s| s["ports"][0]["containerPort"] = json!(0), &["spec.ports[0].containerPort"]).await;
+    refused(&ns, "port 70000", |s| s["ports"][0]["containerPort"] = json!(70000), &["spec.ports[0].containerPort"])
+        .await;
+    refused(
+        &ns,
+        "external port 70000",
+        |s| s["ports"][0]["externalPort"] = json!(70000),
+        &["spec.ports[0].externalPort"],
+    )
+    .await;
+    refused(
+        &ns,
+        "duplicate port names",
+        |s| s["ports"] = json!([{ "name": "game", "containerPort": 1 }, { "name": "game", "containerPort": 2 }]),
+        &["spec.ports[1]", "Duplicate value"],
+    )
+    .await;
+    refused(
+        &ns,
+        "same port twice",
+        |s| s["ports"] = json!([{ "name": "a", "containerPort": 7 }, { "name": "b", "containerPort": 7 }]),
+        &["spec.ports", "each containerPort and protocol pair may appear only once"],
+    )
+    .await;
+    refused(&ns, "bad protocol", |s| s["ports"][0]["protocol"] = json!("SCTP"), &["spec.ports[0].protocol", "SCTP"])
+        .await;
+    refused(&ns, "bad port name", |s| s["ports"][0]["name"] = json!("Game_Port"), &["spec.ports[0].name"]).await;
+    refused(&ns, "unknown state", |s| s["state"] = json!("Paused"), &["spec.state", "Paused"]).await;
+    refused(&ns, "negative storage", |s| s["storage"]["size"] = json!("-1Gi"), &["spec.storage.size", "positive"])
+        .await;
+    refused(&ns, "storage not a quantity", |s| s["storage"]["size"] = json!("lots"), &["spec.storage.size"]).await;
+    refused(&ns, "relative mount path", |s| s["storage"]["mountPath"] = json!("data"), &["spec.storage.mountPath"])
+        .await;
+    refused(&ns, "bad reclaim policy", |s| s["storage"]["reclaimPolicy"] = json!("Recycle"), &["reclaimPolicy"]).await;
+    refused(
+        &ns,
+        "config file with content and a ConfigMap",
+        |s| {
+            s["config"] =
+                json!([{ "path": "/data/a.cfg", "content": "x", "configMapKeyRef": { "name": "c", "key": "k" } }])
+        },
+        &["spec.config[0]", "exactly one of content or configMapKeyRef"],
+    )
+    .await;
+    refused(
+        &ns,
+        "config path with ..",
+        |s| s["config"] = json!([{ "path": "/data/../etc/x", "content": "x" }]),
+        &["spec.config[0].path"],
+    )
+    .await;
+    refused(
+        &ns,
+        "probe on an unknown port",
+        |s| s["health"] = json!({ "probe": { "tcpPort": "rcon" } }),
+        &["spec.health.probe.tcpPort", "must name a TCP port"],
+    )
+    .await;
+    refused(
+        &ns,
+        "startup timeout 0",
+        |s| s["health"] = json!({ "startupTimeoutSeconds": 0 }),
+        &["spec.health.startupTimeoutSeconds"],
+    )
+    .await;
+    refused(&ns, "bad service type", |s| s["service"] = json!({ "type": "ExternalName" }), &["spec.service.type"])
+        .await;
+    refused(
+        &ns,
+        "fixed external port on ClusterIP",
+        |s| {
+            s["service"] = json!({ "type": "ClusterIP" });
+            s["ports"][0]["externalPort"] = json!(30000);
+        },
+        &["spec.ports", "externalPort needs a NodePort or LoadBalancer"],
+    )
+    .await;
+    refused(
+        &ns,
+        "negative grace period",
+        |s| s["shutdown"] = json!({ "gracePeriodSeconds": -1 }),
+        &["spec.shutdown.gracePeriodSeconds"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn good_manifest_is_accepted_with_defaults() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("schema-ok").await;
+    let created = api(&ns).create(&PostParams::default(), &manifest("mc", good_spec())).await.unwrap();
+    let gs: GameServer = serde_json::from_value(serde_json::to_value(created).unwrap()).unwrap();
+    assert_eq!(gs.spec.state, mettaton::api::DesiredState::Running);
+    assert_eq!(gs.spec.ports[0].protocol, mettaton::api::Protocol::TCP);
+    let storage = gs.spec.storage.unwrap();
+    assert_eq!(storage.mount_path, "/data");
+    assert_eq!(storage.reclaim_policy, mettaton::api::ReclaimPolicy::Retain);
+}
+
+/// Transition rules: a volume may grow but not shrink, its class is fixed, and
+/// storage cannot be dropped from a server that has it.
+#[tokio::test]
+async fn storage_changes_that_would_lose_data_are_refused() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("schema-upd").await;
+    let api = api(&ns);
+    api.create(&PostParams::default(), &manifest("mc", good_spec())).await.unwrap();
+    let update = |spec: Value| {
+        let api = api.clone();
+        async move {
+            let patch = json!({ "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer", "spec": spec });
+            api.patch("mc", &PatchParams::apply("user").force(), &Patch::Apply(&patch)).await
+        }
+    };
+    let mut grow = good_spec();
+    grow["storage"]["size"] = json!("2Gi");
+    update(grow).await.expect("a volume may grow");
+
+    let mut shrink = good_spec();
+    shrink["storage"]["size"] = json!("1Gi");
+    let err = update(shrink).await.unwrap_err();
+    assert!(api_status(&err).unwrap().message.contains("may grow but never shrink"), "{err}");
+
+    let mut class = good_spec();
+    class["storage"]["size"] = json!("2Gi");
+    class["storage"]["storageClassName"] = json!("fast");
+    let err = update(class).await.unwrap_err();
+    assert!(api_status(&err).unwrap().message.contains("storageClassName cannot change"), "{err}");
+
+    let dropped = json!({ "spec": { "storage": null } });
+    let err = api.patch("mc", &PatchParams::default(), &Patch::Merge(&dropped)).await.unwrap_err();
+    assert!(api_status(&err).unwrap().message.contains("storage cannot be removed"), "{err}");
+}
