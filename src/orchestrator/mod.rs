@@ -7,6 +7,8 @@ use std::future::Future;
 use crate::api::{GameServer, PublishedPort, ReclaimPolicy};
 use crate::plan::ServerPlan;
 
+pub mod kubernetes;
+
 /// A backend that runs game servers.
 pub trait Orchestrator: Send + Sync + 'static {
     /// Makes the runtime match the plan. Writes nothing when it already does.

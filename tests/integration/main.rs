@@ -2,5 +2,6 @@
 //! One test binary, so the heavy dependencies are linked once.
 
 mod gameserver_schema;
+mod kubernetes_backend;
 mod plane;
 mod support;

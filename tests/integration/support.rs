@@ -89,7 +89,18 @@ impl Drop for TestNamespace {
         let deleted = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async {
-                Api::<Namespace>::all(client().await)
+                let client = client().await;
+                // GameServers a test left behind would hold the namespace in
+                // Terminating forever once no controller runs: release them.
+                let leftovers = Api::<mettaton::api::GameServer>::namespaced(client.clone(), &name);
+                if let Ok(list) = leftovers.list(&Default::default()).await {
+                    let release = kube::api::Patch::Merge(serde_json::json!({ "metadata": { "finalizers": null } }));
+                    for gs in list {
+                        let gs_name = kube::ResourceExt::name_any(&gs);
+                        let _ = leftovers.patch(&gs_name, &Default::default(), &release).await;
+                    }
+                }
+                Api::<Namespace>::all(client)
                     .delete(&name, &DeleteParams::background())
                     .await
                     .map(|_| ())
@@ -156,4 +167,31 @@ pub async fn ensure_crd() {
             .await;
         })
         .await;
+}
+
+/// The requests a client made, by HTTP method and path.
+#[derive(Clone, Default)]
+pub struct Requests(std::sync::Arc<std::sync::Mutex<Vec<(http::Method, String)>>>);
+
+impl Requests {
+    /// Requests that change something (anything but GET, which covers list and watch).
+    pub fn writes(&self) -> Vec<(http::Method, String)> {
+        self.0.lock().unwrap().iter().filter(|(m, _)| m != http::Method::GET).cloned().collect()
+    }
+}
+
+/// A client for the local plane that records every request it sends.
+pub async fn counting_client() -> (Client, Requests) {
+    let requests = Requests::default();
+    let seen = requests.clone();
+    let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).expect("kubeconfig of the local control plane");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
+    let client = kube::client::ClientBuilder::try_from(config)
+        .unwrap()
+        .with_layer(&tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+            seen.0.lock().unwrap().push((req.method().clone(), req.uri().path().to_string()));
+            req
+        }))
+        .build();
+    (client, requests)
 }

@@ -1,0 +1,841 @@
+//! Pure translation between a [`ServerPlan`] and Kubernetes objects: one
+//! builder per child object of a GameServer, and the readings of what the
+//! cluster reports back (the instance a pod is, the endpoint players use).
+//! No client here, so every object mettaton writes is pinned by a snapshot test.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapProjection, Container, ContainerPort, ExecAction, KeyToPath, Lifecycle, LifecycleHandler, Node,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SeccompProfile, SecurityContext, Service, ServicePort,
+    ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
+
+use crate::api::{GameServer, PublishedPort, PullPolicy, ServiceType};
+use crate::orchestrator::{Endpoint, Instance};
+use crate::plan::{self, Check, ConfigSource, ServerPlan};
+
+/// Name of the game's container in the pod.
+pub const CONTAINER: &str = "game";
+/// Name of the pod volume holding the game's data claim.
+const DATA_VOLUME: &str = "data";
+/// Name of the pod volume projecting every config file.
+const CONFIG_VOLUME: &str = "config";
+
+/// The Deployment running the game server.
+pub fn deployment(plan: &ServerPlan, owner: &GameServer) -> Deployment {
+    let config_hash =
+        plan.config.as_ref().map(|c| BTreeMap::from([(plan::ANNOTATION_CONFIG_HASH.to_string(), c.hash.clone())]));
+    Deployment {
+        metadata: metadata(plan, &plan.name, owner),
+        spec: Some(DeploymentSpec {
+            // A game server is one process with one world: never more than one.
+            replicas: Some(plan.replicas.clamp(0, 1)),
+            selector: LabelSelector { match_labels: Some(plan.selector.clone()), ..Default::default() },
+            // The data volume is ReadWriteOnce and the world single-writer: the
+            // old server must be gone before the new one opens the world.
+            strategy: Some(DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(plan.labels.clone()),
+                    annotations: config_hash,
+                    ..Default::default()
+                }),
+                spec: Some(pod_spec(plan)),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn pod_spec(plan: &ServerPlan) -> PodSpec {
+    let mut volumes = Vec::new();
+    if let Some(volume) = &plan.volume {
+        volumes.push(Volume {
+            name: DATA_VOLUME.into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: volume.name.clone(),
+                read_only: None,
+            }),
+            ..Default::default()
+        });
+    }
+    if let Some(projected) = config_volume(plan) {
+        volumes.push(Volume { name: CONFIG_VOLUME.into(), projected: Some(projected), ..Default::default() });
+    }
+    PodSpec {
+        // Game servers never talk to the Kubernetes API; a mounted token would
+        // only be something to steal.
+        automount_service_account_token: Some(false),
+        // Service links put every Service of the namespace into the game's
+        // environment, which games neither need nor expect.
+        enable_service_links: Some(false),
+        termination_grace_period_seconds: Some(plan.grace_period_seconds),
+        // Privilege escalation cannot be forbidden for arbitrary game images
+        // (many start as root and drop privileges), but the default seccomp
+        // profile costs them nothing.
+        security_context: Some(PodSecurityContext {
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+            ..Default::default()
+        }),
+        containers: vec![container(plan)],
+        volumes: non_empty(volumes),
+        ..Default::default()
+    }
+}
+
+fn container(plan: &ServerPlan) -> Container {
+    let c = &plan.container;
+    let check = c.readiness.as_ref();
+    Container {
+        name: CONTAINER.into(),
+        image: Some(c.image.clone()),
+        image_pull_policy: c.pull_policy.map(|p| {
+            match p {
+                PullPolicy::Always => "Always",
+                PullPolicy::IfNotPresent => "IfNotPresent",
+                PullPolicy::Never => "Never",
+            }
+            .to_string()
+        }),
+        command: non_empty(c.command.clone()),
+        args: non_empty(c.args.clone()),
+        env: non_empty(c.env.clone()),
+        resources: c.resources.clone(),
+        ports: non_empty(
+            c.ports
+                .iter()
+                .map(|p| ContainerPort {
+                    name: Some(p.name.clone()),
+                    container_port: p.container_port,
+                    protocol: Some(p.protocol.as_str().into()),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        // Readiness decides whether players are sent to the server.
+        readiness_probe: check.map(|check| Probe {
+            period_seconds: Some(c.period_seconds),
+            failure_threshold: Some(c.failure_threshold),
+            ..probe(check)
+        }),
+        // Holds liveness back while a world loads, for up to the startup timeout.
+        startup_probe: check.map(|check| Probe {
+            period_seconds: Some(c.period_seconds),
+            failure_threshold: Some(startup_failure_threshold(plan.startup_timeout_seconds, c.period_seconds)),
+            ..probe(check)
+        }),
+        // Restarts a server that hangs, more patiently than readiness gives up
+        // on it, so a lag spike makes it unready rather than killed.
+        liveness_probe: check.map(|check| Probe {
+            period_seconds: Some(c.period_seconds),
+            failure_threshold: Some(c.failure_threshold.saturating_mul(3)),
+            ..probe(check)
+        }),
+        lifecycle: (!c.stop_command.is_empty()).then(|| Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction { command: Some(c.stop_command.clone()) }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: non_empty(volume_mounts(plan)),
+        security_context: Some(SecurityContext { allow_privilege_escalation: Some(false), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn probe(check: &Check) -> Probe {
+    match check {
+        Check::Tcp { port } => Probe {
+            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(*port), host: None }),
+            ..Default::default()
+        },
+        Check::Exec { command } => {
+            Probe { exec: Some(ExecAction { command: Some(command.clone()) }), ..Default::default() }
+        }
+    }
+}
+
+/// Checks the startup probe may fail before the container is restarted: enough
+/// periods to cover the whole startup timeout.
+fn startup_failure_threshold(startup_timeout_seconds: i32, period_seconds: i32) -> i32 {
+    let period = period_seconds.max(1);
+    (startup_timeout_seconds.max(1) + period - 1) / period
+}
+
+fn volume_mounts(plan: &ServerPlan) -> Vec<VolumeMount> {
+    let mut mounts = Vec::new();
+    if let Some(volume) = &plan.volume {
+        mounts.push(VolumeMount {
+            name: DATA_VOLUME.into(),
+            mount_path: volume.mount_path.clone(),
+            ..Default::default()
+        });
+    }
+    // Each file mounted alone (subPath), so a file can sit inside the data
+    // volume or any directory of the image without hiding its neighbours.
+    for (i, file) in plan.config.iter().flat_map(|c| c.files.iter()).enumerate() {
+        mounts.push(VolumeMount {
+            name: CONFIG_VOLUME.into(),
+            mount_path: file.path.clone(),
+            sub_path: Some(config_item_path(i)),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    mounts
+}
+
+/// Path of the `i`th config file inside the projected volume: distinct for
+/// every file whatever ConfigMap and key it comes from.
+fn config_item_path(i: usize) -> String {
+    format!("f{i}")
+}
+
+/// One projected volume for all config files: mettaton's own ConfigMap for
+/// inline content, and each referenced user ConfigMap (in order of first use).
+fn config_volume(plan: &ServerPlan) -> Option<ProjectedVolumeSource> {
+    let config = plan.config.as_ref().filter(|c| !c.files.is_empty())?;
+    let mut sources: Vec<(String, Vec<KeyToPath>)> = Vec::new();
+    for (i, file) in config.files.iter().enumerate() {
+        let (name, key) = match &file.source {
+            ConfigSource::Inline { key } => (&config.name, key),
+            ConfigSource::ConfigMap { name, key } => (name, key),
+        };
+        let item = KeyToPath { key: key.clone(), path: config_item_path(i), mode: None };
+        match sources.iter_mut().find(|(n, _)| n == name) {
+            Some((_, items)) => items.push(item),
+            None => sources.push((name.clone(), vec![item])),
+        }
+    }
+    Some(ProjectedVolumeSource {
+        default_mode: None,
+        sources: Some(
+            sources
+                .into_iter()
+                .map(|(name, items)| VolumeProjection {
+                    config_map: Some(ConfigMapProjection { name, items: Some(items), optional: None }),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+    })
+}
+
+/// The Service through which players reach the server.
+pub fn service(plan: &ServerPlan, owner: &GameServer) -> Service {
+    let type_ = plan.service.type_;
+    let ports = plan
+        .container
+        .ports
+        .iter()
+        .map(|p| ServicePort {
+            name: Some(p.name.clone()),
+            protocol: Some(p.protocol.as_str().into()),
+            port: match (type_, p.external_port) {
+                (ServiceType::LoadBalancer, Some(external)) => external,
+                _ => p.container_port,
+            },
+            target_port: Some(IntOrString::Int(p.container_port)),
+            node_port: match type_ {
+                ServiceType::NodePort => p.external_port,
+                _ => None,
+            },
+            ..Default::default()
+        })
+        .collect();
+    let mut metadata = metadata(plan, &plan.name, owner);
+    metadata.annotations = non_empty_map(plan.service.annotations.clone());
+    Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            type_: Some(service_type(type_).into()),
+            selector: Some(plan.selector.clone()),
+            ports: Some(ports),
+            // Local keeps the players' addresses visible to the game (bans,
+            // rate limits); players are given the node the pod runs on anyway.
+            external_traffic_policy: match type_ {
+                ServiceType::NodePort | ServiceType::LoadBalancer => Some("Local".into()),
+                ServiceType::ClusterIP => None,
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn service_type(type_: ServiceType) -> &'static str {
+    match type_ {
+        ServiceType::NodePort => "NodePort",
+        ServiceType::LoadBalancer => "LoadBalancer",
+        ServiceType::ClusterIP => "ClusterIP",
+    }
+}
+
+/// The claim for the game's data, when storage is planned.
+pub fn persistent_volume_claim(plan: &ServerPlan, owner: &GameServer) -> Option<PersistentVolumeClaim> {
+    let volume = plan.volume.as_ref()?;
+    Some(PersistentVolumeClaim {
+        metadata: metadata(plan, &volume.name, owner),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(volume.size.clone()))])),
+                limits: None,
+            }),
+            storage_class_name: volume.storage_class_name.clone(),
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// mettaton's ConfigMap holding the inline config files, when there are any.
+pub fn config_map(plan: &ServerPlan, owner: &GameServer) -> Option<ConfigMap> {
+    let config = plan.config.as_ref().filter(|c| !c.inline.is_empty())?;
+    Some(ConfigMap {
+        metadata: metadata(plan, &config.name, owner),
+        data: Some(config.inline.clone()),
+        ..Default::default()
+    })
+}
+
+/// Metadata every child carries: the server's labels and one controller
+/// reference to the GameServer, so that garbage collection and `Controller::owns`
+/// both see the child as the GameServer's.
+fn metadata(plan: &ServerPlan, name: &str, owner: &GameServer) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(plan.namespace.clone()),
+        labels: Some(plan.labels.clone()),
+        owner_references: controller_ref(owner).map(|r| vec![r]),
+        ..Default::default()
+    }
+}
+
+/// The controller reference to `owner`; `None` for a GameServer that was never
+/// stored (no uid).
+pub fn controller_ref(owner: &GameServer) -> Option<OwnerReference> {
+    owner.controller_owner_ref(&()).map(|r| OwnerReference { block_owner_deletion: Some(true), ..r })
+}
+
+/// Where players connect, from the Service and (for NodePort) the node the
+/// server's pod runs on. Unknown parts stay empty: no address before the pod
+/// is scheduled or the load balancer is provisioned.
+pub fn endpoint(plan: &ServerPlan, service: Option<&Service>, node: Option<&Node>) -> Endpoint {
+    let Some(service) = service else { return Endpoint::default() };
+    let spec = service.spec.as_ref();
+    let service_ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or_default();
+    let published = |pick: fn(&ServicePort) -> Option<i32>| -> Vec<PublishedPort> {
+        plan.container
+            .ports
+            .iter()
+            .filter_map(|p| {
+                let sp = service_ports.iter().find(|sp| sp.name.as_deref() == Some(p.name.as_str()))?;
+                Some(PublishedPort { name: p.name.clone(), port: pick(sp)?, protocol: p.protocol })
+            })
+            .collect()
+    };
+    match plan.service.type_ {
+        ServiceType::NodePort => Endpoint { address: node.and_then(node_address), ports: published(|sp| sp.node_port) },
+        ServiceType::LoadBalancer => {
+            let ingress = service
+                .status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_deref())
+                .and_then(|ingress| ingress.first());
+            let address = ingress.and_then(|i| non_blank(i.ip.as_deref()).or_else(|| non_blank(i.hostname.as_deref())));
+            Endpoint { address, ports: published(|sp| Some(sp.port)) }
+        }
+        ServiceType::ClusterIP => Endpoint {
+            address: Some(format!("{}.{}.svc", plan.name, plan.namespace)),
+            ports: published(|sp| Some(sp.port)),
+        },
+    }
+}
+
+/// The address of a node players can reach: external before internal before
+/// a host name.
+fn node_address(node: &Node) -> Option<String> {
+    let addresses = node.status.as_ref()?.addresses.as_deref()?;
+    ["ExternalIP", "InternalIP", "Hostname"].into_iter().find_map(|type_| {
+        addresses.iter().find(|a| a.type_ == type_ && !a.address.is_empty()).map(|a| a.address.clone())
+    })
+}
+
+fn non_blank(s: Option<&str>) -> Option<String> {
+    s.filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// The pod that stands for the server among those matching its selector: the
+/// newest one not shutting down, else the newest one (a stopping server is
+/// still something to report).
+pub fn current_pod(pods: &[Pod]) -> Option<&Pod> {
+    let created = |p: &&Pod| (p.metadata.creation_timestamp.clone(), p.metadata.name.clone());
+    pods.iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .max_by_key(created)
+        .or_else(|| pods.iter().max_by_key(created))
+}
+
+/// Waiting reasons every start goes through: not problems.
+const NORMAL_WAITING: [&str; 2] = ["ContainerCreating", "PodInitializing"];
+
+/// What a pod says about the game server running in it.
+pub fn instance(pod: &Pod) -> Instance {
+    let status = pod.status.as_ref();
+    let game = status
+        .and_then(|s| s.container_statuses.as_deref())
+        .and_then(|statuses| statuses.iter().find(|c| c.name == CONTAINER));
+    let state = game.and_then(|c| c.state.as_ref());
+    let ready = status
+        .and_then(|s| s.conditions.as_deref())
+        .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let problem = match game {
+        Some(c) => {
+            let waiting = state
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.clone())
+                .filter(|r| !NORMAL_WAITING.contains(&r.as_str()));
+            let terminated = || {
+                state
+                    .and_then(|s| s.terminated.as_ref())
+                    .or_else(|| c.last_state.as_ref().and_then(|s| s.terminated.as_ref()))
+                    .and_then(|t| t.reason.clone())
+            };
+            waiting.or_else(|| if c.ready { None } else { terminated() })
+        }
+        // Before any container exists, the scheduler is the one that can be stuck
+        // (no node fits, the data volume cannot be bound).
+        None => status
+            .and_then(|s| s.conditions.as_deref())
+            .and_then(|conditions| conditions.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False"))
+            .and_then(|c| c.reason.clone()),
+    };
+    Instance {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        running: state.is_some_and(|s| s.running.is_some()),
+        ready,
+        restarts: game.map_or(0, |c| c.restart_count),
+        problem,
+        terminating: pod.metadata.deletion_timestamp.is_some(),
+    }
+}
+
+/// `None` for an empty list, so that the object carries no field the API
+/// server would drop (which would make the applied object never match).
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+fn non_empty_map(m: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!m.is_empty()).then_some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Protocol;
+    use serde_json::json;
+
+    fn game_server(name: &str, spec: serde_json::Value) -> GameServer {
+        serde_json::from_value(json!({
+            "apiVersion": "mettaton.dev/v1alpha1",
+            "kind": "GameServer",
+            "metadata": {
+                "name": name,
+                "namespace": "games",
+                "uid": "0b7c3e0e-5d7e-4d4f-9d3c-2f1f5e4b6a01"
+            },
+            "spec": spec
+        }))
+        .unwrap()
+    }
+
+    /// A Minecraft server with a world volume, config files and TCP/UDP ports.
+    fn minecraft() -> GameServer {
+        game_server(
+            "survival",
+            json!({
+                "image": "itzg/minecraft-server:java21",
+                "imagePullPolicy": "IfNotPresent",
+                "env": [
+                    { "name": "EULA", "value": "TRUE" },
+                    { "name": "RCON_PASSWORD", "valueFrom": { "secretKeyRef": { "name": "rcon", "key": "password" } } }
+                ],
+                "resources": { "requests": { "cpu": "1", "memory": "2Gi" }, "limits": { "memory": "4Gi" } },
+                "ports": [
+                    { "name": "game", "containerPort": 25565, "externalPort": 30565 },
+                    { "name": "query", "containerPort": 25565, "protocol": "UDP" }
+                ],
+                "storage": { "size": "10Gi", "storageClassName": "fast", "mountPath": "/data" },
+                "config": [
+                    { "path": "/data/server.properties", "content": "motd=Hello\nmax-players=20\n" },
+                    { "path": "/data/ops.json", "configMapKeyRef": { "name": "ops", "key": "ops.json" } },
+                    { "path": "/data/whitelist.json", "content": "[]" },
+                    { "path": "/data/banned-players.json", "configMapKeyRef": { "name": "ops", "key": "banned.json" } }
+                ],
+                "health": { "startupTimeoutSeconds": 900, "periodSeconds": 10, "failureThreshold": 3 },
+                "shutdown": { "gracePeriodSeconds": 120, "stopCommand": ["rcon-cli", "stop"] }
+            }),
+        )
+    }
+
+    fn stopped() -> GameServer {
+        let mut gs = minecraft();
+        gs.spec.state = crate::api::DesiredState::Stopped;
+        gs
+    }
+
+    fn udp_only() -> GameServer {
+        game_server(
+            "valheim",
+            json!({
+                "image": "lloesche/valheim-server",
+                "ports": [
+                    { "name": "game", "containerPort": 2456, "protocol": "UDP" },
+                    { "name": "query", "containerPort": 2457, "protocol": "UDP" }
+                ]
+            }),
+        )
+    }
+
+    fn load_balanced() -> GameServer {
+        game_server(
+            "arena",
+            json!({
+                "image": "example.org/arena:1.4",
+                "ports": [{ "name": "game", "containerPort": 7777, "externalPort": 7777 },
+                          { "name": "voice", "containerPort": 9987, "protocol": "UDP", "externalPort": 9000 }],
+                "service": {
+                    "type": "LoadBalancer",
+                    "annotations": { "service.beta.kubernetes.io/aws-load-balancer-type": "nlb" }
+                }
+            }),
+        )
+    }
+
+    fn exec_probe() -> GameServer {
+        game_server(
+            "factory",
+            json!({
+                "image": "factoriotools/factorio:stable",
+                "command": ["/docker-entrypoint.sh"],
+                "args": ["--server-settings", "/factorio/config/server-settings.json"],
+                "ports": [{ "name": "game", "containerPort": 34197, "protocol": "UDP" }],
+                "health": { "probe": { "exec": ["sh", "-c", "pgrep factorio"] }, "periodSeconds": 15,
+                            "failureThreshold": 2, "startupTimeoutSeconds": 100 },
+                "service": { "type": "ClusterIP" }
+            }),
+        )
+    }
+
+    fn build<T>(gs: &GameServer, f: fn(&ServerPlan, &GameServer) -> T) -> T {
+        f(&plan::plan(gs), gs)
+    }
+
+    #[test]
+    fn minecraft_deployment() {
+        insta::assert_yaml_snapshot!(build(&minecraft(), deployment));
+    }
+
+    #[test]
+    fn minecraft_service() {
+        insta::assert_yaml_snapshot!(build(&minecraft(), service));
+    }
+
+    #[test]
+    fn minecraft_persistent_volume_claim() {
+        insta::assert_yaml_snapshot!(build(&minecraft(), persistent_volume_claim));
+    }
+
+    #[test]
+    fn minecraft_config_map() {
+        insta::assert_yaml_snapshot!(build(&minecraft(), config_map));
+    }
+
+    #[test]
+    fn stopped_deployment() {
+        insta::assert_yaml_snapshot!(build(&stopped(), deployment));
+    }
+
+    #[test]
+    fn udp_only_deployment() {
+        insta::assert_yaml_snapshot!(build(&udp_only(), deployment));
+    }
+
+    #[test]
+    fn udp_only_service() {
+        insta::assert_yaml_snapshot!(build(&udp_only(), service));
+    }
+
+    #[test]
+    fn load_balancer_service() {
+        insta::assert_yaml_snapshot!(build(&load_balanced(), service));
+    }
+
+    #[test]
+    fn exec_probe_deployment() {
+        insta::assert_yaml_snapshot!(build(&exec_probe(), deployment));
+    }
+
+    #[test]
+    fn cluster_ip_service() {
+        insta::assert_yaml_snapshot!(build(&exec_probe(), service));
+    }
+
+    #[test]
+    fn without_storage_or_inline_files_there_is_no_claim_and_no_config_map() {
+        let gs = udp_only();
+        assert_eq!(build(&gs, persistent_volume_claim), None);
+        assert_eq!(build(&gs, config_map), None);
+        let mut only_refs = minecraft();
+        only_refs.spec.config.retain(|f| f.config_map_key_ref.is_some());
+        assert_eq!(build(&only_refs, config_map), None);
+        let d = build(&only_refs, deployment);
+        let volumes = d.spec.unwrap().template.spec.unwrap().volumes.unwrap();
+        let sources = volumes[1].projected.as_ref().unwrap().sources.as_ref().unwrap();
+        assert_eq!(sources.len(), 1, "only the user's ConfigMap is projected");
+    }
+
+    #[test]
+    fn every_child_has_one_controller_reference_to_the_game_server() {
+        let gs = minecraft();
+        let p = plan::plan(&gs);
+        let metas = [
+            deployment(&p, &gs).metadata,
+            service(&p, &gs).metadata,
+            persistent_volume_claim(&p, &gs).unwrap().metadata,
+            config_map(&p, &gs).unwrap().metadata,
+        ];
+        for meta in metas {
+            let refs = meta.owner_references.unwrap();
+            assert_eq!(refs.len(), 1);
+            let r = &refs[0];
+            assert_eq!(
+                (r.api_version.as_str(), r.kind.as_str(), r.name.as_str()),
+                ("mettaton.dev/v1alpha1", "GameServer", "survival")
+            );
+            assert_eq!(r.uid, "0b7c3e0e-5d7e-4d4f-9d3c-2f1f5e4b6a01");
+            assert_eq!((r.controller, r.block_owner_deletion), (Some(true), Some(true)));
+            assert_eq!(meta.labels.as_ref(), Some(&p.labels));
+            assert_eq!(meta.namespace.as_deref(), Some("games"));
+        }
+    }
+
+    #[test]
+    fn startup_probe_covers_the_startup_timeout() {
+        for (timeout, period) in [(600, 10), (5, 10), (601, 10), (86400, 1), (100, 15)] {
+            let threshold = startup_failure_threshold(timeout, period);
+            assert!(threshold * period >= timeout, "{timeout}s with {period}s periods: {threshold}");
+            assert!((threshold - 1) * period < timeout, "not more than needed: {timeout}/{period} -> {threshold}");
+        }
+    }
+
+    fn node(addresses: &[(&str, &str)]) -> Node {
+        serde_json::from_value(json!({
+            "metadata": { "name": "n" },
+            "status": { "addresses": addresses.iter().map(|(t, a)| json!({ "type": t, "address": a })).collect::<Vec<_>>() }
+        }))
+        .unwrap()
+    }
+
+    /// The Service as the API server returns it: ports allocated.
+    fn served(mut svc: Service, node_ports: &[i32], ingress: Option<serde_json::Value>) -> Service {
+        for (p, n) in svc.spec.as_mut().unwrap().ports.as_mut().unwrap().iter_mut().zip(node_ports) {
+            p.node_port = Some(*n);
+        }
+        if let Some(ingress) = ingress {
+            svc.status = Some(serde_json::from_value(json!({ "loadBalancer": { "ingress": [ingress] } })).unwrap());
+        }
+        svc
+    }
+
+    fn port(name: &str, port: i32, protocol: Protocol) -> PublishedPort {
+        PublishedPort { name: name.into(), port, protocol }
+    }
+
+    #[test]
+    fn node_port_endpoint_is_the_nodes_best_address_and_the_node_ports() {
+        let gs = minecraft();
+        let p = plan::plan(&gs);
+        let svc = served(service(&p, &gs), &[30565, 31000], None);
+        let both = node(&[("Hostname", "node-a"), ("InternalIP", "10.0.0.5"), ("ExternalIP", "203.0.113.7")]);
+        let e = endpoint(&p, Some(&svc), Some(&both));
+        assert_eq!(e.address.as_deref(), Some("203.0.113.7"));
+        assert_eq!(e.ports, vec![port("game", 30565, Protocol::TCP), port("query", 31000, Protocol::UDP)]);
+
+        let internal = node(&[("Hostname", "node-a"), ("InternalIP", "10.0.0.5")]);
+        assert_eq!(endpoint(&p, Some(&svc), Some(&internal)).address.as_deref(), Some("10.0.0.5"));
+        let named = node(&[("Hostname", "node-a")]);
+        assert_eq!(endpoint(&p, Some(&svc), Some(&named)).address.as_deref(), Some("node-a"));
+
+        // Not scheduled yet: ports known, address not.
+        let unscheduled = endpoint(&p, Some(&svc), None);
+        assert_eq!((unscheduled.address, unscheduled.ports.len()), (None, 2));
+        assert_eq!(endpoint(&p, None, Some(&both)), Endpoint::default());
+    }
+
+    #[test]
+    fn load_balancer_endpoint_is_the_ingress_and_the_service_ports() {
+        let gs = load_balanced();
+        let p = plan::plan(&gs);
+        let pending = served(service(&p, &gs), &[31001, 31002], None);
+        assert_eq!(endpoint(&p, Some(&pending), None).address, None);
+
+        let by_ip = served(service(&p, &gs), &[31001, 31002], Some(json!({ "ip": "198.51.100.4" })));
+        let e = endpoint(&p, Some(&by_ip), None);
+        assert_eq!(e.address.as_deref(), Some("198.51.100.4"));
+        assert_eq!(e.ports, vec![port("game", 7777, Protocol::TCP), port("voice", 9000, Protocol::UDP)]);
+
+        let by_name = served(service(&p, &gs), &[], Some(json!({ "hostname": "lb.example.org" })));
+        assert_eq!(endpoint(&p, Some(&by_name), None).address.as_deref(), Some("lb.example.org"));
+    }
+
+    #[test]
+    fn cluster_ip_endpoint_is_the_service_dns_name() {
+        let gs = exec_probe();
+        let p = plan::plan(&gs);
+        let e = endpoint(&p, Some(&service(&p, &gs)), None);
+        assert_eq!(e.address.as_deref(), Some("factory.games.svc"));
+        assert_eq!(e.ports, vec![port("game", 34197, Protocol::UDP)]);
+    }
+
+    fn pod(name: &str, created: &str, status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": { "name": name, "creationTimestamp": created },
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    fn game_status(ready: bool, container: serde_json::Value) -> serde_json::Value {
+        let mut c = json!({ "name": "game", "image": "i", "imageID": "", "ready": ready, "restartCount": 0 });
+        c.as_object_mut().unwrap().extend(container.as_object().unwrap().clone());
+        json!({
+            "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }],
+            "containerStatuses": [
+                { "name": "sidecar", "image": "s", "imageID": "", "ready": false, "restartCount": 9 },
+                c
+            ]
+        })
+    }
+
+    #[test]
+    fn a_ready_pod_is_a_running_ready_instance() {
+        let p = pod("mc-1", "2025-01-01T00:00:00Z", game_status(true, json!({ "state": { "running": {} } })));
+        assert_eq!(
+            instance(&p),
+            Instance {
+                name: "mc-1".into(),
+                running: true,
+                ready: true,
+                restarts: 0,
+                problem: None,
+                terminating: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_crash_looping_container_reports_why() {
+        let p = pod(
+            "mc-1",
+            "2025-01-01T00:00:00Z",
+            game_status(
+                false,
+                json!({
+                    "restartCount": 4,
+                    "state": { "waiting": { "reason": "CrashLoopBackOff" } },
+                    "lastState": { "terminated": { "exitCode": 1, "reason": "Error" } }
+                }),
+            ),
+        );
+        let i = instance(&p);
+        assert_eq!((i.running, i.ready, i.restarts, i.problem.as_deref()), (false, false, 4, Some("CrashLoopBackOff")));
+    }
+
+    #[test]
+    fn a_running_unready_container_reports_its_last_termination() {
+        let p = pod(
+            "mc-1",
+            "2025-01-01T00:00:00Z",
+            game_status(
+                false,
+                json!({
+                    "restartCount": 1,
+                    "state": { "running": {} },
+                    "lastState": { "terminated": { "exitCode": 137, "reason": "OOMKilled" } }
+                }),
+            ),
+        );
+        let i = instance(&p);
+        assert_eq!((i.running, i.ready, i.problem.as_deref()), (true, false, Some("OOMKilled")));
+
+        // Once ready again, an old termination is history, not a problem.
+        let recovered = pod(
+            "mc-1",
+            "2025-01-01T00:00:00Z",
+            game_status(
+                true,
+                json!({
+                    "restartCount": 1,
+                    "state": { "running": {} },
+                    "lastState": { "terminated": { "exitCode": 137, "reason": "OOMKilled" } }
+                }),
+            ),
+        );
+        assert_eq!(instance(&recovered).problem, None);
+    }
+
+    #[test]
+    fn a_starting_container_has_no_problem() {
+        let p = pod(
+            "mc-1",
+            "2025-01-01T00:00:00Z",
+            game_status(false, json!({ "state": { "waiting": { "reason": "ContainerCreating" } } })),
+        );
+        assert_eq!(instance(&p).problem, None);
+    }
+
+    #[test]
+    fn an_unschedulable_pod_reports_it() {
+        let p = pod(
+            "mc-1",
+            "2025-01-01T00:00:00Z",
+            json!({ "phase": "Pending", "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable" }] }),
+        );
+        let i = instance(&p);
+        assert_eq!((i.running, i.ready, i.problem.as_deref()), (false, false, Some("Unschedulable")));
+    }
+
+    #[test]
+    fn the_current_pod_is_the_newest_one_not_shutting_down() {
+        let mut old = pod("a", "2025-01-01T00:00:00Z", json!({}));
+        let mut new = pod("b", "2025-01-01T00:05:00Z", json!({}));
+        let older = pod("c", "2024-12-31T00:00:00Z", json!({}));
+        let pods = vec![old.clone(), new.clone(), older.clone()];
+        assert_eq!(current_pod(&pods).unwrap().metadata.name.as_deref(), Some("b"));
+
+        new.metadata.deletion_timestamp = old.metadata.creation_timestamp.clone();
+        let pods = vec![old.clone(), new.clone(), older];
+        assert_eq!(current_pod(&pods).unwrap().metadata.name.as_deref(), Some("a"));
+
+        // All shutting down: the newest still stands for the server, as terminating.
+        old.metadata.deletion_timestamp = new.metadata.deletion_timestamp.clone();
+        let pods = vec![old, new];
+        let current = current_pod(&pods).unwrap();
+        assert_eq!(current.metadata.name.as_deref(), Some("b"));
+        assert!(instance(current).terminating);
+        assert_eq!(current_pod(&[]), None);
+    }
+}

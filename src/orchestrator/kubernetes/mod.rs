@@ -1,0 +1,559 @@
+//! The Kubernetes backend: a game server is a Deployment (one pod), a Service,
+//! a PersistentVolumeClaim for its data and a ConfigMap for its inline config
+//! files, all controlled by the GameServer through an owner reference.
+//!
+//! Every write is a server-side apply under [`api::FIELD_MANAGER`], preceded by
+//! a read: when the object already holds everything mettaton would apply, nothing
+//! is written, so a reconcile of a server in its steady state costs reads only.
+//! Objects of the same name that belong to something else are never taken over
+//! or deleted.
+
+pub mod builders;
+
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, Preconditions};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::api::{self, GameServer, ReclaimPolicy, ServiceType};
+use crate::orchestrator::{BackendError, Observed, Orchestrator, Teardown, Workload};
+use crate::plan::{self, ServerPlan};
+
+/// Label put on a data claim kept after its GameServer was deleted (reclaim
+/// policy Retain), so that `kubectl get pvc -l mettaton.dev/retained` lists the
+/// worlds nobody runs any more. Removed when a new GameServer adopts the claim.
+pub const LABEL_RETAINED: &str = "mettaton.dev/retained";
+
+/// Runs game servers on a Kubernetes cluster.
+#[derive(Clone)]
+pub struct KubernetesOrchestrator {
+    client: Client,
+}
+
+impl KubernetesOrchestrator {
+    pub fn new(client: Client) -> Self {
+        KubernetesOrchestrator { client }
+    }
+
+    fn api<K>(&self, plan: &ServerPlan) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &plan.namespace)
+    }
+
+    /// Brings one child to its desired form; returns it as it was before.
+    /// `for_existing` narrows what is applied to an object that already exists.
+    async fn ensure<K>(
+        &self,
+        plan: &ServerPlan,
+        desired: K,
+        for_existing: fn(K, &K) -> K,
+    ) -> Result<Option<K>, BackendError>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+    {
+        let api = self.api::<K>(plan);
+        let name = desired.meta().name.clone().unwrap_or_default();
+        let what = describe::<K>(&name);
+        let current = api.get_opt(&name).await.map_err(|e| backend_error(format!("read {what}"), e))?;
+        let desired = match &current {
+            Some(current) => {
+                if !is_ours(current.meta(), &plan.name) {
+                    return Err(BackendError::Refused {
+                        what: format!("apply {what}"),
+                        reason: format!("{what} already exists and does not belong to GameServer {}", plan.name),
+                    });
+                }
+                let desired = for_existing(desired, current);
+                if holds(current, &desired) {
+                    return Ok(Some(current.clone()));
+                }
+                desired
+            }
+            None => desired,
+        };
+        api.patch(&name, &PatchParams::apply(api::FIELD_MANAGER).force(), &Patch::Apply(&desired))
+            .await
+            .map_err(|e| backend_error(format!("apply {what}"), e))?;
+        Ok(current)
+    }
+
+    /// Starts deleting one child of the server. Returns whether it is still
+    /// there (being deleted). Objects of that name that are not the server's
+    /// count as gone: they are not ours to delete.
+    async fn remove<K>(&self, plan: &ServerPlan, name: &str, params: DeleteParams) -> Result<bool, BackendError>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+    {
+        let api = self.api::<K>(plan);
+        let what = describe::<K>(name);
+        let Some(current) = api.get_opt(name).await.map_err(|e| backend_error(format!("read {what}"), e))? else {
+            return Ok(false);
+        };
+        let meta = current.meta();
+        if !is_ours(meta, &plan.name) {
+            return Ok(false);
+        }
+        if meta.deletion_timestamp.is_some() {
+            return Ok(true);
+        }
+        // The uid precondition makes sure it is this object that goes, not one
+        // created in its place since it was read.
+        let params = params.preconditions(Preconditions { uid: meta.uid.clone(), resource_version: None });
+        match api.delete(name, &params).await {
+            Ok(deleted) => Ok(deleted.is_left()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(true),
+            Err(e) => Err(backend_error(format!("delete {what}"), e)),
+        }
+    }
+
+    /// Lets a retained data claim outlive its GameServer: drops the server's
+    /// owner reference (else garbage collection would delete the claim with the
+    /// GameServer) and labels the claim as retained. Returns whether it must be
+    /// tried again.
+    async fn release_claim(&self, plan: &ServerPlan) -> Result<bool, BackendError> {
+        let api = self.api::<PersistentVolumeClaim>(plan);
+        let name = plan::volume_name(&plan.name);
+        let what = describe::<PersistentVolumeClaim>(&name);
+        let Some(claim) = api.get_opt(&name).await.map_err(|e| backend_error(format!("read {what}"), e))? else {
+            return Ok(false);
+        };
+        let Some(patch) = release_patch(&claim.metadata, &plan.name) else { return Ok(false) };
+        // A merge patch, not an apply: an apply by mettaton's own field manager
+        // that left the reference out would also drop the labels and spec fields
+        // it owns. The resourceVersion in the patch makes it fail, rather than
+        // overwrite, when the claim changed since it was read.
+        match api.patch(&name, &merge_params(), &Patch::Merge(&patch)).await {
+            Ok(_) => Ok(false),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(e) => Err(backend_error(format!("release {what}"), e)),
+        }
+    }
+
+    async fn pods(&self, plan: &ServerPlan) -> Result<Vec<Pod>, BackendError> {
+        let selector = plan.selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        self.api::<Pod>(plan)
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map(|list| list.items)
+            .map_err(|e| backend_error(format!("list pods of {}", plan.name), e))
+    }
+}
+
+impl Orchestrator for KubernetesOrchestrator {
+    async fn apply(&self, owner: &GameServer, plan: &ServerPlan) -> Result<(), BackendError> {
+        if builders::controller_ref(owner).is_none() {
+            // Children without an owner would outlive the GameServer unseen.
+            return Err(BackendError::Other {
+                what: format!("apply GameServer {}", plan.name),
+                reason: "the GameServer has no uid (it was not read from the API server)".into(),
+            });
+        }
+
+        // The ConfigMap and the claim come first: the pod mounts them.
+        match builders::config_map(plan, owner) {
+            Some(config_map) => {
+                self.ensure(plan, config_map, keep).await?;
+            }
+            None => {
+                self.remove::<ConfigMap>(plan, &plan::config_name(&plan.name), DeleteParams::background()).await?;
+            }
+        }
+        if let Some(claim) = builders::persistent_volume_claim(plan, owner) {
+            let before = self.ensure(plan, claim, claim_for_existing).await?;
+            if before.is_some_and(|c| has_retained_label(&c.metadata)) {
+                let name = plan::volume_name(&plan.name);
+                let patch = json!({ "metadata": { "labels": { LABEL_RETAINED: null } } });
+                self.api::<PersistentVolumeClaim>(plan)
+                    .patch(&name, &merge_params(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(|e| backend_error(format!("adopt {}", describe::<PersistentVolumeClaim>(&name)), e))?;
+            }
+        }
+        self.ensure(plan, builders::deployment(plan, owner), keep).await?;
+        self.ensure(plan, builders::service(plan, owner), keep).await?;
+        Ok(())
+    }
+
+    async fn observe(&self, plan: &ServerPlan) -> Result<Observed, BackendError> {
+        let deployment = self
+            .api::<Deployment>(plan)
+            .get_opt(&plan.name)
+            .await
+            .map_err(|e| backend_error(format!("read {}", describe::<Deployment>(&plan.name)), e))?
+            .filter(|d| is_ours(&d.metadata, &plan.name));
+        let pods = self.pods(plan).await?;
+        let service = self
+            .api::<Service>(plan)
+            .get_opt(&plan.name)
+            .await
+            .map_err(|e| backend_error(format!("read {}", describe::<Service>(&plan.name)), e))?
+            .filter(|s| is_ours(&s.metadata, &plan.name));
+
+        let pod = builders::current_pod(&pods);
+        let node_name = pod.and_then(|p| p.spec.as_ref()).and_then(|s| s.node_name.clone());
+        let node = match (plan.service.type_, node_name, &service) {
+            (ServiceType::NodePort, Some(node_name), Some(_)) => Api::<Node>::all(self.client.clone())
+                .get_opt(&node_name)
+                .await
+                .map_err(|e| backend_error(format!("read node/{node_name}"), e))?,
+            _ => None,
+        };
+
+        Ok(Observed {
+            workload: deployment.as_ref().map(|d| workload(d, pods.len())),
+            instance: pod.map(builders::instance),
+            endpoint: builders::endpoint(plan, service.as_ref(), node.as_ref()),
+            backend_ref: deployment.map(|_| format!("deployment/{}", plan.name)),
+        })
+    }
+
+    async fn teardown(&self, plan: &ServerPlan, reclaim: ReclaimPolicy) -> Result<Teardown, BackendError> {
+        // Foreground: the Deployment stays visible until its pods are gone, so
+        // `kubectl get deployment` tells the same story as the teardown.
+        let mut pending = self.remove::<Deployment>(plan, &plan.name, DeleteParams::foreground()).await?;
+        pending |= self.remove::<Service>(plan, &plan.name, DeleteParams::background()).await?;
+        pending |= self.remove::<ConfigMap>(plan, &plan::config_name(&plan.name), DeleteParams::background()).await?;
+        // A game saving its world in its grace period is still running: the
+        // teardown is not done until the last pod is gone.
+        pending |= !self.pods(plan).await?.is_empty();
+        pending |= match reclaim {
+            ReclaimPolicy::Delete => {
+                self.remove::<PersistentVolumeClaim>(plan, &plan::volume_name(&plan.name), DeleteParams::background())
+                    .await?
+            }
+            ReclaimPolicy::Retain => self.release_claim(plan).await?,
+        };
+        Ok(if pending { Teardown::Pending } else { Teardown::Done })
+    }
+
+    async fn logs(&self, plan: &ServerPlan, tail: Option<i64>) -> Result<String, BackendError> {
+        let pods = self.pods(plan).await?;
+        let what = format!("read the log of GameServer {}", plan.name);
+        let Some(name) = builders::current_pod(&pods).and_then(|p| p.metadata.name.clone()) else {
+            return Err(BackendError::Other { what, reason: "no pod runs the server".into() });
+        };
+        let params = LogParams { container: Some(builders::CONTAINER.into()), tail_lines: tail, ..Default::default() };
+        self.api::<Pod>(plan).logs(&name, &params).await.map_err(|e| backend_error(format!("{what} (pod/{name})"), e))
+    }
+}
+
+fn keep<K>(desired: K, _current: &K) -> K {
+    desired
+}
+
+/// What to apply to a claim that already exists. A claim's spec is immutable
+/// but for its requested size, so the immutable fields are applied as the claim
+/// has them: leaving them out would make the apply remove the ones mettaton
+/// owns from creating the claim, which the API server refuses; applying the
+/// plan's values would fail for a retained claim made with other ones.
+pub fn claim_for_existing(
+    mut desired: PersistentVolumeClaim,
+    current: &PersistentVolumeClaim,
+) -> PersistentVolumeClaim {
+    if let Some(spec) = desired.spec.as_mut() {
+        let current = current.spec.as_ref();
+        spec.access_modes = current.and_then(|s| s.access_modes.clone());
+        spec.storage_class_name = current.and_then(|s| s.storage_class_name.clone());
+    }
+    desired
+}
+
+fn workload(deployment: &Deployment, existing: usize) -> Workload {
+    let desired = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let status = deployment.status.as_ref();
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    let observed = status.and_then(|s| s.observed_generation).unwrap_or(0);
+    let updated = status.and_then(|s| s.updated_replicas).unwrap_or(0);
+    Workload {
+        desired,
+        ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        rolled_out: observed >= generation && updated == desired,
+        existing: i32::try_from(existing).unwrap_or(i32::MAX),
+    }
+}
+
+/// Whether an object is the server's own: controlled by the GameServer of that
+/// name, or, with no controller at all, labelled as the server's (a claim
+/// retained from an earlier GameServer of the same name).
+pub fn is_ours(meta: &ObjectMeta, gameserver: &str) -> bool {
+    match meta.owner_references.iter().flatten().find(|r| r.controller == Some(true)) {
+        Some(controller) => is_gameserver_ref(controller, gameserver),
+        None => meta.labels.as_ref().and_then(|l| l.get(plan::LABEL_GAMESERVER)).is_some_and(|n| n == gameserver),
+    }
+}
+
+fn is_gameserver_ref(r: &OwnerReference, gameserver: &str) -> bool {
+    r.kind == "GameServer" && r.api_version.split('/').next() == Some(api::GROUP) && r.name == gameserver
+}
+
+fn has_retained_label(meta: &ObjectMeta) -> bool {
+    meta.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RETAINED))
+}
+
+/// The merge patch that releases a claim from GameServer `gameserver`, or
+/// `None` when there is nothing to do (already released, or not the server's).
+pub fn release_patch(meta: &ObjectMeta, gameserver: &str) -> Option<Value> {
+    if !is_ours(meta, gameserver) {
+        return None;
+    }
+    let refs = meta.owner_references.clone().unwrap_or_default();
+    let remaining: Vec<OwnerReference> = refs.iter().filter(|r| !is_gameserver_ref(r, gameserver)).cloned().collect();
+    let labelled = meta.labels.as_ref().and_then(|l| l.get(LABEL_RETAINED)).is_some_and(|v| v == "true");
+    if remaining.len() == refs.len() && labelled {
+        return None;
+    }
+    Some(json!({
+        "metadata": {
+            "resourceVersion": meta.resource_version,
+            "ownerReferences": remaining,
+            "labels": { LABEL_RETAINED: "true" }
+        }
+    }))
+}
+
+fn merge_params() -> PatchParams {
+    PatchParams { field_manager: Some(api::FIELD_MANAGER.into()), ..Default::default() }
+}
+
+/// Whether `actual` holds everything in `desired`: objects key by key
+/// (recursively), arrays element by element with the same length, scalars
+/// equal. The top-level `status` is ignored, and an empty object or array in
+/// `desired` matches an absent field, since the API server drops empty fields.
+pub fn is_subset(desired: &Value, actual: &Value) -> bool {
+    match (desired, actual) {
+        (Value::Object(d), Value::Object(a)) => {
+            d.iter().filter(|(k, _)| k.as_str() != "status").all(|(k, v)| contains(v, a.get(k)))
+        }
+        _ => contains(desired, Some(actual)),
+    }
+}
+
+fn contains(desired: &Value, actual: Option<&Value>) -> bool {
+    match (desired, actual) {
+        (Value::Null, _) => true,
+        (Value::Object(d), None | Some(Value::Null)) => d.is_empty(),
+        (Value::Array(d), None | Some(Value::Null)) => d.is_empty(),
+        (Value::Object(d), Some(Value::Object(a))) => d.iter().all(|(k, v)| contains(v, a.get(k))),
+        (Value::Array(d), Some(Value::Array(a))) => {
+            d.len() == a.len() && d.iter().zip(a).all(|(d, a)| contains(d, Some(a)))
+        }
+        (d, Some(a)) => d == a,
+        (_, None) => false,
+    }
+}
+
+/// Whether `current` already holds all of `desired`. An object that cannot be
+/// compared counts as differing: a needless write is harmless, a skipped one not.
+fn holds<K: Serialize>(current: &K, desired: &K) -> bool {
+    match (serde_json::to_value(desired), serde_json::to_value(current)) {
+        (Ok(desired), Ok(current)) => is_subset(&desired, &current),
+        _ => false,
+    }
+}
+
+/// `kind/name` as kubectl spells it, for error messages.
+fn describe<K: Resource<DynamicType = ()>>(name: &str) -> String {
+    format!("{}/{name}", K::kind(&()).to_lowercase())
+}
+
+/// A kube error as the backend error the user sees: the API server's own
+/// message when it refused the request.
+pub fn backend_error(what: impl Into<String>, err: kube::Error) -> BackendError {
+    let what = what.into();
+    match err {
+        // 408 and 429 say "not now", not "no": worth a retry like a 5xx.
+        kube::Error::Api(status) if (400..500).contains(&status.code) && !matches!(status.code, 408 | 429) => {
+            let reason =
+                if status.message.is_empty() { format!("HTTP {}", status.code) } else { status.message.clone() };
+            BackendError::Refused { what, reason }
+        }
+        kube::Error::Api(status) => {
+            BackendError::Other { what, reason: format!("{} (HTTP {})", status.message, status.code) }
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            BackendError::Unreachable(format!("{what}: {}", error_chain(&err)))
+        }
+        other => BackendError::Other { what, reason: error_chain(&other) },
+    }
+}
+
+/// An error with its causes, since transport errors put the useful part
+/// (connection refused, certificate expired) deep in the chain.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subset_holds_for_objects_with_more_fields() {
+        let desired = json!({ "metadata": { "name": "mc", "labels": { "a": "1" } }, "spec": { "replicas": 1 } });
+        let actual = json!({
+            "metadata": { "name": "mc", "labels": { "a": "1", "b": "2" }, "resourceVersion": "7" },
+            "spec": { "replicas": 1, "revisionHistoryLimit": 10 },
+        });
+        assert!(is_subset(&desired, &actual));
+        assert!(!is_subset(&actual, &desired));
+    }
+
+    #[test]
+    fn subset_fails_on_a_changed_or_missing_value() {
+        let desired = json!({ "spec": { "replicas": 0 } });
+        assert!(!is_subset(&desired, &json!({ "spec": { "replicas": 1 } })));
+        assert!(!is_subset(&desired, &json!({ "spec": {} })));
+        assert!(!is_subset(&desired, &json!({})));
+        assert!(!is_subset(&json!({ "a": "1" }), &json!({ "a": 1 })));
+    }
+
+    #[test]
+    fn arrays_match_by_index_and_length() {
+        let actual =
+            json!({ "ports": [{ "name": "game", "port": 1, "nodePort": 30001 }, { "name": "query", "port": 2 }] });
+        assert!(is_subset(&json!({ "ports": [{ "name": "game" }, { "name": "query" }] }), &actual));
+        assert!(!is_subset(&json!({ "ports": [{ "name": "game" }] }), &actual), "a port removed");
+        assert!(!is_subset(&json!({ "ports": [{ "name": "query" }, { "name": "game" }] }), &actual), "order counts");
+        assert!(!is_subset(&json!({ "ports": [{}, {}, {}] }), &actual), "a port added");
+    }
+
+    #[test]
+    fn status_is_ignored_and_empty_fields_match_absent_ones() {
+        let actual = json!({ "spec": { "x": 1 }, "status": { "readyReplicas": 1 } });
+        assert!(is_subset(&json!({ "spec": { "x": 1 }, "status": { "readyReplicas": 0 } }), &actual));
+        assert!(is_subset(&json!({ "spec": { "x": 1, "list": [], "map": {} } }), &actual));
+        assert!(is_subset(&json!({ "spec": { "x": 1, "unset": null } }), &actual));
+        assert!(!is_subset(&json!({ "spec": { "list": [1] } }), &actual));
+        // Only the top-level status is the server's; a nested one is data.
+        assert!(!is_subset(&json!({ "spec": { "status": "on" } }), &actual));
+    }
+
+    fn meta(value: Value) -> ObjectMeta {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn gs_ref(name: &str, uid: &str) -> Value {
+        json!({ "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer", "name": name, "uid": uid,
+                "controller": true, "blockOwnerDeletion": true })
+    }
+
+    #[test]
+    fn objects_are_ours_when_the_game_server_controls_them_or_only_our_label_claims_them() {
+        assert!(is_ours(&meta(json!({ "ownerReferences": [gs_ref("mc", "u1")] })), "mc"));
+        assert!(!is_ours(&meta(json!({ "ownerReferences": [gs_ref("other", "u1")] })), "mc"));
+        let rs_ref =
+            json!({ "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "mc", "uid": "u", "controller": true });
+        let labelled = json!({ plan::LABEL_GAMESERVER: "mc" });
+        assert!(
+            !is_ours(&meta(json!({ "ownerReferences": [rs_ref], "labels": labelled })), "mc"),
+            "controlled by another"
+        );
+        assert!(is_ours(&meta(json!({ "labels": labelled })), "mc"), "released by an earlier GameServer");
+        assert!(!is_ours(&meta(json!({ "labels": { "app": "mc" } })), "mc"), "someone else's");
+    }
+
+    #[test]
+    fn releasing_a_claim_drops_only_the_game_servers_reference_and_labels_it() {
+        let other = json!({ "apiVersion": "v1", "kind": "ConfigMap", "name": "keep", "uid": "k" });
+        let claim = meta(json!({
+            "resourceVersion": "42",
+            "labels": { plan::LABEL_GAMESERVER: "mc" },
+            "ownerReferences": [other, gs_ref("mc", "u1")]
+        }));
+        let patch = release_patch(&claim, "mc").unwrap();
+        assert_eq!(
+            patch,
+            json!({ "metadata": {
+                "resourceVersion": "42",
+                "ownerReferences": [{ "apiVersion": "v1", "kind": "ConfigMap", "name": "keep", "uid": "k" }],
+                "labels": { LABEL_RETAINED: "true" }
+            } })
+        );
+        let released = meta(json!({ "labels": { plan::LABEL_GAMESERVER: "mc", LABEL_RETAINED: "true" } }));
+        assert_eq!(release_patch(&released, "mc"), None, "already released");
+        let foreign = meta(json!({ "labels": { "app": "mc" } }));
+        assert_eq!(release_patch(&foreign, "mc"), None, "not the server's");
+    }
+
+    #[test]
+    fn an_existing_claim_keeps_its_immutable_fields() {
+        let desired: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": { "name": "mc-data" },
+            "spec": { "accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
+                      "resources": { "requests": { "storage": "20Gi" } } }
+        }))
+        .unwrap();
+        let current: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": { "name": "mc-data" },
+            "spec": { "accessModes": ["ReadWriteOnce", "ReadOnlyMany"], "storageClassName": "slow", "volumeName": "pv-1",
+                      "resources": { "requests": { "storage": "10Gi" } } }
+        }))
+        .unwrap();
+        let applied = serde_json::to_value(claim_for_existing(desired, &current)).unwrap();
+        assert_eq!(
+            applied["spec"],
+            json!({ "accessModes": ["ReadWriteOnce", "ReadOnlyMany"], "storageClassName": "slow",
+                    "resources": { "requests": { "storage": "20Gi" } } })
+        );
+    }
+
+    #[test]
+    fn refusals_carry_the_api_servers_message() {
+        let status = |code: u16, message: &str| {
+            kube::Error::Api(Box::new(
+                serde_json::from_value(json!({ "code": code, "message": message, "status": "Failure" })).unwrap(),
+            ))
+        };
+        match backend_error("apply service/mc", status(422, "spec.ports[0].nodePort: Invalid value: 80")) {
+            BackendError::Refused { what, reason } => {
+                assert_eq!(what, "apply service/mc");
+                assert_eq!(reason, "spec.ports[0].nodePort: Invalid value: 80");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(backend_error("x", status(403, "forbidden")), BackendError::Refused { .. }));
+        assert!(matches!(backend_error("x", status(429, "slow down")), BackendError::Other { .. }));
+        assert!(matches!(backend_error("x", status(500, "etcd")), BackendError::Other { .. }));
+        let transport =
+            kube::Error::Service(Box::new(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused")));
+        assert!(matches!(backend_error("x", transport), BackendError::Unreachable(_)));
+    }
+
+    #[test]
+    fn workload_is_rolled_out_when_the_latest_generation_runs_everywhere() {
+        let d = |generation: i64, observed: i64, replicas: i32, updated: i32, ready: i32| -> Deployment {
+            serde_json::from_value(json!({
+                "metadata": { "name": "mc", "generation": generation },
+                "spec": { "replicas": replicas, "selector": {}, "template": {} },
+                "status": { "observedGeneration": observed, "updatedReplicas": updated, "readyReplicas": ready }
+            }))
+            .unwrap()
+        };
+        assert_eq!(workload(&d(3, 3, 1, 1, 1), 1), Workload { desired: 1, ready: 1, rolled_out: true, existing: 1 });
+        assert!(!workload(&d(4, 3, 1, 1, 1), 1).rolled_out, "new generation not seen yet");
+        assert!(!workload(&d(3, 3, 1, 0, 0), 2).rolled_out, "new pod not created yet");
+        assert_eq!(workload(&d(5, 5, 0, 0, 0), 1), Workload { desired: 0, ready: 0, rolled_out: true, existing: 1 });
+    }
+}
