@@ -6,5 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod controller;
 pub mod orchestrator;
 pub mod plan;
+pub mod status;

@@ -1,6 +1,15 @@
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use mettaton::api::GameServer;
+use mettaton::controller::{self, Watch};
+use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
 
 /// Dedicated game servers run declaratively.
 #[derive(Parser, Debug)]
@@ -14,11 +23,103 @@ struct Cli {
 enum Command {
     /// Print the GameServer CustomResourceDefinition as YAML.
     Crd,
+    /// Run the controller: reconcile GameServers onto the backend.
+    Controller(ControllerArgs),
 }
 
-fn main() {
+#[derive(clap::Args, Debug)]
+struct ControllerArgs {
+    /// Kubeconfig to use; otherwise $KUBECONFIG, ~/.kube/config, or the
+    /// in-cluster service account.
+    #[arg(long, env = "MTN_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Reconcile only the GameServers of this namespace (all namespaces when absent).
+    #[arg(long, short = 'n', env = "MTN_NAMESPACE")]
+    namespace: Option<String>,
+    /// Where the game servers run.
+    #[arg(long, value_enum, default_value_t = Backend::Kubernetes, env = "MTN_BACKEND")]
+    backend: Backend,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// Deployments, Services and PersistentVolumeClaims in the same cluster.
+    Kubernetes,
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => print!("{}", mettaton::api::crd_yaml()),
+        Command::Crd => {
+            print!("{}", mettaton::api::crd_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Controller(args) => {
+            init_tracing();
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match runtime.block_on(run_controller(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mettaton controller: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+        }
+        None => Config::infer().await.map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
+    };
+    Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"))
+}
+
+async fn run_controller(args: ControllerArgs) -> Result<(), String> {
+    let client = client(args.kubeconfig.as_ref()).await?;
+    // Fail fast and say what to do when the CRD is missing, rather than let
+    // the watch retry forever.
+    let probe: Api<GameServer> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    if let Err(e) = probe.list(&ListParams::default().limit(1)).await {
+        return Err(match &e {
+            kube::Error::Api(s) if s.code == 404 => {
+                "the GameServer CRD is not installed: run `mettaton crd | kubectl apply --server-side -f -`".to_string()
+            }
+            _ => format!("cannot list GameServers: {e}"),
+        });
+    }
+    tracing::info!(namespace = ?args.namespace, backend = ?args.backend, "controller starting");
+    match args.backend {
+        Backend::Kubernetes => {
+            let orchestrator = KubernetesOrchestrator::new(client.clone());
+            controller::run(client, orchestrator, args.namespace, Watch::KubernetesChildren, shutdown_signal()).await;
+        }
+    }
+    tracing::info!("controller stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }

@@ -178,6 +178,11 @@ impl Requests {
     pub fn writes(&self) -> Vec<(http::Method, String)> {
         self.0.lock().unwrap().iter().filter(|(m, _)| m != http::Method::GET).cloned().collect()
     }
+
+    /// All requests so far, reads included.
+    pub fn total(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
 }
 
 /// A client for the local plane that records every request it sends.
@@ -194,4 +199,67 @@ pub async fn counting_client() -> (Client, Requests) {
         }))
         .build();
     (client, requests)
+}
+
+/// A TCP proxy on loopback in front of the API server, which a test can cut
+/// (refusing new connections and breaking open ones) and restore: a real
+/// network fault between a client and the plane.
+pub struct Proxy {
+    pub port: u16,
+    up: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(tokio::sync::watch::channel(true).0);
+        let state = up.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                if !*state.borrow() {
+                    drop(inbound);
+                    continue;
+                }
+                let mut down = state.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = down.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, up, task }
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+
+    /// A client for the plane that goes through this proxy.
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).unwrap();
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
+        config.cluster_url = format!("https://127.0.0.1:{}", self.port).parse().unwrap();
+        Client::try_from(config).unwrap()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The API server's address, from the kubeconfig.
+pub async fn apiserver_addr() -> std::net::SocketAddr {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
+    let host = config.cluster_url.host().unwrap().to_string();
+    let port = config.cluster_url.port_u16().unwrap_or(443);
+    format!("{host}:{port}").parse().unwrap()
 }

@@ -1,0 +1,340 @@
+//! The controller: watches GameServers (and what runs them), and for each one
+//! plans, applies through the [`Orchestrator`], observes, and writes the status
+//! back. Thin wiring: the decisions are in `plan` and `status`.
+//!
+//! Writes happen only when something changes: the orchestrator skips children
+//! that already match, the status is written only when it differs, and Events
+//! are published only on transitions. A steady-state reconcile only reads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Future, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalized, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::api::{self, GameServer, GameServerStatus, Phase, ReclaimPolicy};
+use crate::orchestrator::{BackendError, Orchestrator, Teardown};
+use crate::plan::{self, LABEL_GAMESERVER};
+use crate::status;
+
+/// Label selecting the objects mettaton manages, for the watches on children.
+const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=mettaton";
+/// Requeue while a teardown waits for the runtime to finish removing things.
+const TEARDOWN_POLL: Duration = Duration::from_secs(1);
+/// Look again now and then even without events: a backend that sends none
+/// (Docker Swarm) is observed at this pace, and drift is caught on Kubernetes.
+const RESYNC: Duration = Duration::from_secs(300);
+/// Bounds of the per-object exponential backoff after a failed reconcile.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Why a reconcile did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The backend failed while applying, observing or tearing down.
+    #[error("{0}")]
+    Backend(#[from] BackendError),
+    /// The Kubernetes API refused or failed a write of the GameServer itself.
+    #[error("writing GameServer {what}: {source}")]
+    Kube {
+        what: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    /// The teardown is under way; the finalizer stays until it is done.
+    #[error("teardown in progress")]
+    TeardownPending,
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A short reason, for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Backend(e) => e.reason(),
+            Error::Kube { .. } => "KubeApiError",
+            Error::TeardownPending => "TeardownPending",
+            Error::Finalizer(_) => "FinalizerError",
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context<O> {
+    pub client: Client,
+    pub orchestrator: O,
+    recorder: Recorder,
+    /// Consecutive failures per GameServer, for the exponential backoff.
+    failures: Mutex<HashMap<ObjectRef<GameServer>, u32>>,
+}
+
+impl<O: Orchestrator> Context<O> {
+    pub fn new(client: Client, orchestrator: O) -> Self {
+        let reporter = Reporter { controller: "mettaton".into(), instance: std::env::var("POD_NAME").ok() };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            orchestrator,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn publish(&self, gs: &GameServer, type_: EventType, reason: &str, action: &str, note: String) {
+        let event =
+            KubeEvent { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+        if let Err(e) = self.recorder.publish(&event, &gs.object_ref(&())).await {
+            // An Event is a courtesy to the user; failing to send one must not
+            // fail the reconcile.
+            warn!(error = %e, reason, "could not publish event");
+        }
+    }
+}
+
+/// Which objects' changes should wake the controller, beside GameServers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watch {
+    /// The Kubernetes children (Deployments, Services, PVCs, ConfigMaps) and
+    /// the game pods.
+    KubernetesChildren,
+    /// Only GameServers (the runtime is elsewhere, and observed on resync).
+    GameServersOnly,
+}
+
+/// Runs the controller until `shutdown` completes. `namespace` limits it to one
+/// namespace; `None` watches all.
+pub async fn run<O: Orchestrator>(
+    client: Client,
+    orchestrator: O,
+    namespace: Option<String>,
+    watch: Watch,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+
+    let ctx = Arc::new(Context::new(client.clone(), orchestrator));
+    let mut controller = Controller::new(api::<GameServer>(&client, &namespace), watcher::Config::default())
+        .graceful_shutdown_on(shutdown);
+    if watch == Watch::KubernetesChildren {
+        let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
+        controller = controller
+            .owns(api::<Deployment>(&client, &namespace), managed())
+            .owns(api::<Service>(&client, &namespace), managed())
+            .owns(api::<PersistentVolumeClaim>(&client, &namespace), managed())
+            .owns(api::<ConfigMap>(&client, &namespace), managed())
+            // Pods are not owned by the GameServer directly (a ReplicaSet is in
+            // between), but their restarts and readiness are what status reports.
+            .watches(api::<Pod>(&client, &namespace), managed(), |pod| {
+                let ns = pod.namespace();
+                pod.labels()
+                    .get(LABEL_GAMESERVER)
+                    .map(|name| ObjectRef::<GameServer>::new(name).within(ns.as_deref().unwrap_or_default()))
+            });
+    }
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                // Errors of reconciles are logged by error_policy; these are
+                // the controller's own (watch failures, missing objects).
+                warn!(error = %e, "controller");
+            }
+        })
+        .await;
+}
+
+async fn reconcile<O: Orchestrator>(gs: Arc<GameServer>, ctx: Arc<Context<O>>) -> Result<Action, Error> {
+    let ns = gs.namespace().unwrap_or_default();
+    let span =
+        info_span!("reconcile", gameserver = %gs.name_any(), namespace = %ns, generation = gs.metadata.generation);
+    async move {
+        let api = Api::<GameServer>::namespaced(ctx.client.clone(), &ns);
+        let action = finalizer(&api, api::FINALIZER, gs.clone(), |event| async {
+            match event {
+                Finalized::Apply(gs) => apply(&gs, &ctx).await,
+                Finalized::Cleanup(gs) => cleanup(&gs, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+            other => Error::Finalizer(Box::new(other)),
+        })?;
+        ctx.failures.lock().unwrap().remove(&ObjectRef::from_obj(&*gs));
+        Ok(action)
+    }
+    .instrument(span)
+    .await
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+/// The GameServer exists: make the runtime match it and report what runs.
+async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Action, Error> {
+    let plan = plan::plan(gs);
+    let first_apply = gs.status.as_ref().and_then(|s| s.phase).is_none();
+    if let Err(e) = ctx.orchestrator.apply(gs, &plan).await {
+        ctx.publish(gs, EventType::Warning, "ApplyFailed", "Apply", e.to_string()).await;
+        return Err(e.into());
+    }
+    if first_apply {
+        ctx.publish(gs, EventType::Normal, "Created", "Apply", format!("created the runtime objects of {}", plan.name))
+            .await;
+    }
+    let observed = ctx.orchestrator.observe(&plan).await?;
+    let now = now();
+    let status = status::compute(gs, &observed, &now);
+    write_status(gs, &status, ctx).await?;
+    announce_transition(gs, &status, ctx).await;
+    let wait = status::needs_requeue(&status, gs, &now).map_or(RESYNC, |d| d.min(RESYNC));
+    Ok(Action::requeue(wait))
+}
+
+/// The GameServer is being deleted: tear the runtime down, honouring the
+/// reclaim policy, and keep the finalizer until that is done.
+async fn cleanup<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Action, Error> {
+    let plan = plan::plan(gs);
+    // Read from the object as it is now: a policy changed during deletion
+    // counts, and anything but an explicit Delete keeps the data.
+    let reclaim = gs.spec.storage.as_ref().map_or(ReclaimPolicy::Retain, |s| s.reclaim_policy);
+    match ctx.orchestrator.teardown(&plan, reclaim).await {
+        Ok(Teardown::Done) => {
+            let note = match (plan.volume.is_some(), reclaim) {
+                (true, ReclaimPolicy::Retain) => format!("removed; volume {} kept", plan::volume_name(&plan.name)),
+                (true, ReclaimPolicy::Delete) => "removed with its volume".to_string(),
+                (false, _) => "removed".to_string(),
+            };
+            ctx.publish(gs, EventType::Normal, "Deleted", "Teardown", note).await;
+            Ok(Action::await_change())
+        }
+        Ok(Teardown::Pending) => {
+            let status = status::terminating(gs, None, &now());
+            write_status(gs, &status, ctx).await?;
+            Err(Error::TeardownPending)
+        }
+        Err(e) => {
+            let message = e.to_string();
+            let status = status::terminating(gs, Some((e.reason(), &message)), &now());
+            let first = !status::is_true(
+                gs.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default(),
+                api::conditions::SHUTDOWN_FAILED,
+            );
+            // The status write may fail for the same reason; the Event and the
+            // error still say why.
+            let _ = write_status(gs, &status, ctx).await;
+            if first {
+                ctx.publish(gs, EventType::Warning, "ShutdownFailed", "Teardown", message).await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Writes the status when it differs from what the object has.
+async fn write_status<O>(gs: &GameServer, status: &GameServerStatus, ctx: &Context<O>) -> Result<(), Error> {
+    if gs.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let api = Api::<GameServer>::namespaced(ctx.client.clone(), &gs.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": GameServer::api_version(&()),
+        "kind": GameServer::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&gs.name_any(), &PatchParams::apply(api::FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(|source| Error::Kube { what: "status", source })?;
+    Ok(())
+}
+
+/// Publishes an Event when the phase changed.
+async fn announce_transition<O: Orchestrator>(gs: &GameServer, status: &GameServerStatus, ctx: &Context<O>) {
+    let before = gs.status.as_ref().and_then(|s| s.phase);
+    let Some(after) = status.phase else { return };
+    if before == Some(after) {
+        return;
+    }
+    info!(from = ?before, to = ?after, "phase changed");
+    let (type_, reason, note) = match after {
+        Phase::Running => (
+            EventType::Normal,
+            "Started",
+            match &status.address {
+                Some(a) => format!("ready for players at {a}"),
+                None => "ready for players".to_string(),
+            },
+        ),
+        Phase::Starting => (EventType::Normal, "Starting", "starting the game server".to_string()),
+        Phase::Stopping => (EventType::Normal, "Stopping", "stopping the game server; data is kept".to_string()),
+        Phase::Stopped => (EventType::Normal, "Stopped", "the game server is stopped; data is kept".to_string()),
+        Phase::Failed => (EventType::Warning, "Failed", failure_note(status)),
+        Phase::Pending | Phase::Terminating => return,
+    };
+    ctx.publish(gs, type_, reason, "Reconcile", note).await;
+}
+
+/// Why the server failed, from its Degraded or Ready condition.
+fn failure_note(status: &GameServerStatus) -> String {
+    [api::conditions::DEGRADED, api::conditions::READY]
+        .iter()
+        .filter_map(|t| status::condition(&status.conditions, t))
+        .map(|c| c.message.clone())
+        .find(|m| !m.is_empty())
+        .unwrap_or_else(|| "the game server failed".to_string())
+}
+
+/// After a failed reconcile: log, and retry with a per-object exponential
+/// backoff (1 s, 2 s, 4 s... up to 5 min), reset by the next success.
+fn error_policy<O: Orchestrator>(gs: Arc<GameServer>, error: &Error, ctx: Arc<Context<O>>) -> Action {
+    if matches!(error, Error::TeardownPending) {
+        return Action::requeue(TEARDOWN_POLL);
+    }
+    let mut failures = ctx.failures.lock().unwrap();
+    let count = failures.entry(ObjectRef::from_obj(&*gs)).or_insert(0);
+    *count = count.saturating_add(1);
+    let delay = backoff(*count);
+    warn!(gameserver = %gs.name_any(), namespace = ?gs.namespace(), reason = error.reason(), error = %error, failures = *count, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The wait after `failures` consecutive failures.
+fn backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    BACKOFF_MIN.saturating_mul(1 << exp).min(BACKOFF_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_one_second_up_to_five_minutes() {
+        let waits: Vec<u64> = (1..=11).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+}

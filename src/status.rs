@@ -1,0 +1,987 @@
+//! Status: what a GameServer reports, computed from its spec, its previous
+//! status and what the backend observed. Pure: no client, no I/O, and `now` is
+//! passed in, so the same inputs always give the same status.
+//!
+//! The controller writes the status only when [`compute`] returns something
+//! other than what the object holds, so `compute` is idempotent: run again with
+//! the same observation and a later `now`, it returns an equal status. Times
+//! move only on real transitions (a condition flipping, a start beginning), and
+//! are kept to whole seconds because that is all `metav1.Time` serializes: a
+//! status read back from the API server compares equal to the one computed.
+//! `startingSince` is rounded up, not down, so that a server is never Failed
+//! before its full startup timeout has passed.
+//!
+//! # The lifecycle
+//! - `state: Stopped`: `Stopping` while an instance still exists, then `Stopped`.
+//!   A stopped server keeps its last known address and ports (its address
+//!   record), so players and tools still see where it lives.
+//! - `state: Running`: `Pending` until the workload exists, `Starting` until the
+//!   instance is ready on the latest template, then `Running`. `Failed` when the
+//!   start outlasts `health.startupTimeoutSeconds` or the container keeps
+//!   crashing; readiness always wins, so a failed server that comes up is
+//!   `Running` again. The startup clock (`startingSince`) starts with
+//!   `Starting`: while `Pending` nothing runs yet that could time out.
+//! - A `Running` server whose instance stops passing its readiness check, while
+//!   the same container keeps running, stays `Running` with `Ready=False` and
+//!   `Degraded=True` (`NotReady`): players may be lagging, not gone, and the
+//!   startup timeout is about starts. A restarted, stopped or replaced container
+//!   (as far as observed: a new restart count), or a new template rolling out,
+//!   is a new start: `Starting`, with a fresh `startingSince` and the startup
+//!   timeout counting again.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use crate::api::conditions::{DEGRADED, PROGRESSING, READY, SHUTDOWN_FAILED};
+use crate::api::{DesiredState, GameServer, GameServerStatus, Health, Phase, PublishedPort};
+use crate::orchestrator::{Instance, Observed, Workload};
+
+/// Condition reasons, as constants so that code and tests agree.
+pub mod reason {
+    /// Ready=True.
+    pub const SERVER_READY: &str = "ServerReady";
+    /// Ready=False: the server is stopped or stopping.
+    pub const STOPPED: &str = "Stopped";
+    /// Ready=False: waiting for the runtime to create the workload.
+    pub const PENDING: &str = "Pending";
+    /// Ready=False while starting; Progressing=True while starting.
+    pub const STARTING: &str = "Starting";
+    /// Ready=False and Degraded=True: not ready within the startup timeout.
+    pub const STARTUP_TIMEOUT: &str = "StartupTimeout";
+    /// Ready=False and Degraded=True: the container keeps crashing.
+    pub const CRASH_LOOP: &str = "CrashLoop";
+    /// Ready=False and Degraded=True: a running server fails its readiness check.
+    pub const NOT_READY: &str = "NotReady";
+    /// Progressing=True: a new template is being rolled out.
+    pub const ROLLING_OUT: &str = "RollingOut";
+    /// Progressing=True: the server is shutting down.
+    pub const STOPPING: &str = "Stopping";
+    /// Progressing=False.
+    pub const STABLE: &str = "Stable";
+    /// Degraded=False.
+    pub const HEALTHY: &str = "Healthy";
+    /// Ready=False while the GameServer is being deleted.
+    pub const TERMINATING: &str = "Terminating";
+    /// ShutdownFailed=False while the teardown is under way.
+    pub const SHUTTING_DOWN: &str = "ShuttingDown";
+}
+
+/// The waiting reason Kubernetes gives a container it restarts with backoff.
+const CRASH_LOOP_BACK_OFF: &str = "CrashLoopBackOff";
+/// Restarts in back-off from which a server counts as crash looping: one crash
+/// may be bad luck, three in back-off are a pattern.
+const CRASH_LOOP_RESTARTS: i32 = 3;
+/// Restarts from which a server that is not ready counts as crash looping,
+/// whatever the backend says of the container (Docker Swarm has no back-off
+/// reason to report).
+const CRASHING_RESTARTS: i32 = 5;
+
+/// The condition of type `type_`, if there is one.
+pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether the condition of type `type_` is there with status True.
+pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    condition(conditions, type_).is_some_and(|c| c.status == "True")
+}
+
+/// Sets a condition with metav1.Condition semantics: one entry per type (a
+/// duplicate, which only a hand edit makes, is dropped), reason, message and
+/// observedGeneration updated in place, and `lastTransitionTime` moved to `now`
+/// (in whole seconds) only when the status flips or the condition is new.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    observed_generation: Option<i64>,
+    now: &Time,
+) {
+    let status = if status { "True" } else { "False" };
+    let mut seen = false;
+    conditions.retain(|c| c.type_ != type_ || !std::mem::replace(&mut seen, true));
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            if c.status != status {
+                c.status = status.to_string();
+                c.last_transition_time = whole_seconds(now);
+            }
+            if c.reason != reason {
+                c.reason = reason.to_string();
+            }
+            if c.message != message {
+                c.message = message.to_string();
+            }
+            c.observed_generation = observed_generation;
+        }
+        None => conditions.push(Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            observed_generation,
+            last_transition_time: whole_seconds(now),
+        }),
+    }
+}
+
+/// Why a server is Failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    CrashLoop,
+    StartupTimeout,
+}
+
+/// Where the server stands, before it is put into words.
+struct Assessment {
+    phase: Phase,
+    /// The instance is ready on the latest template.
+    ready: bool,
+    starting_since: Option<Time>,
+    failure: Option<Failure>,
+}
+
+/// The status of a GameServer that exists (is not being deleted), from its
+/// previous status, its spec and generation, and what the backend observed.
+/// See the module documentation for the lifecycle it follows.
+pub fn compute(gs: &GameServer, observed: &Observed, now: &Time) -> GameServerStatus {
+    let prev = gs.status.clone().unwrap_or_default();
+    let generation = gs.metadata.generation;
+    let timeout = startup_timeout_seconds(gs);
+    let instance = observed.instance.as_ref();
+    let restarts = instance.map_or(0, |i| i.restarts);
+
+    let a = match gs.spec.state {
+        DesiredState::Stopped => assess_stopped(observed),
+        DesiredState::Running => assess_running(gs, &prev, observed, timeout, now),
+    };
+
+    let (address, ports) = match gs.spec.state {
+        DesiredState::Running => (observed.endpoint.address.clone(), observed.endpoint.ports.clone()),
+        // The address record: the last place the server was known to live.
+        DesiredState::Stopped if observed.endpoint.address.is_none() => (prev.address.clone(), prev.ports.clone()),
+        DesiredState::Stopped => (observed.endpoint.address.clone(), observed.endpoint.ports.clone()),
+    };
+
+    let mut conditions = prev.conditions;
+    let crash = instance.map(crash_message).unwrap_or_default();
+    let timed_out = format!("not ready after {timeout}s (health.startupTimeoutSeconds)");
+    let (ready, ready_reason, ready_message) = match (a.phase, a.failure) {
+        (Phase::Running, _) if a.ready => {
+            (true, reason::SERVER_READY, format!("server is ready{}", at(address.as_deref(), &ports)))
+        }
+        (Phase::Running, _) => (false, reason::NOT_READY, "server stopped passing its readiness check".to_string()),
+        (Phase::Pending, _) => (false, reason::PENDING, "waiting for the runtime to create the server".to_string()),
+        (Phase::Starting, _) => {
+            (false, reason::STARTING, format!("waiting for the server to become ready (startup timeout {timeout}s)"))
+        }
+        (Phase::Failed, Some(Failure::CrashLoop)) => (false, reason::CRASH_LOOP, crash.clone()),
+        (Phase::Failed, _) => (false, reason::STARTUP_TIMEOUT, timed_out.clone()),
+        (Phase::Stopping, _) => (false, reason::STOPPED, "server is stopping".to_string()),
+        (Phase::Stopped | Phase::Terminating, _) => (false, reason::STOPPED, "server is stopped".to_string()),
+    };
+    set_condition(&mut conditions, READY, ready, ready_reason, &ready_message, generation, now);
+
+    // A Stopped server's workload may still settle its own rollout (the scale to
+    // zero); that is no progress the user waits for.
+    let rolling_out =
+        gs.spec.state == DesiredState::Running && observed.workload.as_ref().is_some_and(|w| !w.rolled_out);
+    let (progressing, progressing_reason, progressing_message) = match a.phase {
+        Phase::Stopping => (true, reason::STOPPING, "stopping the server; data is kept"),
+        _ if rolling_out => (true, reason::ROLLING_OUT, "rolling out the server's new template"),
+        Phase::Pending => (true, reason::STARTING, "creating the server"),
+        Phase::Starting => (true, reason::STARTING, "starting the server"),
+        _ => (false, reason::STABLE, "no change under way"),
+    };
+    set_condition(&mut conditions, PROGRESSING, progressing, progressing_reason, progressing_message, generation, now);
+
+    let crashed = gs.spec.state == DesiredState::Running
+        && instance.is_some_and(|i| !i.terminating && i.restarts > 0 && i.problem.is_some());
+    let (degraded, degraded_reason, degraded_message) = match a.failure {
+        Some(Failure::CrashLoop) => (true, reason::CRASH_LOOP, crash),
+        Some(Failure::StartupTimeout) => (true, reason::STARTUP_TIMEOUT, timed_out),
+        None if crashed => (true, reason::CRASH_LOOP, crash),
+        None if a.phase == Phase::Running && !a.ready => {
+            (true, reason::NOT_READY, "server is running but fails its readiness check".to_string())
+        }
+        None => (false, reason::HEALTHY, "no problem observed".to_string()),
+    };
+    set_condition(&mut conditions, DEGRADED, degraded, degraded_reason, &degraded_message, generation, now);
+
+    GameServerStatus {
+        phase: Some(a.phase),
+        address,
+        ports,
+        conditions,
+        observed_generation: generation,
+        restarts,
+        starting_since: a.starting_since,
+        backend_ref: observed.backend_ref.clone(),
+    }
+}
+
+fn assess_stopped(observed: &Observed) -> Assessment {
+    let exists = observed.workload.as_ref().is_some_and(|w| w.existing > 0) || observed.instance.is_some();
+    Assessment {
+        phase: if exists { Phase::Stopping } else { Phase::Stopped },
+        ready: false,
+        starting_since: None,
+        failure: None,
+    }
+}
+
+fn assess_running(
+    gs: &GameServer,
+    prev: &GameServerStatus,
+    observed: &Observed,
+    timeout: i32,
+    now: &Time,
+) -> Assessment {
+    let assessed = |phase, starting_since, failure| Assessment { phase, ready: false, starting_since, failure };
+    let Some(workload) = &observed.workload else {
+        return assessed(Phase::Pending, None, None);
+    };
+    let instance = observed.instance.as_ref();
+    if workload.rolled_out && instance.is_some_and(|i| i.ready) {
+        return Assessment { phase: Phase::Running, ready: true, starting_since: None, failure: None };
+    }
+    if prev.phase == Some(Phase::Running) && workload.rolled_out && instance.is_some_and(|i| still_up(i, prev)) {
+        return assessed(Phase::Running, None, None);
+    }
+    let continuing = matches!(prev.phase, Some(Phase::Starting | Phase::Failed)) && !rollout_begins(gs, prev, workload);
+    let since = prev.starting_since.clone().filter(|_| continuing).unwrap_or_else(|| seconds_after(now));
+    if instance.is_some_and(crash_looping) {
+        return assessed(Phase::Failed, Some(since), Some(Failure::CrashLoop));
+    }
+    if now.0.duration_since(since.0) >= SignedDuration::from_secs(i64::from(timeout)) {
+        return assessed(Phase::Failed, Some(since), Some(Failure::StartupTimeout));
+    }
+    assessed(Phase::Starting, Some(since), None)
+}
+
+/// A new generation that changed the template: the start begins anew. A new
+/// generation that did not (a description edit) leaves the workload rolled out
+/// and the clock where it was.
+fn rollout_begins(gs: &GameServer, prev: &GameServerStatus, workload: &Workload) -> bool {
+    gs.metadata.generation != prev.observed_generation && !workload.rolled_out
+}
+
+/// The container that was ready is still the one running: not a new start.
+fn still_up(instance: &Instance, prev: &GameServerStatus) -> bool {
+    instance.running && !instance.terminating && instance.problem.is_none() && instance.restarts == prev.restarts
+}
+
+/// The instance keeps crashing. A terminating instance is on its way out (an
+/// old pod during a rollout): its crashes say nothing of the new template.
+fn crash_looping(instance: &Instance) -> bool {
+    !instance.terminating
+        && !instance.ready
+        && ((instance.problem.as_deref() == Some(CRASH_LOOP_BACK_OFF) && instance.restarts >= CRASH_LOOP_RESTARTS)
+            || instance.restarts >= CRASHING_RESTARTS)
+}
+
+fn crash_message(instance: &Instance) -> String {
+    let n = instance.restarts;
+    let times = if n == 1 { "time" } else { "times" };
+    match &instance.problem {
+        Some(problem) => format!("container restarted {n} {times} ({problem})"),
+        None => format!("container restarted {n} {times}"),
+    }
+}
+
+/// " at ADDRESS:PORT" for the first published port, or as much of it as is known.
+fn at(address: Option<&str>, ports: &[PublishedPort]) -> String {
+    match (address, ports.first()) {
+        (Some(a), Some(p)) => format!(" at {a}:{}", p.port),
+        (Some(a), None) => format!(" at {a}"),
+        (None, _) => String::new(),
+    }
+}
+
+/// The status while the finalizer tears the server down: phase Terminating,
+/// Ready False, and ShutdownFailed True with `failure` (reason, message) when
+/// the last teardown attempt failed, False while it is under way. The address
+/// record, restarts and the other conditions are kept as they were.
+pub fn terminating(gs: &GameServer, failure: Option<(&str, &str)>, now: &Time) -> GameServerStatus {
+    let mut status = gs.status.clone().unwrap_or_default();
+    // Setting the deletion timestamp bumps the generation of an object with
+    // finalizers; the status describes the object being deleted.
+    let generation = gs.metadata.generation;
+    status.phase = Some(Phase::Terminating);
+    status.observed_generation = generation;
+    status.starting_since = None;
+    set_condition(
+        &mut status.conditions,
+        READY,
+        false,
+        reason::TERMINATING,
+        "server is being deleted",
+        generation,
+        now,
+    );
+    let (failed, why, message) = match failure {
+        Some((why, message)) => (true, why, message),
+        None => (false, reason::SHUTTING_DOWN, "tearing down the server's runtime objects"),
+    };
+    set_condition(&mut status.conditions, SHUTDOWN_FAILED, failed, why, message, generation, now);
+    status
+}
+
+/// When the controller must look again although no event may come: while
+/// Starting, at the moment the startup timeout expires, so that Failed is
+/// reported on time even if nothing changes. `None` otherwise.
+///
+/// The deadline is exact: a look that lands a hair early finds the server still
+/// Starting and asks again for the little time left, never a whole resync.
+pub fn needs_requeue(status: &GameServerStatus, gs: &GameServer, now: &Time) -> Option<Duration> {
+    if status.phase != Some(Phase::Starting) {
+        return None;
+    }
+    let since = status.starting_since.as_ref()?;
+    let timeout = SignedDuration::from_secs(i64::from(startup_timeout_seconds(gs)));
+    let left = timeout - now.0.duration_since(since.0);
+    // Past the deadline already (a stale status): look again at once.
+    Some(Duration::try_from(left).unwrap_or(Duration::ZERO))
+}
+
+fn startup_timeout_seconds(gs: &GameServer) -> i32 {
+    gs.spec.health.as_ref().map_or_else(|| Health::default().startup_timeout_seconds, |h| h.startup_timeout_seconds)
+}
+
+/// `t` in whole seconds, rounded down.
+fn whole_seconds(t: &Time) -> Time {
+    Time(Timestamp::from_second(t.0.as_second()).unwrap_or(t.0))
+}
+
+/// `t` in whole seconds, rounded up.
+fn seconds_after(t: &Time) -> Time {
+    let rounded = whole_seconds(t);
+    if rounded.0 == t.0 { rounded } else { Time(Timestamp::from_second(t.0.as_second() + 1).unwrap_or(t.0)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{GameServerSpec, Protocol};
+    use crate::orchestrator::Endpoint;
+
+    /// An arbitrary, fixed origin: 2026-01-01T00:00:00Z.
+    const T0: i64 = 1_767_225_600;
+
+    fn at_second(s: i64) -> Time {
+        Time(Timestamp::from_second(T0 + s).unwrap())
+    }
+
+    fn server(state: DesiredState, generation: i64) -> GameServer {
+        let spec: GameServerSpec = serde_json::from_value(serde_json::json!({
+            "image": "itzg/minecraft-server:java21",
+            "ports": [{ "name": "game", "containerPort": 25565 }],
+        }))
+        .unwrap();
+        let mut gs = GameServer::new("mc", GameServerSpec { state, ..spec });
+        gs.metadata.namespace = Some("games".into());
+        gs.metadata.generation = Some(generation);
+        gs
+    }
+
+    fn workload(rolled_out: bool, existing: i32) -> Workload {
+        Workload { desired: 1, ready: 0, rolled_out, existing }
+    }
+
+    fn instance(ready: bool, restarts: i32, problem: Option<&str>) -> Instance {
+        Instance {
+            name: "mc-7d9f-abcde".into(),
+            running: problem.is_none(),
+            ready,
+            restarts,
+            problem: problem.map(str::to_string),
+            terminating: false,
+        }
+    }
+
+    fn endpoint() -> Endpoint {
+        Endpoint {
+            address: Some("127.0.0.10".into()),
+            ports: vec![PublishedPort { name: "game".into(), port: 31234, protocol: Protocol::TCP }],
+        }
+    }
+
+    fn observed(workload: Option<Workload>, instance: Option<Instance>) -> Observed {
+        Observed { workload, instance, endpoint: endpoint(), backend_ref: Some("deployment/mc".into()) }
+    }
+
+    fn starting() -> Observed {
+        observed(Some(workload(true, 1)), Some(instance(false, 0, None)))
+    }
+
+    fn running() -> Observed {
+        observed(Some(workload(true, 1)), Some(instance(true, 0, None)))
+    }
+
+    fn gone() -> Observed {
+        Observed { backend_ref: Some("deployment/mc".into()), ..Observed::default() }
+    }
+
+    /// One reconcile: computes the status and stores it in `gs` as the API
+    /// server would hand it back (through JSON), for the next reconcile.
+    fn step(gs: &mut GameServer, observed: &Observed, now: i64) -> GameServerStatus {
+        let status = compute(gs, observed, &at_second(now));
+        gs.status = Some(serde_json::from_value(serde_json::to_value(&status).unwrap()).unwrap());
+        status
+    }
+
+    fn cond<'a>(status: &'a GameServerStatus, type_: &str) -> &'a Condition {
+        condition(&status.conditions, type_).unwrap_or_else(|| panic!("no {type_} condition"))
+    }
+
+    /// (status, reason) of a condition, for compact assertions.
+    fn state_of<'a>(status: &'a GameServerStatus, type_: &str) -> (&'a str, &'a str) {
+        let c = cond(status, type_);
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn pending_while_the_workload_does_not_exist() {
+        // Given a new server whose workload the runtime has not created yet
+        let gs = server(DesiredState::Running, 1);
+        // When its status is computed
+        let s = compute(&gs, &gone(), &at_second(0));
+        // Then it is Pending, not ready, progressing, and no start is timed yet
+        assert_eq!(s.phase, Some(Phase::Pending));
+        assert_eq!(state_of(&s, READY), ("False", reason::PENDING));
+        assert_eq!(state_of(&s, PROGRESSING), ("True", reason::STARTING));
+        assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
+        assert_eq!(s.starting_since, None);
+        assert_eq!(s.backend_ref.as_deref(), Some("deployment/mc"));
+    }
+
+    #[test]
+    fn starting_once_the_workload_exists() {
+        // Given a server whose instance runs but is not ready yet
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &gone(), 0);
+        // When it is observed
+        let s = step(&mut gs, &starting(), 5);
+        // Then it is Starting since now, with the timeout in the message
+        assert_eq!(s.phase, Some(Phase::Starting));
+        assert_eq!(s.starting_since, Some(at_second(5)));
+        assert_eq!(state_of(&s, READY), ("False", reason::STARTING));
+        assert_eq!(cond(&s, READY).message, "waiting for the server to become ready (startup timeout 600s)");
+        assert_eq!(state_of(&s, PROGRESSING), ("True", reason::STARTING));
+        assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
+    }
+
+    #[test]
+    fn starting_since_stays_while_starting() {
+        // Given a server that started at second 0
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &starting(), 0);
+        // When it is observed again, still not ready, later
+        let s = step(&mut gs, &starting(), 120);
+        // Then the start still counts from second 0
+        assert_eq!(s.phase, Some(Phase::Starting));
+        assert_eq!(s.starting_since, Some(at_second(0)));
+    }
+
+    #[test]
+    fn running_with_its_address_once_ready() {
+        // Given a starting server
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &starting(), 0);
+        // When its instance becomes ready on a rolled-out workload
+        let s = step(&mut gs, &running(), 30);
+        // Then it is Running, Ready, at the observed address, and no longer timed
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert_eq!(state_of(&s, READY), ("True", reason::SERVER_READY));
+        assert_eq!(cond(&s, READY).message, "server is ready at 127.0.0.10:31234");
+        assert_eq!(cond(&s, READY).last_transition_time, at_second(30));
+        assert_eq!(state_of(&s, PROGRESSING), ("False", reason::STABLE));
+        assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
+        assert_eq!(s.address.as_deref(), Some("127.0.0.10"));
+        assert_eq!(s.ports, endpoint().ports);
+        assert_eq!(s.starting_since, None);
+        assert_eq!(s.restarts, 0);
+    }
+
+    #[test]
+    fn ready_instance_is_not_running_while_a_rollout_is_under_way() {
+        // Given a running server
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &running(), 0);
+        // When a new generation rolls out a new template (the old instance is still ready)
+        gs.metadata.generation = Some(2);
+        let s = step(&mut gs, &observed(Some(workload(false, 1)), Some(instance(true, 0, None))), 10);
+        // Then it is starting the new template, timed from now
+        assert_eq!(s.phase, Some(Phase::Starting));
+        assert_eq!(s.starting_since, Some(at_second(10)));
+        assert_eq!(state_of(&s, READY), ("False", reason::STARTING));
+        assert_eq!(state_of(&s, PROGRESSING), ("True", reason::ROLLING_OUT));
+    }
+
+    #[test]
+    fn stopped_server_keeps_its_address_record() {
+        // Given a server that ran at 127.0.0.10:31234
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &running(), 0);
+        // When it is stopped and nothing of it runs, nor is any address observed
+        gs.spec.state = DesiredState::Stopped;
+        gs.metadata.generation = Some(2);
+        let none =
+            Observed { workload: Some(Workload { desired: 0, rolled_out: true, ..Workload::default() }), ..gone() };
+        let s = step(&mut gs, &none, 60);
+        // Then it is Stopped and still shows where it lives
+        assert_eq!(s.phase, Some(Phase::Stopped));
+        assert_eq!(s.address.as_deref(), Some("127.0.0.10"));
+        assert_eq!(s.ports, endpoint().ports);
+        assert_eq!(state_of(&s, READY), ("False", reason::STOPPED));
+        assert_eq!(cond(&s, READY).message, "server is stopped");
+        assert_eq!(state_of(&s, PROGRESSING), ("False", reason::STABLE));
+        assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
+        assert_eq!(s.starting_since, None);
+    }
+
+    #[test]
+    fn stopped_server_takes_a_newly_observed_address() {
+        // Given a stopped server with an address record
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &running(), 0);
+        gs.spec.state = DesiredState::Stopped;
+        // When the backend still knows where it would be reached
+        let moved = Observed { endpoint: Endpoint { address: Some("10.0.0.7".into()), ports: vec![] }, ..gone() };
+        let s = step(&mut gs, &moved, 60);
+        // Then the record follows what is known now, address and ports together
+        assert_eq!((s.address.as_deref(), s.ports.len()), (Some("10.0.0.7"), 0));
+    }
+
+    #[test]
+    fn stopping_while_an_instance_still_exists() {
+        // Given a running server that is told to stop
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &running(), 0);
+        gs.spec.state = DesiredState::Stopped;
+        gs.metadata.generation = Some(2);
+        // When its instance is still shutting down
+        let shutting = Instance { terminating: true, ready: false, ..instance(false, 0, None) };
+        let s = step(&mut gs, &observed(Some(workload(false, 1)), Some(shutting)), 5);
+        // Then it is Stopping, and stopping is the progress under way
+        assert_eq!(s.phase, Some(Phase::Stopping));
+        assert_eq!(state_of(&s, READY), ("False", reason::STOPPED));
+        assert_eq!(cond(&s, READY).message, "server is stopping");
+        assert_eq!(state_of(&s, PROGRESSING), ("True", reason::STOPPING));
+        // And when the workload still counts a pod that the backend no longer lists
+        let s = step(&mut gs, &observed(Some(workload(true, 1)), None), 6);
+        assert_eq!(s.phase, Some(Phase::Stopping));
+        // And once nothing exists, it is Stopped
+        let s = step(&mut gs, &observed(Some(workload(true, 0)), None), 7);
+        assert_eq!(s.phase, Some(Phase::Stopped));
+    }
+
+    #[test]
+    fn startup_timeout_fails_exactly_at_the_timeout_and_not_before() {
+        // Given a server that started at second 0 with the default timeout (600 s)
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &starting(), 0);
+        // When it is still not ready one second before the timeout
+        let s = step(&mut gs, &starting(), 599);
+        // Then it is still Starting
+        assert_eq!(s.phase, Some(Phase::Starting));
+        // When the timeout has elapsed
+        let s = step(&mut gs, &starting(), 600);
+        // Then it is Failed, and says why in Ready and Degraded
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert_eq!(state_of(&s, READY), ("False", reason::STARTUP_TIMEOUT));
+        assert_eq!(state_of(&s, DEGRADED), ("True", reason::STARTUP_TIMEOUT));
+        assert_eq!(cond(&s, DEGRADED).message, "not ready after 600s (health.startupTimeoutSeconds)");
+        assert_eq!(state_of(&s, PROGRESSING), ("False", reason::STABLE));
+        assert_eq!(s.starting_since, Some(at_second(0)));
+        // And it stays Failed while nothing changes
+        let s = step(&mut gs, &starting(), 900);
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert_eq!(cond(&s, DEGRADED).last_transition_time, at_second(600));
+    }
+
+    #[test]
+    fn startup_timeout_comes_from_the_spec() {
+        // Given a server allowed 30 s to start
+        let mut gs = server(DesiredState::Running, 1);
+        gs.spec.health = Some(Health { startup_timeout_seconds: 30, ..Health::default() });
+        step(&mut gs, &starting(), 0);
+        // When 30 s have passed without readiness
+        assert_eq!(step(&mut gs, &starting(), 29).phase, Some(Phase::Starting));
+        let s = step(&mut gs, &starting(), 30);
+        // Then it is Failed, naming its own timeout
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert_eq!(cond(&s, READY).message, "not ready after 30s (health.startupTimeoutSeconds)");
+    }
+
+    #[test]
+    fn a_late_ready_server_recovers_from_a_startup_timeout() {
+        // Given a server that failed its startup timeout
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &starting(), 0);
+        step(&mut gs, &starting(), 700);
+        // When it finally becomes ready
+        let s = step(&mut gs, &running(), 800);
+        // Then readiness wins
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
+        assert_eq!(s.starting_since, None);
+    }
+
+    #[test]
+    fn crash_loop_fails_the_server_with_its_restart_count() {
+        // Given a starting server
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &starting(), 0);
+        // When its container crashed twice and waits in back-off
+        let s =
+            step(&mut gs, &observed(Some(workload(true, 1)), Some(instance(false, 2, Some("CrashLoopBackOff")))), 20);
+        // Then it is still Starting, but Degraded says it crashes
+        assert_eq!(s.phase, Some(Phase::Starting));
+        assert_eq!(s.restarts, 2);
+        assert_eq!(state_of(&s, DEGRADED), ("True", reason::CRASH_LOOP));
+        assert_eq!(cond(&s, DEGRADED).message, "container restarted 2 times (CrashLoopBackOff)");
+        // When it has crashed four times
+        let s =
+            step(&mut gs, &observed(Some(workload(true, 1)), Some(instance(false, 4, Some("CrashLoopBackOff")))), 60);
+        // Then it is Failed long before the startup timeout
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert_eq!(s.restarts, 4);
+        assert_eq!(state_of(&s, READY), ("False", reason::CRASH_LOOP));
+        assert_eq!(cond(&s, READY).message, "container restarted 4 times (CrashLoopBackOff)");
+        assert_eq!(state_of(&s, DEGRADED), ("True", reason::CRASH_LOOP));
+        assert_eq!(cond(&s, DEGRADED).message, "container restarted 4 times (CrashLoopBackOff)");
+        // And the Degraded transition happened at the first crash, not now
+        assert_eq!(cond(&s, DEGRADED).last_transition_time, at_second(20));
+    }
+
+    #[test]
+    fn one_restart_is_not_a_crash_loop() {
+        let gs = server(DesiredState::Running, 1);
+        let s =
+            compute(&gs, &observed(Some(workload(true, 1)), Some(instance(false, 1, Some("Error")))), &at_second(0));
+        assert_eq!(s.phase, Some(Phase::Starting));
+        assert_eq!(cond(&s, DEGRADED).message, "container restarted 1 time (Error)");
+    }
+
+    #[test]
+    fn many_restarts_without_readiness_fail_even_without_a_back_off_reason() {
+        // Given a backend that reports no waiting reason (Docker Swarm)
+        let gs = server(DesiredState::Running, 1);
+        // When the container restarted five times and is not ready
+        let s = compute(&gs, &observed(Some(workload(true, 1)), Some(instance(false, 5, None))), &at_second(0));
+        // Then the server is Failed for crashing
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert_eq!(state_of(&s, READY), ("False", reason::CRASH_LOOP));
+        assert_eq!(cond(&s, READY).message, "container restarted 5 times");
+    }
+
+    #[test]
+    fn a_terminating_instance_does_not_fail_a_rollout() {
+        // Given a crash-looping server whose image the user fixes
+        let mut gs = server(DesiredState::Running, 1);
+        let crashing = instance(false, 6, Some("CrashLoopBackOff"));
+        step(&mut gs, &observed(Some(workload(true, 1)), Some(crashing.clone())), 0);
+        gs.metadata.generation = Some(2);
+        // When the old instance is on its way out during the rollout
+        let old = Instance { terminating: true, ..crashing };
+        let s = step(&mut gs, &observed(Some(workload(false, 1)), Some(old)), 30);
+        // Then the new start is under way, timed from now
+        assert_eq!(s.phase, Some(Phase::Starting));
+        assert_eq!(s.starting_since, Some(at_second(30)));
+        assert_eq!(state_of(&s, PROGRESSING), ("True", reason::ROLLING_OUT));
+        assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
+    }
+
+    #[test]
+    fn recovered_crash_is_running_and_healthy() {
+        // Given a server failed by a crash loop
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &observed(Some(workload(true, 1)), Some(instance(false, 4, Some("CrashLoopBackOff")))), 0);
+        // When its container finally stays up and becomes ready
+        let s = step(&mut gs, &observed(Some(workload(true, 1)), Some(instance(true, 4, None))), 90);
+        // Then it is Running and no longer Degraded, with its restarts on record
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert_eq!(state_of(&s, READY), ("True", reason::SERVER_READY));
+        assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
+        assert_eq!(s.restarts, 4);
+        assert_eq!(s.starting_since, None);
+    }
+
+    #[test]
+    fn running_server_that_turns_unready_stays_running_but_degraded() {
+        // Given a running server
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &running(), 0);
+        // When the same container keeps running but fails its readiness check
+        let s = step(&mut gs, &starting(), 3600);
+        // Then it is still Running, not Ready, Degraded, and not timed
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert_eq!(state_of(&s, READY), ("False", reason::NOT_READY));
+        assert_eq!(state_of(&s, DEGRADED), ("True", reason::NOT_READY));
+        assert_eq!(s.starting_since, None);
+        assert_eq!(needs_requeue(&s, &gs, &at_second(3600)), None);
+        // And it is Ready again once the check passes
+        let s = step(&mut gs, &running(), 3700);
+        assert_eq!((s.phase, state_of(&s, READY)), (Some(Phase::Running), ("True", reason::SERVER_READY)));
+    }
+
+    #[test]
+    fn a_restart_of_a_running_server_is_a_new_start() {
+        // Given a running server
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &running(), 0);
+        // When its container restarted and is loading the world again
+        let s = step(&mut gs, &observed(Some(workload(true, 1)), Some(instance(false, 1, None))), 3600);
+        // Then it is Starting, with the startup timeout counting from now
+        assert_eq!(s.phase, Some(Phase::Starting));
+        assert_eq!(s.starting_since, Some(at_second(3600)));
+        // And the clock does not restart on the next look
+        let s = step(&mut gs, &observed(Some(workload(true, 1)), Some(instance(false, 1, None))), 3700);
+        assert_eq!(s.starting_since, Some(at_second(3600)));
+    }
+
+    #[test]
+    fn a_new_template_restarts_the_clock_of_a_failed_server() {
+        // Given a server that timed out
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &starting(), 0);
+        assert_eq!(step(&mut gs, &starting(), 600).phase, Some(Phase::Failed));
+        // When the user changes its template
+        gs.metadata.generation = Some(2);
+        let s = step(&mut gs, &observed(Some(workload(false, 1)), Some(instance(false, 0, None))), 700);
+        // Then the new start gets its own timeout
+        assert_eq!(s.phase, Some(Phase::Starting));
+        assert_eq!(s.starting_since, Some(at_second(700)));
+        assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
+    }
+
+    #[test]
+    fn a_new_generation_without_a_new_template_keeps_the_clock() {
+        // Given a server starting since second 0
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &starting(), 0);
+        // When only its description changes (the workload stays rolled out)
+        gs.metadata.generation = Some(2);
+        gs.spec.description = Some("survival world".into());
+        let s = step(&mut gs, &starting(), 100);
+        // Then the start still counts from second 0
+        assert_eq!(s.starting_since, Some(at_second(0)));
+        assert_eq!(s.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn stopping_a_starting_server_clears_its_clock_and_restarting_sets_a_new_one() {
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &starting(), 0);
+        gs.spec.state = DesiredState::Stopped;
+        assert_eq!(step(&mut gs, &gone(), 10).starting_since, None);
+        gs.spec.state = DesiredState::Running;
+        let s = step(&mut gs, &starting(), 20);
+        assert_eq!((s.phase, s.starting_since), (Some(Phase::Starting), Some(at_second(20))));
+    }
+
+    #[test]
+    fn set_condition_moves_last_transition_time_only_on_a_flip() {
+        let mut conditions = Vec::new();
+        // Given a new condition
+        set_condition(&mut conditions, READY, false, reason::STARTING, "starting", Some(1), &at_second(0));
+        assert_eq!(conditions[0].last_transition_time, at_second(0));
+        // When its reason, message and generation change but not its status
+        set_condition(&mut conditions, READY, false, reason::STARTUP_TIMEOUT, "too slow", Some(2), &at_second(10));
+        // Then they are updated in place and the transition time stays
+        let c = &conditions[0];
+        assert_eq!(
+            (c.reason.as_str(), c.message.as_str(), c.observed_generation),
+            ("StartupTimeout", "too slow", Some(2))
+        );
+        assert_eq!(c.last_transition_time, at_second(0));
+        // When the status flips
+        set_condition(&mut conditions, READY, true, reason::SERVER_READY, "ready", Some(2), &at_second(20));
+        // Then the transition time moves, and there is still one entry
+        assert_eq!(conditions.len(), 1);
+        assert_eq!(
+            (conditions[0].status.as_str(), conditions[0].last_transition_time.clone()),
+            ("True", at_second(20))
+        );
+        assert!(is_true(&conditions, READY));
+        assert!(!is_true(&conditions, DEGRADED));
+    }
+
+    #[test]
+    fn set_condition_keeps_one_entry_per_type_and_the_order() {
+        let mut conditions = Vec::new();
+        set_condition(&mut conditions, READY, false, "A", "", None, &at_second(0));
+        set_condition(&mut conditions, DEGRADED, false, "B", "", None, &at_second(0));
+        conditions.push(conditions[0].clone());
+        set_condition(&mut conditions, READY, true, "C", "", None, &at_second(5));
+        let types: Vec<_> = conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, vec![READY, DEGRADED]);
+        assert_eq!(condition(&conditions, READY).unwrap().reason, "C");
+    }
+
+    #[test]
+    fn times_are_kept_to_whole_seconds_as_they_are_serialized() {
+        let mut conditions = Vec::new();
+        let now = Time(Timestamp::from_second(T0).unwrap() + SignedDuration::from_millis(750));
+        set_condition(&mut conditions, READY, true, "R", "", None, &now);
+        assert_eq!(conditions[0].last_transition_time, at_second(0));
+        let s = compute(&server(DesiredState::Running, 1), &starting(), &now);
+        assert_eq!(cond(&s, READY).last_transition_time, at_second(0));
+        assert_eq!(s.starting_since, Some(at_second(1)), "rounded up: the clock never starts early");
+    }
+
+    #[test]
+    fn a_start_that_began_mid_second_gets_its_full_timeout() {
+        // Given a server that started half a second into second 0
+        let mid = |s: i64, ms: i64| Time(at_second(s).0 + SignedDuration::from_millis(ms));
+        let mut gs = server(DesiredState::Running, 1);
+        let s = compute(&gs, &starting(), &mid(0, 500));
+        gs.status = Some(s.clone());
+        // Then the controller looks again no sooner than a full timeout later
+        assert_eq!(needs_requeue(&s, &gs, &mid(0, 500)), Some(Duration::from_millis(600_500)));
+        // And the server is not Failed 600 s after its start, only just after
+        assert_eq!(compute(&gs, &starting(), &mid(600, 500)).phase, Some(Phase::Starting));
+        assert_eq!(compute(&gs, &starting(), &mid(600, 999)).phase, Some(Phase::Starting));
+        assert_eq!(compute(&gs, &starting(), &at_second(601)).phase, Some(Phase::Failed));
+    }
+
+    #[test]
+    fn observed_generation_follows_generation() {
+        // Given a server at generation 3
+        let mut gs = server(DesiredState::Running, 3);
+        let s = step(&mut gs, &running(), 0);
+        // Then the status and every condition describe generation 3
+        assert_eq!(s.observed_generation, Some(3));
+        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(3)));
+        // When the generation moves on without other change
+        gs.metadata.generation = Some(4);
+        let s = step(&mut gs, &running(), 10);
+        // Then so does the status, and no condition transitions
+        assert_eq!(s.observed_generation, Some(4));
+        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(4)));
+        assert_eq!(cond(&s, READY).last_transition_time, at_second(0));
+    }
+
+    #[test]
+    fn compute_is_idempotent() {
+        // For each kind of situation: when nothing changes but the time, the
+        // status read back from the API server is what compute returns again.
+        let spec_running = || server(DesiredState::Running, 1);
+        let cases: Vec<(&str, GameServer, Observed)> = vec![
+            ("pending", spec_running(), gone()),
+            ("starting", spec_running(), starting()),
+            ("running", spec_running(), running()),
+            ("rolling out", spec_running(), observed(Some(workload(false, 1)), Some(instance(false, 0, None)))),
+            (
+                "crash loop",
+                spec_running(),
+                observed(Some(workload(true, 1)), Some(instance(false, 4, Some("CrashLoopBackOff")))),
+            ),
+            ("stopping", server(DesiredState::Stopped, 1), observed(Some(workload(true, 1)), None)),
+            ("stopped", server(DesiredState::Stopped, 1), gone()),
+        ];
+        for (name, mut gs, obs) in cases {
+            let first = step(&mut gs, &obs, 0);
+            let again = compute(&gs, &obs, &at_second(30));
+            assert_eq!(gs.status.as_ref(), Some(&first), "{name}: the status survives the round trip");
+            assert_eq!(again, first, "{name}: recomputing changes nothing");
+        }
+    }
+
+    #[test]
+    fn compute_keeps_shutdown_failed_as_it_was() {
+        // Given a status with a ShutdownFailed condition
+        let mut gs = server(DesiredState::Running, 1);
+        let mut status = GameServerStatus::default();
+        set_condition(
+            &mut status.conditions,
+            SHUTDOWN_FAILED,
+            true,
+            "BackendUnreachable",
+            "down",
+            Some(1),
+            &at_second(0),
+        );
+        gs.status = Some(status);
+        // When the status is computed
+        let s = compute(&gs, &running(), &at_second(50));
+        // Then that condition is untouched
+        assert_eq!(
+            condition(&s.conditions, SHUTDOWN_FAILED),
+            condition(&gs.status.unwrap().conditions, SHUTDOWN_FAILED)
+        );
+    }
+
+    #[test]
+    fn terminating_without_failure() {
+        // Given a running server being deleted (generation bumped by the deletion)
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &running(), 0);
+        gs.metadata.generation = Some(2);
+        // When its teardown is under way
+        let s = terminating(&gs, None, &at_second(100));
+        // Then it is Terminating, not Ready, and its shutdown has not failed
+        assert_eq!(s.phase, Some(Phase::Terminating));
+        assert_eq!(state_of(&s, READY), ("False", reason::TERMINATING));
+        assert_eq!(state_of(&s, SHUTDOWN_FAILED), ("False", reason::SHUTTING_DOWN));
+        assert_eq!(s.observed_generation, Some(2));
+        assert_eq!(s.address.as_deref(), Some("127.0.0.10"));
+        assert_eq!(s.backend_ref.as_deref(), Some("deployment/mc"));
+        // And it is stable while the teardown lasts
+        gs.status = Some(s.clone());
+        assert_eq!(terminating(&gs, None, &at_second(200)), s);
+    }
+
+    #[test]
+    fn terminating_with_failure() {
+        // Given a server being deleted
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &running(), 0);
+        // When the teardown fails
+        let s = terminating(&gs, Some(("BackendUnreachable", "backend unreachable: timeout")), &at_second(100));
+        // Then ShutdownFailed says why
+        let c = cond(&s, SHUTDOWN_FAILED);
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "BackendUnreachable"));
+        assert_eq!(c.message, "backend unreachable: timeout");
+        assert_eq!(state_of(&s, READY), ("False", reason::TERMINATING));
+        // And the same failure again changes nothing
+        gs.status = Some(s.clone());
+        assert_eq!(terminating(&gs, Some(("BackendUnreachable", "backend unreachable: timeout")), &at_second(200)), s);
+        // And once the teardown proceeds, the condition flips back
+        let s = terminating(&gs, None, &at_second(300));
+        assert_eq!(state_of(&s, SHUTDOWN_FAILED), ("False", reason::SHUTTING_DOWN));
+        assert_eq!(cond(&s, SHUTDOWN_FAILED).last_transition_time, at_second(300));
+    }
+
+    #[test]
+    fn needs_requeue_at_the_startup_deadline_while_starting() {
+        // Given a server starting since second 0 with the default 600 s timeout
+        let mut gs = server(DesiredState::Running, 1);
+        let s = step(&mut gs, &starting(), 0);
+        // Then the controller looks again when the timeout expires
+        assert_eq!(needs_requeue(&s, &gs, &at_second(0)), Some(Duration::from_secs(600)));
+        let s = step(&mut gs, &starting(), 450);
+        let later = Time(at_second(450).0 + SignedDuration::from_millis(250));
+        assert_eq!(needs_requeue(&s, &gs, &later), Some(Duration::from_millis(149_750)));
+        // And a stale status past its deadline asks for a look at once
+        assert_eq!(needs_requeue(&s, &gs, &at_second(601)), Some(Duration::ZERO));
+        // And that look reports Failed, with nothing more to wait for
+        let s = step(&mut gs, &starting(), 600);
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert_eq!(needs_requeue(&s, &gs, &at_second(600)), None);
+    }
+
+    #[test]
+    fn no_requeue_outside_starting() {
+        let mut gs = server(DesiredState::Running, 1);
+        assert_eq!(needs_requeue(&step(&mut gs, &gone(), 0), &gs, &at_second(0)), None);
+        assert_eq!(needs_requeue(&step(&mut gs, &running(), 1), &gs, &at_second(1)), None);
+        gs.spec.state = DesiredState::Stopped;
+        assert_eq!(needs_requeue(&step(&mut gs, &gone(), 2), &gs, &at_second(2)), None);
+    }
+}

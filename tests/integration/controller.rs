@@ -1,0 +1,458 @@
+//! The controller end to end on the local control plane: GameServers become
+//! Deployments, Services, volumes and config, their status tells players where
+//! to connect, and deletion is safe. Each test runs its own controller, limited
+//! to the test's namespace, in the test process.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use mettaton::api::{GameServer, Phase, conditions};
+use mettaton::controller::{self, Watch};
+use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::support::{Proxy, TestNamespace, apiserver_addr, counting_client, ensure_crd, eventually};
+
+const WAIT: Duration = Duration::from_secs(60);
+const SELECTOR: &str = "app.kubernetes.io/managed-by=mettaton";
+
+/// A controller running in this process for one namespace.
+struct RunningController {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningController {
+    /// Starts a controller for `ns`: `client` watches and writes GameServers,
+    /// `backend` is what the Kubernetes orchestrator talks through.
+    fn start(ns: &TestNamespace, client: Client, backend: Client) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(controller::run(
+            client,
+            KubernetesOrchestrator::new(backend),
+            Some(ns.name.clone()),
+            Watch::KubernetesChildren,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        RunningController { stop: Some(stop), task }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task).await.expect("controller stops").unwrap();
+    }
+}
+
+fn example(file: &str) -> GameServer {
+    let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+    serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn server(name: &str, spec: serde_json::Value) -> GameServer {
+    serde_json::from_value(json!({
+        "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
+        "metadata": { "name": name }, "spec": spec
+    }))
+    .unwrap()
+}
+
+async fn secret(ns: &TestNamespace, name: &str) {
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": { "name": name },
+        "stringData": { "password": "test-only-password" }
+    }))
+    .unwrap();
+    ns.api::<Secret>().create(&PostParams::default(), &secret).await.unwrap();
+}
+
+fn condition_status(gs: &GameServer, type_: &str) -> Option<String> {
+    gs.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| c.status.clone())
+}
+
+/// Waits until the GameServer is Ready with an address, and returns it.
+async fn ready(api: &Api<GameServer>, name: &str) -> GameServer {
+    eventually(&format!("{name} Ready with an address"), WAIT, || async {
+        let gs = api.get(name).await.map_err(|e| e.to_string())?;
+        let status = gs.status.clone().unwrap_or_default();
+        let fresh = status.observed_generation == gs.metadata.generation;
+        if fresh && condition_status(&gs, conditions::READY).as_deref() == Some("True") && status.address.is_some() {
+            Ok(gs)
+        } else {
+            Err(format!("{status:?}"))
+        }
+    })
+    .await
+}
+
+async fn phase(api: &Api<GameServer>, name: &str, want: Phase) -> GameServer {
+    eventually(&format!("{name} in phase {want:?}"), WAIT, || async {
+        let gs = api.get(name).await.map_err(|e| e.to_string())?;
+        match gs.status.as_ref().and_then(|s| s.phase) {
+            Some(p) if p == want => Ok(gs),
+            _ => Err(format!("{:?}", gs.status)),
+        }
+    })
+    .await
+}
+
+async fn gone(api: &Api<GameServer>, name: &str) {
+    eventually(&format!("{name} deleted"), WAIT, || async {
+        match api.get_opt(name).await {
+            Ok(None) => Ok(()),
+            Ok(Some(gs)) => Err(format!("still there: finalizers {:?}, status {:?}", gs.finalizers(), gs.status)),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+}
+
+/// The reasons of the Events about a GameServer.
+async fn event_reasons(ns: &TestNamespace, name: &str) -> Vec<String> {
+    ns.api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+fn owned_by(obj: &impl ResourceExt, gs: &GameServer) -> bool {
+    obj.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == gs.uid().unwrap())
+}
+
+/// Checks that the status's address and ports are where players really reach
+/// the server: the node the pod runs on, at the Service's node ports.
+async fn assert_reachable_as_reported(ns: &TestNamespace, gs: &GameServer) {
+    let name = gs.name_any();
+    let status = gs.status.as_ref().unwrap();
+    let svc = ns.api::<Service>().get(&name).await.unwrap();
+    let pods = ns.api::<Pod>().list(&ListParams::default().labels(&format!("mettaton.dev/gameserver={name}"))).await;
+    let pod = pods.unwrap().items.into_iter().find(|p| p.metadata.deletion_timestamp.is_none()).expect("a pod");
+    let node_name = pod.spec.unwrap().node_name.expect("pod is scheduled");
+    let node = Api::<Node>::all(ns.client.clone()).get(&node_name).await.unwrap();
+    let internal_ip = node.status.unwrap().addresses.unwrap().into_iter().find(|a| a.type_ == "InternalIP").unwrap();
+    assert_eq!(status.address.as_deref(), Some(internal_ip.address.as_str()), "{name}: address of the pod's node");
+    let svc_ports = svc.spec.unwrap().ports.unwrap();
+    assert_eq!(status.ports.len(), svc_ports.len(), "{name}: one published port per game port");
+    for published in &status.ports {
+        let sp = svc_ports.iter().find(|p| p.name.as_deref() == Some(published.name.as_str())).unwrap();
+        assert_eq!(Some(published.port), sp.node_port, "{name}: port {} is the node port", published.name);
+        assert_eq!(published.protocol.as_str(), sp.protocol.as_deref().unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn examples_become_ready_with_owned_children_and_their_real_address() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("ctl-examples").await;
+    let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
+    secret(&ns, "minecraft-rcon").await;
+    secret(&ns, "valheim-password").await;
+    let api = ns.api::<GameServer>();
+    for file in ["minecraft.yaml", "valheim.yaml", "factorio.yaml"] {
+        api.create(&PostParams::default(), &example(file)).await.unwrap();
+    }
+    for name in ["minecraft", "valheim", "factorio"] {
+        let gs = ready(&api, name).await;
+        assert_eq!(gs.status.as_ref().unwrap().phase, Some(Phase::Running));
+        assert!(gs.finalizers().iter().any(|f| f == mettaton::api::FINALIZER));
+        let deployment = ns.api::<Deployment>().get(name).await.unwrap();
+        assert!(owned_by(&deployment, &gs), "{name}: Deployment owned");
+        assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(1));
+        assert!(owned_by(&ns.api::<Service>().get(name).await.unwrap(), &gs), "{name}: Service owned");
+        let pvc = ns.api::<PersistentVolumeClaim>().get(&format!("{name}-data")).await.unwrap();
+        assert!(owned_by(&pvc, &gs), "{name}: PVC owned");
+        let config = ns.api::<ConfigMap>().get_opt(&format!("{name}-config")).await.unwrap();
+        assert_eq!(config.is_some(), !gs.spec.config.is_empty(), "{name}: ConfigMap exactly when config is asked");
+        if let Some(cm) = config {
+            assert!(owned_by(&cm, &gs), "{name}: ConfigMap owned");
+        }
+        assert_reachable_as_reported(&ns, &gs).await;
+        assert!(event_reasons(&ns, name).await.contains(&"Started".to_string()), "{name}: a Started event");
+    }
+    // The fixed external port of the Factorio example is the node port.
+    let factorio = api.get("factorio").await.unwrap();
+    let game = factorio.status.unwrap().ports.into_iter().find(|p| p.name == "game").unwrap();
+    assert_eq!(game.port, 30197);
+
+    for name in ["minecraft", "valheim", "factorio"] {
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    for name in ["minecraft", "valheim", "factorio"] {
+        gone(&api, name).await;
+    }
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_change_rolls_out_and_stop_then_start_keeps_the_data() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("ctl-lifecycle").await;
+    let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
+    let api = ns.api::<GameServer>();
+    let spec = json!({
+        "image": "mettaton.test/game:1",
+        "ports": [{ "name": "game", "containerPort": 7777 }],
+        "storage": { "size": "1Gi" }
+    });
+    api.create(&PostParams::default(), &server("life", spec)).await.unwrap();
+    ready(&api, "life").await;
+    let pvc_uid = ns.api::<PersistentVolumeClaim>().get("life-data").await.unwrap().uid();
+
+    // A new image: the Deployment rolls, the status follows the generation.
+    let patch = Patch::Merge(json!({ "spec": { "image": "mettaton.test/game:2" } }));
+    api.patch("life", &PatchParams::default(), &patch).await.unwrap();
+    let second = ready(&api, "life").await;
+    assert_eq!(second.metadata.generation, Some(2));
+    assert_eq!(second.status.as_ref().unwrap().observed_generation, Some(2));
+    let deployment = ns.api::<Deployment>().get("life").await.unwrap();
+    let image = deployment.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some("mettaton.test/game:2"));
+
+    // Stopped: no pod, the data and the address record stay.
+    let stop = Patch::Merge(json!({ "spec": { "state": "Stopped" } }));
+    api.patch("life", &PatchParams::default(), &stop).await.unwrap();
+    let stopped = phase(&api, "life", Phase::Stopped).await;
+    assert_eq!(condition_status(&stopped, conditions::READY).as_deref(), Some("False"));
+    assert_eq!(ns.api::<Deployment>().get("life").await.unwrap().spec.unwrap().replicas, Some(0));
+    let pods = ns.api::<Pod>().list(&ListParams::default().labels("mettaton.dev/gameserver=life")).await.unwrap();
+    assert!(pods.items.is_empty(), "no pod while stopped");
+    assert_eq!(ns.api::<PersistentVolumeClaim>().get("life-data").await.unwrap().uid(), pvc_uid, "same volume");
+    let last_address = &second.status.as_ref().unwrap().address;
+    assert_eq!(&stopped.status.as_ref().unwrap().address, last_address, "a stopped server keeps its address record");
+
+    // Running again: back to Ready on the same volume.
+    let start = Patch::Merge(json!({ "spec": { "state": "Running" } }));
+    api.patch("life", &PatchParams::default(), &start).await.unwrap();
+    ready(&api, "life").await;
+    assert_eq!(ns.api::<PersistentVolumeClaim>().get("life-data").await.unwrap().uid(), pvc_uid);
+    let reasons = event_reasons(&ns, "life").await;
+    for reason in ["Created", "Started", "Stopped"] {
+        assert!(reasons.iter().any(|r| r == reason), "a {reason} event in {reasons:?}");
+    }
+
+    api.delete("life", &DeleteParams::default()).await.unwrap();
+    gone(&api, "life").await;
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_gets_ready_fails_after_its_startup_timeout() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("ctl-neverready").await;
+    let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
+    let api = ns.api::<GameServer>();
+    let spec = json!({
+        "image": "mettaton.test/never-ready",
+        "ports": [{ "name": "game", "containerPort": 7777 }],
+        "health": { "startupTimeoutSeconds": 6 }
+    });
+    let created = std::time::Instant::now();
+    api.create(&PostParams::default(), &server("slow", spec)).await.unwrap();
+    phase(&api, "slow", Phase::Starting).await;
+    let failed = phase(&api, "slow", Phase::Failed).await;
+    assert!(created.elapsed() >= Duration::from_secs(6), "not Failed before the timeout");
+    let ready = failed.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == conditions::READY).unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "StartupTimeout"));
+    eventually("a Failed warning event", WAIT, || async {
+        let reasons = event_reasons(&ns, "slow").await;
+        if reasons.iter().any(|r| r == "Failed") { Ok(()) } else { Err(reasons) }
+    })
+    .await;
+    api.delete("slow", &DeleteParams::default()).await.unwrap();
+    gone(&api, "slow").await;
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_server_is_degraded_with_its_restart_count() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("ctl-crash").await;
+    let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
+    let api = ns.api::<GameServer>();
+    let spec = json!({ "image": "mettaton.test/crash-loop", "ports": [{ "name": "game", "containerPort": 7777 }] });
+    api.create(&PostParams::default(), &server("crashy", spec)).await.unwrap();
+    let gs = eventually("crashy Degraded with 3+ restarts", WAIT, || async {
+        let gs = api.get("crashy").await.map_err(|e| e.to_string())?;
+        let restarts = gs.status.as_ref().map_or(0, |s| s.restarts);
+        if condition_status(&gs, conditions::DEGRADED).as_deref() == Some("True") && restarts >= 3 {
+            Ok(gs)
+        } else {
+            Err(format!("{:?}", gs.status))
+        }
+    })
+    .await;
+    let status = gs.status.unwrap();
+    let degraded = status.conditions.iter().find(|c| c.type_ == conditions::DEGRADED).unwrap();
+    assert_eq!(degraded.reason, "CrashLoop");
+    assert!(degraded.message.contains("restarted"), "{}", degraded.message);
+    assert_eq!(condition_status(&api.get("crashy").await.unwrap(), conditions::READY).as_deref(), Some("False"));
+    api.delete("crashy", &DeleteParams::default()).await.unwrap();
+    gone(&api, "crashy").await;
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retain_keeps_the_volume_and_a_new_server_of_the_same_name_adopts_it() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("ctl-retain").await;
+    let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
+    let api = ns.api::<GameServer>();
+    let spec = json!({
+        "image": "mettaton.test/game:1",
+        "ports": [{ "name": "game", "containerPort": 7777 }],
+        "storage": { "size": "1Gi", "reclaimPolicy": "Retain" }
+    });
+    api.create(&PostParams::default(), &server("world", spec.clone())).await.unwrap();
+    ready(&api, "world").await;
+    let pvcs = ns.api::<PersistentVolumeClaim>();
+    let volume_uid = pvcs.get("world-data").await.unwrap().uid();
+
+    api.delete("world", &DeleteParams::default()).await.unwrap();
+    gone(&api, "world").await;
+    let kept = pvcs.get("world-data").await.expect("the volume survives its GameServer");
+    assert_eq!(kept.uid(), volume_uid);
+    assert!(kept.owner_references().is_empty(), "released: no owner left to garbage-collect it");
+    assert!(ns.api::<Deployment>().get_opt("world").await.unwrap().is_none());
+    assert!(ns.api::<Service>().get_opt("world").await.unwrap().is_none());
+
+    api.create(&PostParams::default(), &server("world", spec)).await.unwrap();
+    let again = ready(&api, "world").await;
+    let adopted = pvcs.get("world-data").await.unwrap();
+    assert_eq!(adopted.uid(), volume_uid, "the same volume, not a new one");
+    assert!(owned_by(&adopted, &again), "adopted by the new GameServer");
+
+    api.delete("world", &DeleteParams::default()).await.unwrap();
+    gone(&api, "world").await;
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_policy_leaves_nothing_behind() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("ctl-delete").await;
+    let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
+    let api = ns.api::<GameServer>();
+    let spec = json!({
+        "image": "mettaton.test/game:1",
+        "ports": [{ "name": "game", "containerPort": 7777 }],
+        "storage": { "size": "1Gi", "reclaimPolicy": "Delete" },
+        "config": [{ "path": "/data/game.cfg", "content": "x=1" }]
+    });
+    api.create(&PostParams::default(), &server("temp", spec)).await.unwrap();
+    ready(&api, "temp").await;
+    api.delete("temp", &DeleteParams::default()).await.unwrap();
+    gone(&api, "temp").await;
+    let lp = ListParams::default().labels(SELECTOR);
+    eventually("no child left", WAIT, || async {
+        let left = (
+            ns.api::<Deployment>().list(&lp).await.unwrap().items.len(),
+            ns.api::<Service>().list(&lp).await.unwrap().items.len(),
+            ns.api::<PersistentVolumeClaim>().list(&lp).await.unwrap().items.len(),
+            ns.api::<ConfigMap>().list(&lp).await.unwrap().items.len(),
+            ns.api::<Pod>().list(&lp).await.unwrap().items.len(),
+        );
+        if left == (0, 0, 0, 0, 0) { Ok(()) } else { Err(left) }
+    })
+    .await;
+    ctl.stop().await;
+}
+
+/// The orchestrator reaches the API server through a proxy the test cuts:
+/// deletion cannot complete, the finalizer stays, the user is told why, and it
+/// completes once the backend is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_cleanup_keeps_the_finalizer_reports_it_and_completes_later() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("ctl-shutdown").await;
+    let proxy = Proxy::start(apiserver_addr().await).await;
+    let ctl = RunningController::start(&ns, ns.client.clone(), proxy.client().await);
+    let api = ns.api::<GameServer>();
+    let spec = json!({ "image": "mettaton.test/game:1", "ports": [{ "name": "game", "containerPort": 7777 }] });
+    api.create(&PostParams::default(), &server("stuck", spec)).await.unwrap();
+    ready(&api, "stuck").await;
+
+    proxy.set_up(false);
+    api.delete("stuck", &DeleteParams::default()).await.unwrap();
+    let reported = eventually("ShutdownFailed reported", WAIT, || async {
+        let gs = api.get("stuck").await.map_err(|e| e.to_string())?;
+        let cond =
+            gs.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::SHUTDOWN_FAILED));
+        match cond {
+            Some(c) if c.status == "True" => Ok(gs),
+            _ => Err(format!("{:?}", gs.status)),
+        }
+    })
+    .await;
+    assert!(reported.finalizers().iter().any(|f| f == mettaton::api::FINALIZER), "finalizer kept");
+    assert_eq!(reported.status.as_ref().unwrap().phase, Some(Phase::Terminating));
+    let cond =
+        reported.status.unwrap().conditions.into_iter().find(|c| c.type_ == conditions::SHUTDOWN_FAILED).unwrap();
+    assert_eq!(cond.reason, "BackendUnreachable", "{}", cond.message);
+    assert!(!cond.message.is_empty());
+    eventually("a ShutdownFailed warning event", WAIT, || async {
+        let reasons = event_reasons(&ns, "stuck").await;
+        if reasons.iter().any(|r| r == "ShutdownFailed") { Ok(()) } else { Err(reasons) }
+    })
+    .await;
+    // Nothing was torn down behind the user's back.
+    assert!(ns.api::<Deployment>().get_opt("stuck").await.unwrap().is_some());
+
+    proxy.set_up(true);
+    gone(&api, "stuck").await;
+    assert!(ns.api::<Deployment>().get_opt("stuck").await.unwrap().is_none());
+    ctl.stop().await;
+}
+
+/// Once a server is converged, reconciles (here caused by touching the
+/// GameServer's metadata and an owned Service) read but write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_state_reconcile_makes_no_write() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("ctl-steady").await;
+    let (client, requests) = counting_client().await;
+    let ctl = RunningController::start(&ns, client.clone(), client);
+    let api = ns.api::<GameServer>();
+    let spec = json!({
+        "image": "mettaton.test/game:1",
+        "ports": [{ "name": "game", "containerPort": 7777 }, { "name": "voice", "containerPort": 9987, "protocol": "UDP" }],
+        "storage": { "size": "1Gi" },
+        "config": [{ "path": "/data/game.cfg", "content": "x=1" }]
+    });
+    api.create(&PostParams::default(), &server("calm", spec)).await.unwrap();
+    ready(&api, "calm").await;
+    // Settled: no write for 3 s in a row.
+    let settled = eventually("the controller to stop writing", WAIT, || {
+        let before = requests.writes().len();
+        let requests = requests.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let after = requests.writes().len();
+            if after == before { Ok(after) } else { Err(after - before) }
+        }
+    })
+    .await;
+    let reads_before = requests.total();
+
+    let touch = Patch::Merge(json!({ "metadata": { "annotations": { "test/touched": "1" } } }));
+    api.patch("calm", &PatchParams::default(), &touch).await.unwrap();
+    ns.api::<Service>().patch("calm", &PatchParams::default(), &touch).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let writes = requests.writes();
+    assert_eq!(writes.len(), settled, "steady-state reconciles wrote: {:?}", &writes[settled..]);
+    assert!(requests.total() > reads_before, "the touches did cause reconciles (which read)");
+    api.delete("calm", &DeleteParams::default()).await.unwrap();
+    gone(&api, "calm").await;
+    ctl.stop().await;
+}
