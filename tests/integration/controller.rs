@@ -443,6 +443,7 @@ async fn a_steady_state_reconcile_makes_no_write() {
     })
     .await;
     let reads_before = requests.total();
+    let status_before = api.get("calm").await.unwrap().status;
 
     let touch = Patch::Merge(json!({ "metadata": { "annotations": { "test/touched": "1" } } }));
     api.patch("calm", &PatchParams::default(), &touch).await.unwrap();
@@ -450,7 +451,13 @@ async fn a_steady_state_reconcile_makes_no_write() {
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     let writes = requests.writes();
-    assert_eq!(writes.len(), settled, "steady-state reconciles wrote: {:?}", &writes[settled..]);
+    let status_after = api.get("calm").await.unwrap().status;
+    assert_eq!(
+        writes.len(),
+        settled,
+        "steady-state reconciles wrote: {:?}\nstatus before: {status_before:#?}\nstatus after: {status_after:#?}",
+        &writes[settled..]
+    );
     assert!(requests.total() > reads_before, "the touches did cause reconciles (which read)");
     api.delete("calm", &DeleteParams::default()).await.unwrap();
     gone(&api, "calm").await;

@@ -1,6 +1,7 @@
 //! Integration tests against the local control plane (tests/controlplane/up).
 //! One test binary, so the heavy dependencies are linked once.
 
+mod binary;
 mod controller;
 mod gameserver_schema;
 mod kubernetes_backend;

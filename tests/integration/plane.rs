@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -49,6 +50,15 @@ async fn nodes_are_ready_and_have_addresses() {
         })
         .collect();
     assert!(ready.len() >= 3, "want at least 3 Ready nodes with an address, got {}", ready.len());
+    // Nodes stay Ready only while their heartbeats (Leases, renewed by kwok)
+    // keep coming; without them the node controller marks them NotReady
+    // within a minute and their pods unready.
+    let leases = Api::<Lease>::namespaced(client().await, "kube-node-lease");
+    for node in &ready {
+        let name = node.metadata.name.as_deref().unwrap();
+        let lease = leases.get(name).await.unwrap_or_else(|e| panic!("no heartbeat Lease for node {name}: {e}"));
+        assert!(lease.spec.and_then(|s| s.renew_time).is_some(), "lease of {name} is renewed");
+    }
 }
 
 #[tokio::test]
