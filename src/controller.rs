@@ -283,9 +283,10 @@ async fn announce_transition<O: Orchestrator>(gs: &GameServer, status: &GameServ
         Phase::Running => (
             EventType::Normal,
             "Started",
-            match &status.address {
-                Some(a) => format!("ready for players at {a}"),
-                None => "ready for players".to_string(),
+            match (&status.address, status.ports.first()) {
+                (Some(a), Some(p)) => format!("ready for players at {a}:{} ({})", p.port, p.name),
+                (Some(a), None) => format!("ready for players at {a}"),
+                _ => "ready for players".to_string(),
             },
         ),
         Phase::Starting => (EventType::Normal, "Starting", "starting the game server".to_string()),
