@@ -49,6 +49,14 @@ impl KubernetesOrchestrator {
         Api::namespaced(self.client.clone(), &plan.namespace)
     }
 
+    /// Reads one child of the server by name; absent is `None`.
+    async fn read<K>(&self, plan: &ServerPlan, name: &str) -> Result<Option<K>, BackendError>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+    {
+        self.api::<K>(plan).get_opt(name).await.map_err(|e| backend_error(format!("read {}", describe::<K>(name)), e))
+    }
+
     /// Brings one child to its desired form; returns it as it was before.
     /// `for_existing` narrows what is applied to an object that already exists.
     async fn ensure<K>(
@@ -63,7 +71,7 @@ impl KubernetesOrchestrator {
         let api = self.api::<K>(plan);
         let name = desired.meta().name.clone().unwrap_or_default();
         let what = describe::<K>(&name);
-        let current = api.get_opt(&name).await.map_err(|e| backend_error(format!("read {what}"), e))?;
+        let current = self.read::<K>(plan, &name).await?;
         let desired = match &current {
             Some(current) => {
                 if !is_ours(current.meta(), &plan.name) {
@@ -95,7 +103,7 @@ impl KubernetesOrchestrator {
     {
         let api = self.api::<K>(plan);
         let what = describe::<K>(name);
-        let Some(current) = api.get_opt(name).await.map_err(|e| backend_error(format!("read {what}"), e))? else {
+        let Some(current) = self.read::<K>(plan, name).await? else {
             return Ok(false);
         };
         let meta = current.meta();
@@ -124,7 +132,7 @@ impl KubernetesOrchestrator {
         let api = self.api::<PersistentVolumeClaim>(plan);
         let name = plan::volume_name(&plan.name);
         let what = describe::<PersistentVolumeClaim>(&name);
-        let Some(claim) = api.get_opt(&name).await.map_err(|e| backend_error(format!("read {what}"), e))? else {
+        let Some(claim) = self.read::<PersistentVolumeClaim>(plan, &name).await? else {
             return Ok(false);
         };
         let Some(patch) = release_patch(&claim.metadata, &plan.name) else { return Ok(false) };
@@ -186,19 +194,9 @@ impl Orchestrator for KubernetesOrchestrator {
     }
 
     async fn observe(&self, plan: &ServerPlan) -> Result<Observed, BackendError> {
-        let deployment = self
-            .api::<Deployment>(plan)
-            .get_opt(&plan.name)
-            .await
-            .map_err(|e| backend_error(format!("read {}", describe::<Deployment>(&plan.name)), e))?
-            .filter(|d| is_ours(&d.metadata, &plan.name));
+        let deployment = self.read::<Deployment>(plan, &plan.name).await?.filter(|d| is_ours(&d.metadata, &plan.name));
         let pods = self.pods(plan).await?;
-        let service = self
-            .api::<Service>(plan)
-            .get_opt(&plan.name)
-            .await
-            .map_err(|e| backend_error(format!("read {}", describe::<Service>(&plan.name)), e))?
-            .filter(|s| is_ours(&s.metadata, &plan.name));
+        let service = self.read::<Service>(plan, &plan.name).await?.filter(|s| is_ours(&s.metadata, &plan.name));
 
         let pod = builders::current_pod(&pods);
         let node_name = pod.and_then(|p| p.spec.as_ref()).and_then(|s| s.node_name.clone());
