@@ -1,0 +1,3 @@
+module mettaton.dev/testgame
+
+go 1.22

@@ -1,0 +1,161 @@
+// Command testgame is a tiny stand-in for a dedicated game server, used by
+// mettaton's Docker Swarm tests. It has no dependencies and is built as a
+// static binary (CGO_ENABLED=0) that is the whole image.
+//
+// Behaviour (every setting from the environment, ports also as flags):
+//
+//	GAME_TCP_PORT (-tcp, default 7777)  TCP: greets "hello from NAME", then
+//	                                    answers each line with "echo: LINE".
+//	GAME_UDP_PORT (-udp, default 7778)  UDP: answers each datagram with
+//	                                    "pong: PAYLOAD".
+//	GAME_NAME                           NAME in the greeting (default: hostname).
+//	GAME_CONFIG=/a[:/b...]              prints each file's content at start.
+//	GAME_READY_FILE=/path               written once both ports listen.
+//	GAME_CRASH_AFTER_SECONDS=N          exits 1 after N seconds.
+//	GAME_SAVE_SECONDS=N                 "saving world" takes N seconds on stop.
+//
+// On SIGTERM or SIGINT it prints "saving world" then "stopped" and exits 0.
+// Every log line goes to stdout.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+var logMu sync.Mutex
+
+// logf prints one line to stdout.
+func logf(format string, args ...any) {
+	logMu.Lock()
+	defer logMu.Unlock()
+	fmt.Fprintf(os.Stdout, format+"\n", args...)
+}
+
+func envInt(name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		logf("bad %s=%q: %v", name, v, err)
+		os.Exit(2)
+	}
+	return n
+}
+
+func main() {
+	tcpPort := flag.Int("tcp", envInt("GAME_TCP_PORT", 7777), "TCP port (env GAME_TCP_PORT)")
+	udpPort := flag.Int("udp", envInt("GAME_UDP_PORT", 7778), "UDP port (env GAME_UDP_PORT)")
+	flag.Parse()
+
+	name := os.Getenv("GAME_NAME")
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+
+	if cfg := os.Getenv("GAME_CONFIG"); cfg != "" {
+		for _, path := range strings.Split(cfg, ":") {
+			if path == "" {
+				continue
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				logf("config %s: %v", path, err)
+				continue
+			}
+			logf("config %s:", path)
+			text := strings.TrimRight(string(data), "\n")
+			for _, line := range strings.Split(text, "\n") {
+				logf("  %s", line)
+			}
+		}
+	}
+
+	tl, err := net.Listen("tcp", fmt.Sprintf(":%d", *tcpPort))
+	if err != nil {
+		logf("cannot listen on tcp %d: %v", *tcpPort, err)
+		os.Exit(1)
+	}
+	uc, err := net.ListenPacket("udp", fmt.Sprintf(":%d", *udpPort))
+	if err != nil {
+		logf("cannot listen on udp %d: %v", *udpPort, err)
+		os.Exit(1)
+	}
+	logf("game server listening tcp=%d udp=%d name=%s", *tcpPort, *udpPort, name)
+
+	if ready := os.Getenv("GAME_READY_FILE"); ready != "" {
+		if err := os.WriteFile(ready, []byte("ready\n"), 0o644); err != nil {
+			logf("cannot write ready file %s: %v", ready, err)
+		}
+	}
+
+	go serveTCP(tl, name)
+	go serveUDP(uc)
+
+	if n := envInt("GAME_CRASH_AFTER_SECONDS", 0); n > 0 {
+		go func() {
+			time.Sleep(time.Duration(n) * time.Second)
+			logf("crashing after %d s as asked", n)
+			os.Exit(1)
+		}()
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	sig := <-sigs
+	logf("got %v", sig)
+	logf("saving world")
+	if n := envInt("GAME_SAVE_SECONDS", 0); n > 0 {
+		time.Sleep(time.Duration(n) * time.Second)
+	}
+	tl.Close()
+	uc.Close()
+	logf("stopped")
+	os.Exit(0)
+}
+
+func serveTCP(l net.Listener, name string) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			peer := c.RemoteAddr().String()
+			logf("player connected from %s", peer)
+			fmt.Fprintf(c, "hello from %s\n", name)
+			s := bufio.NewScanner(c)
+			for s.Scan() {
+				if _, err := fmt.Fprintf(c, "echo: %s\n", s.Text()); err != nil {
+					break
+				}
+			}
+			logf("player disconnected from %s", peer)
+		}(c)
+	}
+}
+
+func serveUDP(c net.PacketConn) {
+	buf := make([]byte, 65535)
+	for {
+		n, addr, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		payload := strings.TrimRight(string(buf[:n]), "\r\n")
+		logf("udp datagram from %s", addr)
+		c.WriteTo([]byte("pong: "+payload+"\n"), addr)
+	}
+}
