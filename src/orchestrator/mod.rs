@@ -8,6 +8,7 @@ use crate::api::{GameServer, PublishedPort, ReclaimPolicy};
 use crate::plan::ServerPlan;
 
 pub mod kubernetes;
+pub mod swarm;
 
 /// A backend that runs game servers.
 pub trait Orchestrator: Send + Sync + 'static {

@@ -7,3 +7,4 @@ mod gameserver_schema;
 mod kubernetes_backend;
 mod plane;
 mod support;
+mod swarm_backend;

@@ -1,0 +1,822 @@
+//! The Docker Swarm backend: a game server is a replicated swarm service (one
+//! task, or none when stopped) publishing its ports in host mode, a labelled
+//! local volume for its data, and one swarm config per inline config file.
+//! It talks to a swarm manager through the Docker Engine API (bollard).
+//!
+//! As on Kubernetes, every write is preceded by a read and skipped when the
+//! engine already holds what mettaton would write, so a steady state costs
+//! reads only; objects of the same name that are not the server's (by their
+//! `mettaton.dev/gameserver` and `mettaton.dev/namespace` labels) are never
+//! changed or removed.
+//!
+//! What swarm cannot do is refused by [`builders::service_spec`] with the
+//! field named: environment `valueFrom`, config files from ConfigMaps, a stop
+//! command, resources other than cpu and memory. What has no meaning here is
+//! ignored: the image pull policy (swarm always tries the registry first and
+//! falls back to the image the node has), the service type and annotations
+//! (ports are published on the node the server runs on, which is the address
+//! reported), the volume's size and storage class (Docker's local driver has
+//! neither).
+//!
+//! The volume is local to a node: on a swarm of several nodes, a server
+//! rescheduled elsewhere gets an empty volume of the same name there.
+
+pub mod builders;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::errors::Error as DockerError;
+use bollard::models::{Node, Service, Task};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, EventsOptionsBuilder, ListConfigsOptionsBuilder, ListServicesOptionsBuilder,
+    ListTasksOptionsBuilder, LogsOptionsBuilder, RemoveVolumeOptions, UpdateServiceOptionsBuilder,
+};
+use bollard::{API_DEFAULT_VERSION, Docker};
+use futures::{Stream, StreamExt};
+
+use crate::api::{GameServer, ReclaimPolicy};
+use crate::orchestrator::{BackendError, Observed, Orchestrator, Teardown};
+use crate::plan::{LABEL_GAMESERVER, ServerPlan};
+
+/// Seconds any one request to the engine may take (an image pull included).
+const REQUEST_TIMEOUT_SECONDS: u64 = 120;
+
+/// Where the Docker daemon (a swarm manager) listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Daemon {
+    /// A local Unix socket, by default `/var/run/docker.sock`.
+    LocalSocket(PathBuf),
+    /// A TCP address (`tcp://host:2376`), with TLS client certificates when
+    /// the daemon requires them (it should, on anything but loopback).
+    Tcp { url: String, tls: Option<Tls> },
+}
+
+/// The PEM files of a TLS connection to the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tls {
+    /// The CA that signed the daemon's certificate.
+    pub ca: PathBuf,
+    /// The client certificate and its key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Daemon::LocalSocket(PathBuf::from("/var/run/docker.sock"))
+    }
+}
+
+impl fmt::Display for Daemon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Daemon::LocalSocket(path) => write!(f, "unix://{}", path.display()),
+            Daemon::Tcp { url, .. } => f.write_str(url),
+        }
+    }
+}
+
+impl Daemon {
+    /// The daemon the Docker CLI would use: `DOCKER_HOST` (default socket when
+    /// unset), with TLS when `DOCKER_TLS_VERIFY` is set, from the certificates
+    /// in `DOCKER_CERT_PATH` (default `~/.docker`).
+    pub fn from_env() -> Result<Daemon, BackendError> {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+        let tls = std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+        let cert_path = std::env::var_os("DOCKER_CERT_PATH")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker")));
+        Daemon::parse(&host, tls, cert_path)
+            .map_err(|reason| BackendError::Refused { what: "connect to the Docker daemon".into(), reason })
+    }
+
+    /// A daemon from a `DOCKER_HOST` value (empty: the default socket).
+    pub fn parse(host: &str, tls: bool, cert_path: Option<PathBuf>) -> Result<Daemon, String> {
+        if host.is_empty() {
+            return Ok(Daemon::default());
+        }
+        if let Some(path) = host.strip_prefix("unix://") {
+            return Ok(Daemon::LocalSocket(PathBuf::from(path)));
+        }
+        if host.starts_with("tcp://") || host.starts_with("http://") || host.starts_with("https://") {
+            let tls = if tls || host.starts_with("https://") {
+                let dir = cert_path.ok_or("TLS needs DOCKER_CERT_PATH (no home directory to look in)")?;
+                Some(Tls { ca: dir.join("ca.pem"), cert: dir.join("cert.pem"), key: dir.join("key.pem") })
+            } else {
+                None
+            };
+            return Ok(Daemon::Tcp { url: host.to_string(), tls });
+        }
+        Err(format!("DOCKER_HOST={host}: only unix:// and tcp:// daemons are supported"))
+    }
+}
+
+/// A service mettaton manages, as `list_managed` finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagedService {
+    /// The GameServer's name.
+    pub name: String,
+    pub namespace: String,
+    pub service_id: String,
+    pub service_name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Something that happened to a server's container, as the engine reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerEvent {
+    /// The GameServer's name and namespace.
+    pub gameserver: String,
+    pub namespace: String,
+    pub kind: ServerEventKind,
+    pub container_id: String,
+    pub task_id: Option<String>,
+    pub service_name: Option<String>,
+    /// When, in nanoseconds since the Unix epoch.
+    pub time_nanos: Option<i64>,
+}
+
+/// What happened to a server's container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerEventKind {
+    Started,
+    /// The container ended: on its own, killed, or stopped by swarm.
+    Exited {
+        exit_code: Option<i64>,
+    },
+    OutOfMemory,
+    Healthy,
+    Unhealthy,
+}
+
+/// Runs game servers on a Docker Swarm, through a manager's Engine API.
+#[derive(Clone)]
+pub struct SwarmOrchestrator {
+    docker: Docker,
+    daemon: Daemon,
+    /// Failed tasks seen per service id. Swarm keeps only the last few tasks
+    /// of a slot (5 by default), which would cap the restart count below what
+    /// a crash loop needs; what this process has seen keeps counting.
+    seen_failures: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
+}
+
+impl fmt::Debug for SwarmOrchestrator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwarmOrchestrator").field("daemon", &self.daemon).finish()
+    }
+}
+
+impl SwarmOrchestrator {
+    /// Connects to the daemon, agrees on an API version with it, and makes sure
+    /// it is a swarm manager: an orchestrator that connected can run servers.
+    pub async fn connect(daemon: &Daemon) -> Result<Self, BackendError> {
+        let unreachable = |e: DockerError| {
+            BackendError::Unreachable(format!("cannot connect to the Docker daemon at {daemon}: {}", error_chain(&e)))
+        };
+        let docker = match daemon {
+            Daemon::LocalSocket(path) => {
+                let path = path.to_string_lossy();
+                Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECONDS, API_DEFAULT_VERSION)
+            }
+            Daemon::Tcp { url, tls: None } => {
+                Docker::connect_with_http(url, REQUEST_TIMEOUT_SECONDS, API_DEFAULT_VERSION)
+            }
+            Daemon::Tcp { url, tls: Some(tls) } => Docker::connect_with_ssl(
+                url,
+                &tls.key,
+                &tls.cert,
+                &tls.ca,
+                REQUEST_TIMEOUT_SECONDS,
+                API_DEFAULT_VERSION,
+            ),
+        }
+        .map_err(unreachable)?;
+        // The engine refuses an API version newer than its own (Debian's 20.10
+        // speaks 1.41); this also proves it answers.
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        let orchestrator = SwarmOrchestrator { docker, daemon: daemon.clone(), seen_failures: Default::default() };
+        orchestrator.ensure_manager().await?;
+        Ok(orchestrator)
+    }
+
+    /// The daemon this talks to.
+    pub fn daemon(&self) -> &Daemon {
+        &self.daemon
+    }
+
+    /// The bollard client, for what the orchestrator does not cover.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The orchestrator with its client changed by `f`, for instance given a
+    /// request modifier that sets headers or records requests.
+    pub fn map_client(mut self, f: impl FnOnce(Docker) -> Docker) -> Self {
+        self.docker = f(self.docker);
+        self
+    }
+
+    /// Whether the daemon answers.
+    pub async fn ping(&self) -> Result<(), BackendError> {
+        self.docker.ping().await.map(|_| ()).map_err(|e| self.error("ping the Docker daemon", e))
+    }
+
+    /// Refused, saying what to do, unless the daemon is an active manager of
+    /// a swarm (only managers can create services).
+    pub async fn ensure_manager(&self) -> Result<(), BackendError> {
+        let info = self.docker.info().await.map_err(|e| self.error("read the Docker daemon's swarm state", e))?;
+        match builders::manager_problem(info.swarm.as_ref(), &self.daemon.to_string()) {
+            None => Ok(()),
+            Some(reason) => {
+                Err(BackendError::Refused { what: "use the Docker daemon as a swarm manager".into(), reason })
+            }
+        }
+    }
+
+    /// The services mettaton manages on this swarm (`mettaton.dev/managed=true`).
+    pub async fn list_managed(&self) -> Result<Vec<ManagedService>, BackendError> {
+        let filters = HashMap::from([("label", vec![format!("{}=true", builders::LABEL_MANAGED)])]);
+        let services = self
+            .docker
+            .list_services(Some(ListServicesOptionsBuilder::default().filters(&filters).build()))
+            .await
+            .map_err(|e| self.error("list the managed services", e))?;
+        Ok(services
+            .into_iter()
+            .filter_map(|s| {
+                let spec = s.spec?;
+                let labels: BTreeMap<String, String> = spec.labels.unwrap_or_default().into_iter().collect();
+                Some(ManagedService {
+                    name: labels.get(LABEL_GAMESERVER)?.clone(),
+                    namespace: labels.get(builders::LABEL_NAMESPACE).cloned().unwrap_or_else(|| "default".into()),
+                    service_id: s.id?,
+                    service_name: spec.name?,
+                    labels,
+                })
+            })
+            .collect())
+    }
+
+    /// Starts, exits, out-of-memory kills and health changes of the managed
+    /// servers' containers, from `since` on (only new ones when `None`), as
+    /// the engine reports them. The stream ends when the connection does.
+    ///
+    /// The engine reports the containers of its own node only: on a swarm of
+    /// one node (or with the servers placed on the manager) this is every
+    /// event; on a larger swarm, `observe` (which reads the tasks, wherever
+    /// they run) is the source of truth, and a watcher should poll it too.
+    pub fn events(
+        &self,
+        since: Option<SystemTime>,
+    ) -> impl Stream<Item = Result<ServerEvent, BackendError>> + Send + use<> {
+        let filters = HashMap::from([
+            ("type", vec!["container".to_string()]),
+            ("label", vec![format!("{}=true", builders::LABEL_MANAGED)]),
+            ("event", vec!["start".to_string(), "die".to_string(), "oom".to_string(), "health_status".to_string()]),
+        ]);
+        let mut options = EventsOptionsBuilder::default().filters(&filters);
+        if let Some(since) = since {
+            let secs = since.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64();
+            options = options.since(&format!("{secs:.9}"));
+        }
+        let this = self.clone();
+        let docker = self.docker.clone();
+        docker.events(Some(options.build())).filter_map(move |item| {
+            let mapped = match item {
+                Ok(message) => builders::server_event(&message).map(Ok),
+                Err(e) => Some(Err(this.error("follow the Docker daemon's events", e))),
+            };
+            futures::future::ready(mapped)
+        })
+    }
+
+    /// The service of that name, if there is one.
+    async fn find_service(&self, name: &str) -> Result<Option<Service>, BackendError> {
+        match self.docker.inspect_service(name, None).await {
+            Ok(service) => Ok(Some(service)),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(self.error(format!("read service {name}"), e)),
+        }
+    }
+
+    async fn tasks(&self, filters: HashMap<&str, Vec<String>>, what: &str) -> Result<Vec<Task>, BackendError> {
+        self.docker
+            .list_tasks(Some(ListTasksOptionsBuilder::default().filters(&filters).build()))
+            .await
+            .map_err(|e| self.error(what, e))
+    }
+
+    /// Every task of the service `name`, also of one that was just removed
+    /// (swarm task names are `service.slot`, and service names hold no dot).
+    async fn tasks_named(&self, name: &str) -> Result<Vec<Task>, BackendError> {
+        self.tasks(HashMap::from([("name", vec![format!("{name}.")])]), &format!("list tasks of {name}")).await
+    }
+
+    /// Makes sure the image is on this node, pulling it when it is not.
+    async fn ensure_image(&self, plan: &ServerPlan) -> Result<(), BackendError> {
+        let image = &plan.container.image;
+        let what = format!("run GameServer {} on Docker Swarm", builders::display_name(plan));
+        match self.docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(self.error(format!("read image {image}"), e)),
+        }
+        let (reference, tag) = builders::pull_reference(image);
+        let mut options = CreateImageOptionsBuilder::default().from_image(&reference);
+        if !tag.is_empty() {
+            options = options.tag(&tag);
+        }
+        let not_found = |reason: String| BackendError::Refused {
+            what: what.clone(),
+            reason: format!("image {image} not found locally or in its registry: {reason}"),
+        };
+        let mut pull = self.docker.create_image(Some(options.build()), None, None);
+        while let Some(progress) = pull.next().await {
+            match progress {
+                Ok(info) => {
+                    if let Some(detail) = info.error_detail {
+                        return Err(not_found(detail.message.unwrap_or_default()));
+                    }
+                }
+                Err(e) if is_transport(&e) => return Err(self.error(format!("pull image {image}"), e)),
+                Err(e) => return Err(not_found(docker_message(&e))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Refused when another service already publishes one of the fixed ports.
+    async fn check_ports(
+        &self,
+        plan: &ServerPlan,
+        desired: &bollard::models::ServiceSpec,
+        own_id: Option<&str>,
+    ) -> Result<(), BackendError> {
+        let services = self.docker.list_services(None).await.map_err(|e| self.error("list services", e))?;
+        match builders::port_conflict(desired, &services, own_id) {
+            None => Ok(()),
+            Some(reason) => Err(BackendError::Refused {
+                what: format!("run GameServer {} on Docker Swarm", builders::display_name(plan)),
+                reason,
+            }),
+        }
+    }
+
+    /// The server's configs on the swarm, by name.
+    async fn configs_of(&self, plan: &ServerPlan) -> Result<HashMap<String, String>, BackendError> {
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{LABEL_GAMESERVER}={}", plan.name),
+                format!("{}={}", builders::LABEL_NAMESPACE, builders::namespace(plan)),
+            ],
+        )]);
+        let configs = self
+            .docker
+            .list_configs(Some(ListConfigsOptionsBuilder::default().filters(&filters).build()))
+            .await
+            .map_err(|e| self.error(format!("list configs of GameServer {}", builders::display_name(plan)), e))?;
+        Ok(configs
+            .into_iter()
+            .filter(|c| builders::is_ours(c.spec.as_ref().and_then(|s| s.labels.as_ref()), plan))
+            .filter_map(|c| Some((c.spec?.name?, c.id?)))
+            .collect())
+    }
+
+    /// Creates what the service mounts and the service itself, or updates it.
+    /// Records what it created in `created`, for the caller to undo on failure.
+    async fn apply_objects(
+        &self,
+        plan: &ServerPlan,
+        desired: bollard::models::ServiceSpec,
+        current: Option<&Service>,
+        created: &mut Created,
+    ) -> Result<(), BackendError> {
+        if let Some(request) = builders::volume_request(plan) {
+            let name = builders::volume_name(plan);
+            match self.docker.inspect_volume(&name).await {
+                Ok(volume) if builders::is_ours(Some(&volume.labels), plan) => {}
+                Ok(_) => {
+                    return Err(BackendError::Refused {
+                        what: format!("create volume {name}"),
+                        reason: format!(
+                            "volume {name} already exists and does not belong to GameServer {}",
+                            builders::display_name(plan)
+                        ),
+                    });
+                }
+                Err(e) if status_of(&e) == Some(404) => {
+                    self.docker
+                        .create_volume(request)
+                        .await
+                        .map_err(|e| self.error(format!("create volume {name}"), e))?;
+                    created.volume = Some(name);
+                }
+                Err(e) => return Err(self.error(format!("read volume {name}"), e)),
+            }
+        }
+
+        let mut ids = self.configs_of(plan).await?;
+        let planned = builders::config_files(plan)?;
+        for config in &planned {
+            if ids.contains_key(&config.name) {
+                continue;
+            }
+            let id = self
+                .docker
+                .create_config(config.spec.clone())
+                .await
+                .map_err(|e| self.error(format!("create config {} for {}", config.name, config.path), e))?
+                .id;
+            created.configs.push(id.clone());
+            ids.insert(config.name.clone(), id);
+        }
+        let desired = builders::with_config_ids(desired, &ids);
+
+        let name = builders::service_name(plan);
+        match current {
+            None => {
+                self.docker
+                    .create_service(desired, None)
+                    .await
+                    .map_err(|e| self.error(format!("create service {name}"), e))?;
+            }
+            Some(service) => {
+                let current_spec = service.spec.clone().unwrap_or_default();
+                if builders::needs_update(&desired, &current_spec) {
+                    let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+                    let options = UpdateServiceOptionsBuilder::default()
+                        .version(i32::try_from(version).unwrap_or(i32::MAX))
+                        .build();
+                    let id = service.id.as_deref().unwrap_or(&name);
+                    self.docker
+                        .update_service(id, builders::for_update(desired, &current_spec), options, None)
+                        .await
+                        .map_err(|e| self.error(format!("update service {name}"), e))?;
+                }
+            }
+        }
+
+        // Configs of earlier versions of the files: no spec refers to them
+        // any more. One the engine still counts as used is left for the next
+        // apply to remove.
+        let wanted: BTreeSet<&str> = planned.iter().map(|c| c.name.as_str()).collect();
+        for (config, id) in &ids {
+            if !wanted.contains(config.as_str()) {
+                match self.docker.delete_config(id).await {
+                    Ok(()) => {}
+                    Err(e) if matches!(status_of(&e), Some(404 | 400 | 409)) => {
+                        tracing::debug!(config, error = %e, "stale config not removed yet");
+                    }
+                    Err(e) => return Err(self.error(format!("remove config {config}"), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what a failed apply created, so that it leaves nothing behind.
+    async fn undo(&self, created: Created) {
+        for id in created.configs {
+            if let Err(e) = self.docker.delete_config(&id).await {
+                tracing::warn!(config = id, error = %e, "could not remove a config of a failed apply");
+            }
+        }
+        if let Some(volume) = created.volume
+            && let Err(e) = self.docker.remove_volume(&volume, None::<RemoveVolumeOptions>).await
+        {
+            tracing::warn!(volume, error = %e, "could not remove the volume of a failed apply");
+        }
+    }
+
+    /// Failed tasks of the service, counting those seen before that swarm no
+    /// longer keeps.
+    fn restarts(&self, service_id: &str, tasks: &[Task]) -> usize {
+        let failed = builders::failed_tasks(tasks);
+        let mut seen = self.seen_failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let known = seen.entry(service_id.to_string()).or_default();
+        known.extend(failed);
+        known.len()
+    }
+
+    /// A bollard error as the backend error the user sees, naming the daemon
+    /// when it could not be reached.
+    fn error(&self, what: impl Into<String>, err: DockerError) -> BackendError {
+        let what = what.into();
+        if is_transport(&err) {
+            return BackendError::Unreachable(format!(
+                "{what}: the Docker daemon at {} does not answer: {}",
+                self.daemon,
+                error_chain(&err)
+            ));
+        }
+        match err {
+            DockerError::DockerResponseServerError { status_code: 503, message }
+                if message.contains("not a swarm manager") =>
+            {
+                BackendError::Refused {
+                    what,
+                    reason: format!(
+                        "the Docker daemon at {} is not a swarm manager: run `docker swarm init`",
+                        self.daemon
+                    ),
+                }
+            }
+            // 408 and 429 say "not now", not "no".
+            DockerError::DockerResponseServerError { status_code, message }
+                if (400..500).contains(&status_code) && !matches!(status_code, 408 | 429) =>
+            {
+                BackendError::Refused { what, reason: message }
+            }
+            DockerError::DockerResponseServerError { status_code, message } => {
+                BackendError::Other { what, reason: format!("{message} (HTTP {status_code})") }
+            }
+            other => BackendError::Other { what, reason: error_chain(&other) },
+        }
+    }
+}
+
+/// What one apply created, to be removed if the apply fails.
+#[derive(Default)]
+struct Created {
+    volume: Option<String>,
+    configs: Vec<String>,
+}
+
+impl Orchestrator for SwarmOrchestrator {
+    async fn apply(&self, owner: &GameServer, plan: &ServerPlan) -> Result<(), BackendError> {
+        let desired = builders::service_spec(plan, owner.metadata.uid.as_deref())?;
+        let name = builders::service_name(plan);
+        let current = self.find_service(&name).await?;
+        if let Some(service) = &current
+            && !builders::is_ours(service.spec.as_ref().and_then(|s| s.labels.as_ref()), plan)
+        {
+            return Err(BackendError::Refused {
+                what: format!("apply service {name}"),
+                reason: format!(
+                    "service {name} already exists and does not belong to GameServer {}",
+                    builders::display_name(plan)
+                ),
+            });
+        }
+        let current_spec = current.as_ref().and_then(|s| s.spec.as_ref());
+        // Checked before anything is created, and only when they change, so a
+        // steady state reads no image and no other service.
+        if current_spec.is_none_or(|c| builders::image(c) != builders::image(&desired)) {
+            self.ensure_image(plan).await?;
+        }
+        if current_spec.is_none_or(|c| builders::ports_differ(&desired, c)) {
+            self.check_ports(plan, &desired, current.as_ref().and_then(|s| s.id.as_deref())).await?;
+        }
+        let mut created = Created::default();
+        let result = self.apply_objects(plan, desired, current.as_ref(), &mut created).await;
+        if result.is_err() {
+            self.undo(created).await;
+        }
+        result
+    }
+
+    async fn observe(&self, plan: &ServerPlan) -> Result<Observed, BackendError> {
+        let name = builders::service_name(plan);
+        let Some(service) = self
+            .find_service(&name)
+            .await?
+            .filter(|s| builders::is_ours(s.spec.as_ref().and_then(|s| s.labels.as_ref()), plan))
+        else {
+            return Ok(Observed::default());
+        };
+        let id = service.id.clone().unwrap_or_default();
+        let what = format!("list tasks of {name}");
+        let tasks = self.tasks(HashMap::from([("service", vec![id.clone()])]), &what).await?;
+        // `_up-to-date` is the engine's own filter for tasks that run the
+        // service's current spec (the one `docker service update` waits on).
+        let up_to_date: BTreeSet<String> = self
+            .tasks(HashMap::from([("service", vec![id.clone()]), ("_up-to-date", vec!["true".to_string()])]), &what)
+            .await?
+            .into_iter()
+            .filter_map(|t| t.id)
+            .collect();
+        let restarts = self.restarts(&id, &tasks);
+        let current = builders::current_task(&tasks);
+        let node: Option<Node> = match current.and_then(|t| t.node_id.as_deref()).filter(|n| !n.is_empty()) {
+            Some(node_id) => match self.docker.inspect_node(node_id).await {
+                Ok(node) => Some(node),
+                Err(e) if status_of(&e) == Some(404) => None,
+                Err(e) => return Err(self.error(format!("read node {node_id}"), e)),
+            },
+            None => None,
+        };
+        Ok(Observed {
+            workload: Some(builders::workload(&service, &tasks, current, &up_to_date)),
+            instance: current.map(|t| builders::instance(&name, t, &tasks, restarts)),
+            endpoint: builders::endpoint(plan, current, node.as_ref()),
+            backend_ref: Some(id),
+        })
+    }
+
+    async fn teardown(&self, plan: &ServerPlan, reclaim: ReclaimPolicy) -> Result<Teardown, BackendError> {
+        let name = builders::service_name(plan);
+        let mut pending = false;
+        let service = self.find_service(&name).await?;
+        let foreign =
+            service.as_ref().is_some_and(|s| !builders::is_ours(s.spec.as_ref().and_then(|s| s.labels.as_ref()), plan));
+        if let Some(service) = service.filter(|_| !foreign) {
+            let id = service.id.as_deref().unwrap_or(&name);
+            match self.docker.delete_service(id).await {
+                Ok(()) => {}
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(self.error(format!("remove service {name}"), e)),
+            }
+            self.seen_failures.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        }
+        // The game saves its world in its grace period: the teardown is not
+        // done while a task of the service still runs. (The tasks of a service
+        // of that name that is not the server's are not waited for.)
+        if !foreign {
+            pending |= self.tasks_named(&name).await?.iter().any(|t| {
+                t.status.as_ref().and_then(|s| s.state).unwrap_or_default() <= bollard::models::TaskState::RUNNING
+            });
+        }
+        for (config, id) in self.configs_of(plan).await? {
+            match self.docker.delete_config(&id).await {
+                Ok(()) => {}
+                Err(e) if status_of(&e) == Some(404) => {}
+                // Still referenced by the service being removed.
+                Err(e) if matches!(status_of(&e), Some(400 | 409)) => pending = true,
+                Err(e) => return Err(self.error(format!("remove config {config}"), e)),
+            }
+        }
+        if reclaim == ReclaimPolicy::Delete && plan.volume.is_some() {
+            let volume = builders::volume_name(plan);
+            match self.docker.inspect_volume(&volume).await {
+                Ok(v) if builders::is_ours(Some(&v.labels), plan) => {
+                    match self.docker.remove_volume(&volume, None::<RemoveVolumeOptions>).await {
+                        Ok(()) => {}
+                        Err(e) if status_of(&e) == Some(404) => {}
+                        // A container (the last task's, being removed) still uses it.
+                        Err(e) if status_of(&e) == Some(409) => pending = true,
+                        Err(e) => return Err(self.error(format!("remove volume {volume}"), e)),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(self.error(format!("read volume {volume}"), e)),
+            }
+        }
+        Ok(if pending { Teardown::Pending } else { Teardown::Done })
+    }
+
+    async fn logs(&self, plan: &ServerPlan, tail: Option<i64>) -> Result<String, BackendError> {
+        let name = builders::service_name(plan);
+        let what = format!("read the log of GameServer {}", builders::display_name(plan));
+        let Some(service) = self
+            .find_service(&name)
+            .await?
+            .filter(|s| builders::is_ours(s.spec.as_ref().and_then(|s| s.labels.as_ref()), plan))
+        else {
+            return Err(BackendError::Other { what, reason: format!("no service {name} runs the server") });
+        };
+        let id = service.id.unwrap_or(name);
+        // Timestamps put the lines of successive tasks (restarts) in order;
+        // the engine applies the tail to each task's log, so it is applied
+        // again to the merged lines.
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .tail(&tail.map_or_else(|| "all".to_string(), |n| n.max(0).to_string()))
+            .build();
+        let mut stream = self.docker.service_logs(&id, Some(options));
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.error(what.clone(), e))?;
+            bytes.extend_from_slice(&chunk.into_bytes());
+        }
+        Ok(builders::merge_log_lines(&String::from_utf8_lossy(&bytes), tail))
+    }
+}
+
+fn status_of(err: &DockerError) -> Option<u16> {
+    match err {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// The engine's own message for an error, else the error as text.
+fn docker_message(err: &DockerError) -> String {
+    match err {
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        DockerError::DockerStreamError { error } => error.clone(),
+        other => error_chain(other),
+    }
+}
+
+/// Whether the daemon could not be reached or stopped answering, as opposed
+/// to answering with an error.
+fn is_transport(err: &DockerError) -> bool {
+    matches!(
+        err,
+        DockerError::HyperLegacyError { .. }
+            | DockerError::IOError { .. }
+            | DockerError::RequestTimeoutError
+            | DockerError::SocketNotFoundError(_)
+            | DockerError::HttpClientError { .. }
+            | DockerError::HyperResponseError { .. }
+    )
+}
+
+/// An error with its causes: transport errors keep the useful part
+/// (connection refused, no such file) deep in the chain.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_host_values_name_a_daemon() {
+        assert_eq!(Daemon::parse("", false, None), Ok(Daemon::default()));
+        assert_eq!(
+            Daemon::parse("unix:///run/user/1000/docker.sock", false, None),
+            Ok(Daemon::LocalSocket("/run/user/1000/docker.sock".into()))
+        );
+        assert_eq!(
+            Daemon::parse("tcp://10.0.0.5:2375", false, None),
+            Ok(Daemon::Tcp { url: "tcp://10.0.0.5:2375".into(), tls: None })
+        );
+        assert_eq!(
+            Daemon::parse("tcp://10.0.0.5:2376", true, Some("/certs".into())),
+            Ok(Daemon::Tcp {
+                url: "tcp://10.0.0.5:2376".into(),
+                tls: Some(Tls {
+                    ca: "/certs/ca.pem".into(),
+                    cert: "/certs/cert.pem".into(),
+                    key: "/certs/key.pem".into()
+                })
+            })
+        );
+        assert!(Daemon::parse("ssh://me@host", false, None).unwrap_err().contains("ssh://me@host"));
+        assert_eq!(Daemon::default().to_string(), "unix:///var/run/docker.sock");
+    }
+
+    #[test]
+    fn transport_failures_are_unreachable_and_name_the_daemon() {
+        let daemon = Daemon::Tcp { url: "tcp://10.0.0.5:2375".into(), tls: None };
+        let docker = Docker::connect_with_http("tcp://10.0.0.5:2375", 1, API_DEFAULT_VERSION).unwrap();
+        let backend = SwarmOrchestrator { docker, daemon, seen_failures: Default::default() };
+        match backend.error("list services", DockerError::RequestTimeoutError) {
+            BackendError::Unreachable(message) => {
+                assert!(message.starts_with("list services: the Docker daemon at tcp://10.0.0.5:2375"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let refused = DockerError::DockerResponseServerError { status_code: 400, message: "bad spec".into() };
+        assert!(matches!(
+            backend.error("create service", refused),
+            BackendError::Refused { reason, .. } if reason == "bad spec"
+        ));
+        let not_manager = DockerError::DockerResponseServerError {
+            status_code: 503,
+            message: "This node is not a swarm manager. Use \"docker swarm init\"".into(),
+        };
+        assert!(matches!(
+            backend.error("list services", not_manager),
+            BackendError::Refused { reason, .. } if reason.contains("run `docker swarm init`")
+        ));
+        let busy = DockerError::DockerResponseServerError { status_code: 500, message: "rpc error".into() };
+        assert!(matches!(backend.error("x", busy), BackendError::Other { .. }));
+    }
+
+    #[test]
+    fn restarts_seen_once_keep_counting_after_swarm_forgot_them() {
+        use serde_json::json;
+        let docker = Docker::connect_with_http("tcp://127.0.0.1:1", 1, API_DEFAULT_VERSION).unwrap();
+        let backend = SwarmOrchestrator { docker, daemon: Daemon::default(), seen_failures: Default::default() };
+        let failed = |id: &str| -> Task {
+            serde_json::from_value(json!({ "ID": id, "DesiredState": "shutdown", "Status": { "State": "failed" } }))
+                .unwrap()
+        };
+        assert_eq!(backend.restarts("s", &[failed("t1"), failed("t2")]), 2);
+        // Swarm keeps a few tasks per slot: t1 is gone from its history.
+        assert_eq!(backend.restarts("s", &[failed("t2"), failed("t3")]), 3);
+        assert_eq!(backend.restarts("other", &[]), 0);
+    }
+}
