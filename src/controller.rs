@@ -81,6 +81,8 @@ pub struct Context<O> {
     recorder: Recorder,
     /// Consecutive failures per GameServer, for the exponential backoff.
     failures: Mutex<HashMap<ObjectRef<GameServer>, u32>>,
+    /// Observe every server at least this often (backends without events).
+    poll: Option<Duration>,
 }
 
 impl<O: Orchestrator> Context<O> {
@@ -91,6 +93,7 @@ impl<O: Orchestrator> Context<O> {
             client,
             orchestrator,
             failures: Mutex::new(HashMap::new()),
+            poll: None,
         }
     }
 
@@ -111,8 +114,10 @@ pub enum Watch {
     /// The Kubernetes children (Deployments, Services, PVCs, ConfigMaps) and
     /// the game pods.
     KubernetesChildren,
-    /// Only GameServers (the runtime is elsewhere, and observed on resync).
-    GameServersOnly,
+    /// Only GameServers: the runtime is elsewhere and sends no events, so each
+    /// server is observed again every `poll` (reads only, no write when
+    /// nothing changed).
+    GameServersOnly { poll: Duration },
 }
 
 /// Runs the controller until `shutdown` completes. `namespace` limits it to one
@@ -134,7 +139,11 @@ pub async fn run<O: Orchestrator>(
         }
     }
 
-    let ctx = Arc::new(Context::new(client.clone(), orchestrator));
+    let mut ctx = Context::new(client.clone(), orchestrator);
+    if let Watch::GameServersOnly { poll } = watch {
+        ctx.poll = Some(poll);
+    }
+    let ctx = Arc::new(ctx);
     let mut controller = Controller::new(api::<GameServer>(&client, &namespace), watcher::Config::default())
         .graceful_shutdown_on(shutdown);
     if watch == Watch::KubernetesChildren {
@@ -211,6 +220,7 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
     write_status(gs, &status, ctx).await?;
     announce_transition(gs, &status, ctx).await;
     let wait = status::needs_requeue(&status, gs, &now).map_or(RESYNC, |d| d.min(RESYNC));
+    let wait = ctx.poll.map_or(wait, |poll| wait.min(poll));
     Ok(Action::requeue(wait))
 }
 

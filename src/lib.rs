@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod controller;
+pub mod facade;
 pub mod orchestrator;
 pub mod plan;
 pub mod status;

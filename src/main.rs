@@ -10,6 +10,9 @@ use kube::{Client, Config};
 use mettaton::api::GameServer;
 use mettaton::controller::{self, Watch};
 use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
+use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
+
+mod swarm_cli;
 
 /// Dedicated game servers run declaratively.
 #[derive(Parser, Debug)]
@@ -25,6 +28,8 @@ enum Command {
     Crd,
     /// Run the controller: reconcile GameServers onto the backend.
     Controller(ControllerArgs),
+    /// Run GameServers on a Docker Swarm, without Kubernetes.
+    Swarm(swarm_cli::SwarmArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -39,12 +44,19 @@ struct ControllerArgs {
     /// Where the game servers run.
     #[arg(long, value_enum, default_value_t = Backend::Kubernetes, env = "MTN_BACKEND")]
     backend: Backend,
+    /// With `--backend swarm`: the Docker daemon, a swarm manager (default:
+    /// $DOCKER_HOST, else the local socket; TLS from $DOCKER_TLS_VERIFY and
+    /// $DOCKER_CERT_PATH).
+    #[arg(long, env = "MTN_DOCKER_HOST")]
+    docker_host: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Backend {
     /// Deployments, Services and PersistentVolumeClaims in the same cluster.
     Kubernetes,
+    /// Services, volumes and configs on a Docker Swarm.
+    Swarm,
 }
 
 fn main() -> ExitCode {
@@ -56,14 +68,24 @@ fn main() -> ExitCode {
         }
         Command::Controller(args) => {
             init_tracing();
-            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-            match runtime.block_on(run_controller(args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("mettaton controller: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            finish(
+                "mettaton controller",
+                tokio::runtime::Runtime::new().expect("tokio runtime").block_on(run_controller(args)),
+            )
+        }
+        Command::Swarm(args) => finish(
+            "mettaton swarm",
+            tokio::runtime::Runtime::new().expect("tokio runtime").block_on(swarm_cli::run(args)),
+        ),
+    }
+}
+
+fn finish(what: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{what}: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -109,10 +131,23 @@ async fn run_controller(args: ControllerArgs) -> Result<(), String> {
             let orchestrator = KubernetesOrchestrator::new(client.clone());
             controller::run(client, orchestrator, args.namespace, Watch::KubernetesChildren, shutdown_signal()).await;
         }
+        Backend::Swarm => {
+            let daemon = match &args.docker_host {
+                Some(host) => Daemon::parse(host, false, None)?,
+                None => Daemon::from_env().map_err(|e| e.to_string())?,
+            };
+            let orchestrator = SwarmOrchestrator::connect(&daemon).await.map_err(|e| e.to_string())?;
+            orchestrator.ensure_manager().await.map_err(|e| e.to_string())?;
+            let watch = Watch::GameServersOnly { poll: SWARM_POLL };
+            controller::run(client, orchestrator, args.namespace, watch, shutdown_signal()).await;
+        }
     }
     tracing::info!("controller stopped");
     Ok(())
 }
+
+/// How often the controller looks at a swarm, which sends no watch events.
+const SWARM_POLL: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Completes on SIGINT or SIGTERM.
 async fn shutdown_signal() {

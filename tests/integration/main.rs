@@ -3,8 +3,10 @@
 
 mod binary;
 mod controller;
+mod facade;
 mod gameserver_schema;
 mod kubernetes_backend;
 mod plane;
 mod support;
 mod swarm_backend;
+mod swarm_controller;

@@ -210,8 +210,19 @@ pub struct Proxy {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Where a [`Proxy`] forwards to.
+#[derive(Clone, Debug)]
+pub enum Upstream {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+}
+
 impl Proxy {
     pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        Proxy::start_to(Upstream::Tcp(target)).await
+    }
+
+    pub async fn start_to(upstream: Upstream) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let up = std::sync::Arc::new(tokio::sync::watch::channel(true).0);
@@ -224,10 +235,22 @@ impl Proxy {
                     continue;
                 }
                 let mut down = state.subscribe();
+                let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    let forward = async {
+                        match upstream {
+                            Upstream::Tcp(addr) => {
+                                let mut outbound = tokio::net::TcpStream::connect(addr).await?;
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await.map(|_| ())
+                            }
+                            Upstream::Unix(path) => {
+                                let mut outbound = tokio::net::UnixStream::connect(path).await?;
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await.map(|_| ())
+                            }
+                        }
+                    };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = forward => {}
                         _ = down.wait_for(|up| !*up) => {}
                     }
                 });

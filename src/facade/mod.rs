@@ -1,0 +1,528 @@
+//! `Mettaton`: game servers on a Docker Swarm, from Rust, without Kubernetes.
+//!
+//! Connect to a swarm manager, spawn servers from the same `GameServer`
+//! manifests the Kubernetes controller takes, list and inspect them, read
+//! their logs, shut them down, and be told when one dies. What was spawned is
+//! saved to a state file, so that a new process picks the servers up again and
+//! reports what vanished or appeared on the swarm meanwhile.
+
+pub mod state;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::ObjectMeta;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::api::{GameServer, GameServerSpec, Phase, PublishedPort, ReclaimPolicy};
+use crate::orchestrator::swarm::{Daemon, ServerEventKind, SwarmOrchestrator};
+use crate::orchestrator::{BackendError, Observed, Orchestrator, Teardown};
+use crate::plan::{ServerPlan, plan_spec};
+use state::{Recovery, SavedServer, State, server_id};
+
+/// How often the watcher looks for servers removed behind its back.
+const WATCH_PERIOD: Duration = Duration::from_millis(1000);
+/// How long `spawn` waits for a server's first task to run.
+const SPAWN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `shutdown` waits for a server's tasks to be gone.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// What can go wrong, for the caller to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Not connected: call `connect` first.
+    #[error("not connected to a Docker daemon: call connect first")]
+    NotConnected,
+    /// The Docker daemon could not be reached.
+    #[error("{0}")]
+    DaemonUnreachable(String),
+    /// The daemon is reachable but not a swarm manager.
+    #[error("{0}")]
+    NotSwarmManager(String),
+    /// The manifest is invalid; every problem names its field.
+    #[error("invalid GameServer: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// A server of that name already exists.
+    #[error("a server with id {0} already exists")]
+    AlreadyExists(String),
+    /// No server with that id is known.
+    #[error("no server with id {0}")]
+    UnknownServer(String),
+    /// The swarm refused the server (image missing, port taken...).
+    #[error("{0}")]
+    Refused(String),
+    /// The server did not start: its task failed or it took too long.
+    #[error("server {id} did not start: {reason}")]
+    StartFailed { id: String, reason: String },
+    /// The server could not be shut down completely.
+    #[error("server {id} was not shut down: {reason}")]
+    ShutdownFailed { id: String, reason: String },
+    /// The state file could not be read or written.
+    #[error("{0}")]
+    State(#[from] state::StateError),
+    /// Any other failure of the swarm.
+    #[error("{0}")]
+    Backend(String),
+}
+
+impl From<BackendError> for Error {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::Unreachable(m) => Error::DaemonUnreachable(m),
+            BackendError::Refused { what, reason } => Error::Refused(format!("{what}: {reason}")),
+            other => Error::Backend(other.to_string()),
+        }
+    }
+}
+
+/// A server just spawned: its id and where players connect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerHandle {
+    pub id: String,
+    pub address: Option<String>,
+    pub ports: Vec<PublishedPort>,
+}
+
+/// What is known of a server now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerInfo {
+    pub id: String,
+    pub name: String,
+    pub namespace: String,
+    pub image: String,
+    pub phase: Phase,
+    /// The server's task runs.
+    pub running: bool,
+    /// The server passes its health check (or runs, when it has none).
+    pub healthy: bool,
+    pub address: Option<String>,
+    pub ports: Vec<PublishedPort>,
+    pub restarts: i32,
+    /// What is wrong, when something is.
+    pub problem: Option<String>,
+    /// The swarm service's id.
+    pub service_id: Option<String>,
+    pub spawned_at: String,
+}
+
+/// Something that happened to a server without the caller asking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// The server's container stopped or failed unexpectedly (the swarm
+    /// restarts it).
+    Died { id: String, restarts: i32, reason: String },
+    /// The server's service disappeared from the swarm without `shutdown`.
+    Vanished { id: String },
+    /// On connect: a saved server found again on the swarm.
+    Recovered { id: String },
+    /// On connect: a managed server on the swarm that the state does not know.
+    Unknown { id: String },
+}
+
+/// The facade. Create with [`Mettaton::new`], then [`Mettaton::connect`].
+pub struct Mettaton {
+    daemon: Daemon,
+    state_path: PathBuf,
+    events: broadcast::Sender<ServerEvent>,
+    connection: Option<Connection>,
+}
+
+struct Connection {
+    swarm: Arc<SwarmOrchestrator>,
+    state: Arc<Mutex<State>>,
+    watcher: JoinHandle<()>,
+}
+
+impl Mettaton {
+    /// A facade for the daemon, keeping its state in `state_path`. Nothing is
+    /// contacted until `connect`.
+    pub fn new(daemon: Daemon, state_path: impl Into<PathBuf>) -> Self {
+        Mettaton { daemon, state_path: state_path.into(), events: broadcast::channel(1024).0, connection: None }
+    }
+
+    /// Connects to the daemon, which must be a swarm manager; loads the saved
+    /// state and compares it with the swarm; starts the watcher. The events of
+    /// the comparison (`Recovered`, `Vanished`, `Unknown`) are sent on the
+    /// event stream too, for subscribers that exist before connecting.
+    pub async fn connect(&mut self) -> Result<Recovery, Error> {
+        self.disconnect().await;
+        // Connecting checks that the daemon is a swarm manager; a refusal can
+        // only mean that it is not.
+        let swarm = SwarmOrchestrator::connect(&self.daemon).await.map_err(|e| match e {
+            BackendError::Refused { reason, .. } => Error::NotSwarmManager(reason),
+            other => other.into(),
+        })?;
+        let mut saved = state::load(&self.state_path)?;
+        let on_swarm: Vec<String> =
+            swarm.list_managed().await?.into_iter().map(|m| server_id(&m.namespace, &m.name)).collect();
+        let recovery = state::compare(&saved, &on_swarm);
+        // Vanished servers are reported once and forgotten: nothing of them is
+        // left to manage. Their volumes, kept by Retain, stay on the swarm.
+        for id in &recovery.vanished {
+            saved.servers.remove(id);
+        }
+        if !recovery.vanished.is_empty() {
+            state::save(&self.state_path, &saved)?;
+        }
+        for id in &recovery.picked_up {
+            let _ = self.events.send(ServerEvent::Recovered { id: id.clone() });
+        }
+        for id in &recovery.vanished {
+            let _ = self.events.send(ServerEvent::Vanished { id: id.clone() });
+        }
+        for id in &recovery.unknown {
+            let _ = self.events.send(ServerEvent::Unknown { id: id.clone() });
+        }
+        let swarm = Arc::new(swarm);
+        let state = Arc::new(Mutex::new(saved));
+        let watcher = tokio::spawn(watch(swarm.clone(), state.clone(), self.events.clone()));
+        self.connection = Some(Connection { swarm, state, watcher });
+        Ok(recovery)
+    }
+
+    /// Whether the facade is connected and the daemon answers.
+    pub async fn is_connected(&self) -> bool {
+        match &self.connection {
+            Some(c) => c.swarm.ping().await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Stops the watcher and drops the connection. Servers keep running.
+    pub async fn disconnect(&mut self) {
+        if let Some(c) = self.connection.take() {
+            c.watcher.abort();
+            let _ = c.watcher.await;
+        }
+    }
+
+    /// A stream of what happens to the servers without the caller asking.
+    pub fn events(&self) -> broadcast::Receiver<ServerEvent> {
+        self.events.subscribe()
+    }
+
+    fn connection(&self) -> Result<&Connection, Error> {
+        self.connection.as_ref().ok_or(Error::NotConnected)
+    }
+
+    /// Spawns a server from a GameServer manifest (its `metadata.name` names
+    /// it; `metadata.namespace` defaults to `default`) and waits until it runs,
+    /// returning its id and address. On failure nothing is left behind.
+    pub async fn spawn(&self, manifest: &GameServer) -> Result<ServerHandle, Error> {
+        let c = self.connection()?;
+        let name = manifest.metadata.name.clone().unwrap_or_default();
+        let namespace = manifest.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let mut problems = Vec::new();
+        if !validate::valid_server_name(&name) {
+            problems.push(format!(
+                "metadata.name: Invalid value {name:?}: lowercase letters, digits and dashes, at most 63 characters"
+            ));
+        }
+        if !validate::valid_server_name(&namespace) {
+            problems.push(format!("metadata.namespace: Invalid value {namespace:?}"));
+        }
+        problems.extend(validate::problems(&manifest.spec));
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        let id = server_id(&namespace, &name);
+        if c.state.lock().unwrap().servers.contains_key(&id)
+            || c.swarm.list_managed().await?.iter().any(|m| m.namespace == namespace && m.name == name)
+        {
+            return Err(Error::AlreadyExists(id));
+        }
+
+        let saved = SavedServer {
+            name: name.clone(),
+            namespace: namespace.clone(),
+            spec: manifest.spec.clone(),
+            spawned_at: Timestamp::now().to_string(),
+        };
+        let plan = plan_spec(&name, &namespace, &manifest.spec);
+        let owner = owner(&saved);
+        if let Err(e) = c.swarm.apply(&owner, &plan).await {
+            // apply cleans up after itself; make sure of it for what it made.
+            let _ = c.swarm.teardown(&plan, ReclaimPolicy::Delete).await;
+            return Err(e.into());
+        }
+        self.remember(c, saved)?;
+
+        match wait_running(&c.swarm, &plan, SPAWN_TIMEOUT).await {
+            Ok(observed) => Ok(ServerHandle {
+                id,
+                address: observed.endpoint.address.clone(),
+                ports: observed.endpoint.ports.clone(),
+            }),
+            Err(reason) => {
+                // A server that cannot start is not left half-made.
+                let _ = remove(&c.swarm, &plan, ReclaimPolicy::Delete, SHUTDOWN_TIMEOUT).await;
+                self.forget(c, &id)?;
+                Err(Error::StartFailed { id, reason })
+            }
+        }
+    }
+
+    /// The servers this facade manages, with their current state.
+    pub async fn list(&self) -> Result<Vec<ServerInfo>, Error> {
+        let c = self.connection()?;
+        let saved: Vec<SavedServer> = c.state.lock().unwrap().servers.values().cloned().collect();
+        let mut infos = Vec::with_capacity(saved.len());
+        for s in &saved {
+            infos.push(describe(&c.swarm, s).await?);
+        }
+        Ok(infos)
+    }
+
+    /// One server's state, health, address, ports and restarts.
+    pub async fn info(&self, id: &str) -> Result<ServerInfo, Error> {
+        let c = self.connection()?;
+        let saved = self.saved(c, id)?;
+        describe(&c.swarm, &saved).await
+    }
+
+    /// The last `tail` lines the server printed (all when `None`).
+    pub async fn logs(&self, id: &str, tail: Option<i64>) -> Result<String, Error> {
+        let c = self.connection()?;
+        let saved = self.saved(c, id)?;
+        Ok(c.swarm.logs(&plan_of(&saved), tail).await?)
+    }
+
+    /// Shuts the server down and removes it; its data volume is kept unless
+    /// its storage's reclaim policy is Delete. Errors say what could not be
+    /// removed; the server stays known until it is gone.
+    pub async fn shutdown(&self, id: &str) -> Result<(), Error> {
+        let c = self.connection()?;
+        let saved = self.saved(c, id)?;
+        let reclaim = saved.spec.storage.as_ref().map_or(ReclaimPolicy::Retain, |s| s.reclaim_policy);
+        // Forgotten first, so the watcher does not report the removal as a death.
+        self.forget(c, id)?;
+        if let Err(reason) = remove(&c.swarm, &plan_of(&saved), reclaim, SHUTDOWN_TIMEOUT).await {
+            self.remember(c, saved)?;
+            return Err(Error::ShutdownFailed { id: id.to_string(), reason });
+        }
+        Ok(())
+    }
+
+    /// The path of the state file.
+    pub fn state_path(&self) -> &Path {
+        &self.state_path
+    }
+
+    fn saved(&self, c: &Connection, id: &str) -> Result<SavedServer, Error> {
+        c.state.lock().unwrap().servers.get(id).cloned().ok_or_else(|| Error::UnknownServer(id.to_string()))
+    }
+
+    fn remember(&self, c: &Connection, saved: SavedServer) -> Result<(), Error> {
+        let mut state = c.state.lock().unwrap();
+        state.servers.insert(saved.id(), saved);
+        state::save(&self.state_path, &state)?;
+        Ok(())
+    }
+
+    fn forget(&self, c: &Connection, id: &str) -> Result<(), Error> {
+        let mut state = c.state.lock().unwrap();
+        state.servers.remove(id);
+        state::save(&self.state_path, &state)?;
+        Ok(())
+    }
+}
+
+impl Drop for Mettaton {
+    fn drop(&mut self) {
+        if let Some(c) = &self.connection {
+            c.watcher.abort();
+        }
+    }
+}
+
+/// The GameServer object a saved server stands for, as the orchestrator's owner.
+fn owner(saved: &SavedServer) -> GameServer {
+    manifest(&saved.name, Some(&saved.namespace), saved.spec.clone())
+}
+
+fn plan_of(saved: &SavedServer) -> ServerPlan {
+    plan_spec(&saved.name, &saved.namespace, &saved.spec)
+}
+
+async fn describe(swarm: &SwarmOrchestrator, saved: &SavedServer) -> Result<ServerInfo, Error> {
+    let observed = swarm.observe(&plan_of(saved)).await?;
+    Ok(info_of(saved, &observed))
+}
+
+/// A server's info from what the swarm shows of it.
+fn info_of(saved: &SavedServer, observed: &Observed) -> ServerInfo {
+    let instance = observed.instance.as_ref();
+    let running = instance.is_some_and(|i| i.running);
+    let healthy = instance.is_some_and(|i| i.ready);
+    let phase = match (observed.workload.as_ref(), instance) {
+        (None, _) => Phase::Failed,
+        (Some(w), _) if w.desired == 0 => Phase::Stopped,
+        (Some(_), Some(i)) if i.ready => Phase::Running,
+        (Some(_), Some(i)) if i.problem.is_some() && i.restarts > 0 => Phase::Failed,
+        _ => Phase::Starting,
+    };
+    ServerInfo {
+        id: saved.id(),
+        name: saved.name.clone(),
+        namespace: saved.namespace.clone(),
+        image: saved.spec.image.clone(),
+        phase,
+        running,
+        healthy,
+        address: observed.endpoint.address.clone(),
+        ports: observed.endpoint.ports.clone(),
+        restarts: instance.map_or(0, |i| i.restarts),
+        problem: match observed.workload {
+            None => Some("the swarm service is gone".to_string()),
+            Some(_) => instance.and_then(|i| i.problem.clone()),
+        },
+        service_id: observed.backend_ref.clone(),
+        spawned_at: saved.spawned_at.clone(),
+    }
+}
+
+/// Waits until the server's task runs and is ready and its address and ports
+/// are known; the reason
+/// when it fails or the time runs out.
+async fn wait_running(swarm: &SwarmOrchestrator, plan: &ServerPlan, timeout: Duration) -> Result<Observed, String> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no task yet");
+    while Instant::now() < deadline {
+        match swarm.observe(plan).await {
+            Ok(o) => {
+                if let Some(i) = &o.instance {
+                    // Ready, and every port published: what a player needs.
+                    let published = o.endpoint.ports.len() == plan.container.ports.len();
+                    if i.running && i.ready && o.endpoint.address.is_some() && published {
+                        return Ok(o);
+                    }
+                    if let Some(problem) = &i.problem {
+                        last = problem.clone();
+                        // A task the swarm could not even start (no such
+                        // image, a port taken) will not start on a retry.
+                        if !i.running && i.restarts > 0 {
+                            return Err(last);
+                        }
+                    }
+                }
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(format!("not running after {}s: {last}", timeout.as_secs()))
+}
+
+/// Tears the server down and waits until nothing of it is left.
+async fn remove(
+    swarm: &SwarmOrchestrator,
+    plan: &ServerPlan,
+    reclaim: ReclaimPolicy,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match swarm.teardown(plan, reclaim).await {
+            Ok(Teardown::Done) => return Ok(()),
+            Ok(Teardown::Pending) if Instant::now() < deadline => {}
+            Ok(Teardown::Pending) => return Err(format!("still removing after {}s", timeout.as_secs())),
+            Err(e) => return Err(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The watcher. The engine's event stream says at once when a server's
+/// container dies (the swarm then restarts it); a periodic look at the
+/// services finds those removed behind the facade's back. When the stream
+/// breaks (the daemon restarted), it is opened again from where it stopped.
+async fn watch(swarm: Arc<SwarmOrchestrator>, state: Arc<Mutex<State>>, events: broadcast::Sender<ServerEvent>) {
+    use futures::StreamExt;
+    let mut since = std::time::SystemTime::now();
+    let mut engine = Box::pin(swarm.events(Some(since)));
+    let mut poll = tokio::time::interval(WATCH_PERIOD);
+    let mut present: BTreeMap<String, bool> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            event = engine.next() => match event {
+                Some(Ok(e)) => {
+                    since = std::time::SystemTime::now();
+                    let ServerEventKind::Exited { exit_code } = e.kind else { continue };
+                    let id = server_id(&e.namespace, &e.gameserver);
+                    // Only servers this facade keeps running: one it shut down
+                    // or stopped exits on purpose.
+                    let saved = state.lock().unwrap().servers.get(&id).cloned();
+                    let Some(saved) = saved.filter(|s| s.spec.state == Default::default()) else { continue };
+                    let observed = swarm.observe(&plan_of(&saved)).await;
+                    let restarts = observed.ok().and_then(|o| o.instance).map_or(0, |i| i.restarts);
+                    let reason = match exit_code {
+                        Some(code) => format!("the container exited with code {code}"),
+                        None => "the container stopped".to_string(),
+                    };
+                    let _ = events.send(ServerEvent::Died { id, restarts, reason });
+                }
+                Some(Err(_)) | None => {
+                    tokio::time::sleep(WATCH_PERIOD).await;
+                    engine = Box::pin(swarm.events(Some(since)));
+                }
+            },
+            _ = poll.tick() => {
+                let Ok(managed) = swarm.list_managed().await else { continue };
+                let ids: Vec<String> = state.lock().unwrap().servers.keys().cloned().collect();
+                present.retain(|id, _| ids.contains(id));
+                for id in ids {
+                    let here = managed.iter().any(|m| server_id(&m.namespace, &m.name) == id);
+                    let was_here = present.insert(id.clone(), here);
+                    // Shut down by this facade meanwhile: not a vanishing.
+                    if was_here == Some(true) && !here && state.lock().unwrap().servers.contains_key(&id) {
+                        let _ = events.send(ServerEvent::Vanished { id });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A GameServer manifest from its parts, for callers building one in code.
+pub fn manifest(name: &str, namespace: Option<&str>, spec: GameServerSpec) -> GameServer {
+    GameServer {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: namespace.map(str::to_string),
+            ..Default::default()
+        },
+        spec,
+        status: None,
+    }
+}
+
+impl Mettaton {
+    /// The server's log as it is printed: the last `tail` lines, then every
+    /// new line until the stream is dropped.
+    pub fn follow_logs(
+        &self,
+        id: &str,
+        tail: Option<i64>,
+    ) -> Result<impl futures::Stream<Item = Result<String, Error>> + use<>, Error> {
+        use futures::StreamExt;
+        let c = self.connection()?;
+        let saved = self.saved(c, id)?;
+        let service = crate::orchestrator::swarm::builders::service_name(&plan_of(&saved));
+        let options = bollard::query_parameters::LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .tail(&tail.map_or_else(|| "all".to_string(), |n| n.max(0).to_string()))
+            .build();
+        let docker = c.swarm.docker().clone();
+        Ok(docker
+            .service_logs(&service, Some(options))
+            .map(|chunk| chunk.map(|c| String::from_utf8_lossy(&c.into_bytes()).into_owned()))
+            .map(|r| r.map_err(|e| Error::Backend(format!("reading the log: {e}")))))
+    }
+}

@@ -1,0 +1,313 @@
+//! `mettaton swarm ...`: the GameServer manifests of Kubernetes, applied to a
+//! Docker Swarm through the `Mettaton` facade. Thin: parsing, printing, and a
+//! call to the facade per command.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use futures::StreamExt;
+use mettaton::api::GameServer;
+use mettaton::facade::{Mettaton, ServerEvent, ServerInfo};
+use mettaton::orchestrator::swarm::Daemon;
+
+#[derive(Args, Debug)]
+pub struct SwarmArgs {
+    /// The Docker daemon, a swarm manager: unix:///path or tcp://host:port
+    /// (default: $DOCKER_HOST, else the local socket).
+    #[arg(long = "host", short = 'H', global = true)]
+    host: Option<String>,
+    /// Use TLS with the certificates in --tls-certs (ca.pem, cert.pem, key.pem).
+    #[arg(long, global = true)]
+    tls: bool,
+    /// Directory of the TLS certificates (default: $DOCKER_CERT_PATH or ~/.docker).
+    #[arg(long, global = true)]
+    tls_certs: Option<PathBuf>,
+    /// The state file remembering what was spawned (default:
+    /// $XDG_STATE_HOME/mettaton/swarm-state.json or ~/.local/state/mettaton/...).
+    #[arg(long, global = true, env = "MTN_STATE")]
+    state: Option<PathBuf>,
+    /// Namespace of the servers (default: default).
+    #[arg(long, short = 'n', global = true, default_value = "default")]
+    namespace: String,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(subcommand)]
+    command: SwarmCommand,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Subcommand, Debug)]
+enum SwarmCommand {
+    /// Spawn the GameServer(s) of a manifest file ("-" for standard input).
+    Apply {
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+    },
+    /// List the servers, or show one.
+    Get { name: Option<String> },
+    /// Everything known of a server.
+    Describe { name: String },
+    /// A server's log.
+    Logs {
+        name: String,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<i64>,
+    },
+    /// Shut a server down and remove it (its volume stays unless its
+    /// reclaimPolicy is Delete).
+    Delete { name: String },
+    /// Print what happens to the servers (deaths, vanishings) until interrupted.
+    Events,
+}
+
+pub async fn run(args: SwarmArgs) -> Result<(), String> {
+    let daemon = match &args.host {
+        Some(host) => {
+            let certs = args.tls_certs.clone().or_else(|| std::env::var_os("DOCKER_CERT_PATH").map(PathBuf::from));
+            Daemon::parse(host, args.tls, certs.or_else(home_docker))?
+        }
+        None => Daemon::from_env().map_err(|e| e.to_string())?,
+    };
+    let state = args.state.clone().unwrap_or_else(default_state_path);
+    let mut facade = Mettaton::new(daemon, state);
+    let events = facade.events();
+    let recovery = facade.connect().await.map_err(|e| e.to_string())?;
+    for id in &recovery.vanished {
+        eprintln!("warning: server {id} is gone from the swarm; it was forgotten");
+    }
+    for id in &recovery.unknown {
+        eprintln!("note: the swarm runs server {id}, which this state file does not know");
+    }
+    let id = |name: &str| format!("{}/{name}", args.namespace);
+    let result = match args.command {
+        SwarmCommand::Apply { file } => apply(&facade, &file, &args.namespace, args.output).await,
+        SwarmCommand::Get { name: None } => {
+            let infos = facade.list().await.map_err(|e| e.to_string())?;
+            let infos: Vec<_> = infos.into_iter().filter(|i| i.namespace == args.namespace).collect();
+            print_infos(&infos, args.output)
+        }
+        SwarmCommand::Get { name: Some(name) } => {
+            let info = facade.info(&id(&name)).await.map_err(|e| e.to_string())?;
+            print_infos(&[info], args.output)
+        }
+        SwarmCommand::Describe { name } => {
+            let info = facade.info(&id(&name)).await.map_err(|e| e.to_string())?;
+            match args.output {
+                Output::Table => {
+                    print!("{}", describe(&info));
+                    Ok(())
+                }
+                _ => print_infos(&[info], args.output),
+            }
+        }
+        SwarmCommand::Logs { name, follow: false, tail } => {
+            print!("{}", facade.logs(&id(&name), tail).await.map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        SwarmCommand::Logs { name, follow: true, tail } => {
+            let mut lines = facade.follow_logs(&id(&name), tail).map_err(|e| e.to_string())?;
+            loop {
+                tokio::select! {
+                    chunk = lines.next() => match chunk {
+                        Some(Ok(text)) => print!("{text}"),
+                        Some(Err(e)) => break Err(e.to_string()),
+                        None => break Ok(()),
+                    },
+                    _ = tokio::signal::ctrl_c() => break Ok(()),
+                }
+            }
+        }
+        SwarmCommand::Delete { name } => {
+            facade.shutdown(&id(&name)).await.map_err(|e| e.to_string())?;
+            println!("gameserver {} deleted", id(&name));
+            Ok(())
+        }
+        SwarmCommand::Events => watch_events(events).await,
+    };
+    facade.disconnect().await;
+    result
+}
+
+fn home_docker() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker"))
+}
+
+fn default_state_path() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("mettaton/swarm-state.json")
+}
+
+/// Reads every GameServer of a manifest (YAML, several documents allowed).
+fn manifests(file: &PathBuf, namespace: &str) -> Result<Vec<GameServer>, String> {
+    let mut text = String::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("reading standard input: {e}"))?;
+    } else {
+        text = std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+    }
+    let mut servers = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+        let value =
+            serde_yaml::Value::deserialize(doc).map_err(|e| format!("{}: document {}: {e}", file.display(), i + 1))?;
+        if value.is_null() {
+            continue;
+        }
+        let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+        if kind != "GameServer" {
+            return Err(format!("{}: document {}: kind {kind:?} is not GameServer", file.display(), i + 1));
+        }
+        let mut gs: GameServer =
+            serde_yaml::from_value(value).map_err(|e| format!("{}: document {}: {e}", file.display(), i + 1))?;
+        gs.metadata.namespace.get_or_insert_with(|| namespace.to_string());
+        servers.push(gs);
+    }
+    if servers.is_empty() {
+        return Err(format!("{}: no GameServer in it", file.display()));
+    }
+    Ok(servers)
+}
+
+use serde::Deserialize;
+
+async fn apply(facade: &Mettaton, file: &PathBuf, namespace: &str, output: Output) -> Result<(), String> {
+    let mut infos = Vec::new();
+    for gs in manifests(file, namespace)? {
+        let handle = facade.spawn(&gs).await.map_err(|e| e.to_string())?;
+        if output == Output::Table {
+            let ports: Vec<String> =
+                handle.ports.iter().map(|p| format!("{}={}/{}", p.name, p.port, p.protocol.as_str())).collect();
+            println!(
+                "gameserver {} spawned at {} ({})",
+                handle.id,
+                handle.address.as_deref().unwrap_or("<unknown>"),
+                ports.join(", ")
+            );
+        } else {
+            infos.push(facade.info(&handle.id).await.map_err(|e| e.to_string())?);
+        }
+    }
+    if output != Output::Table {
+        print_infos(&infos, output)?;
+    }
+    Ok(())
+}
+
+fn info_json(info: &ServerInfo) -> serde_json::Value {
+    serde_json::json!({
+        "id": info.id,
+        "name": info.name,
+        "namespace": info.namespace,
+        "image": info.image,
+        "phase": info.phase.as_str(),
+        "running": info.running,
+        "healthy": info.healthy,
+        "address": info.address,
+        "ports": info.ports,
+        "restarts": info.restarts,
+        "problem": info.problem,
+        "serviceId": info.service_id,
+        "spawnedAt": info.spawned_at,
+    })
+}
+
+fn print_infos(infos: &[ServerInfo], output: Output) -> Result<(), String> {
+    match output {
+        Output::Json => {
+            let items: Vec<_> = infos.iter().map(info_json).collect();
+            println!("{}", serde_json::to_string_pretty(&items).unwrap());
+        }
+        Output::Yaml => {
+            let items: Vec<_> = infos.iter().map(info_json).collect();
+            print!("{}", serde_yaml::to_string(&items).unwrap());
+        }
+        Output::Table => print!("{}", table(infos)),
+    }
+    Ok(())
+}
+
+/// The servers as an aligned table, like `kubectl get`.
+pub fn table(infos: &[ServerInfo]) -> String {
+    let mut rows =
+        vec![["NAME", "PHASE", "HEALTHY", "ADDRESS", "PORTS", "RESTARTS", "IMAGE"].map(String::from).to_vec()];
+    for i in infos {
+        let ports: Vec<String> = i.ports.iter().map(|p| format!("{}/{}", p.port, p.protocol.as_str())).collect();
+        rows.push(vec![
+            i.name.clone(),
+            i.phase.as_str().to_string(),
+            i.healthy.to_string(),
+            i.address.clone().unwrap_or_else(|| "<none>".into()),
+            if ports.is_empty() { "<none>".into() } else { ports.join(",") },
+            i.restarts.to_string(),
+            i.image.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(cells.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn describe(i: &ServerInfo) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{:<12}{v}\n", format!("{k}:")));
+    line("Name", i.name.clone());
+    line("Namespace", i.namespace.clone());
+    line("Image", i.image.clone());
+    line("Phase", i.phase.as_str().to_string());
+    line("Running", i.running.to_string());
+    line("Healthy", i.healthy.to_string());
+    line("Address", i.address.clone().unwrap_or_else(|| "<none>".into()));
+    for p in &i.ports {
+        line("Port", format!("{} {}/{}", p.name, p.port, p.protocol.as_str()));
+    }
+    line("Restarts", i.restarts.to_string());
+    line("Problem", i.problem.clone().unwrap_or_else(|| "<none>".into()));
+    line("Service", i.service_id.clone().unwrap_or_else(|| "<none>".into()));
+    line("Spawned", i.spawned_at.clone());
+    out
+}
+
+async fn watch_events(mut events: tokio::sync::broadcast::Receiver<ServerEvent>) -> Result<(), String> {
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(e) => println!("{}", event_line(&e)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("warning: {n} events missed"),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+fn event_line(e: &ServerEvent) -> String {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    match e {
+        ServerEvent::Died { id, restarts, reason } => {
+            format!("{now} Died       {id} restarts={restarts} reason={reason}")
+        }
+        ServerEvent::Vanished { id } => format!("{now} Vanished   {id}"),
+        ServerEvent::Recovered { id } => format!("{now} Recovered  {id}"),
+        ServerEvent::Unknown { id } => format!("{now} Unknown    {id}"),
+    }
+}
