@@ -53,7 +53,13 @@ pub enum Error {
     /// No server with that id is known.
     #[error("no server with id {0}")]
     UnknownServer(String),
-    /// The swarm refused the server (image missing, port taken...).
+    /// The image is neither on the swarm's node nor in its registry.
+    #[error("image {image} not found locally or in its registry: {reason}")]
+    ImageMissing { image: String, reason: String },
+    /// A port the server must publish is taken.
+    #[error("port {port}/{protocol} is already published by {holder}")]
+    PortTaken { port: i64, protocol: String, holder: String },
+    /// The swarm refused the server for another reason.
     #[error("{0}")]
     Refused(String),
     /// The server did not start: its task failed or it took too long.
@@ -74,6 +80,8 @@ impl From<BackendError> for Error {
     fn from(e: BackendError) -> Self {
         match e {
             BackendError::Unreachable(m) => Error::DaemonUnreachable(m),
+            BackendError::ImageMissing { image, reason } => Error::ImageMissing { image, reason },
+            BackendError::PortTaken { port, protocol, holder } => Error::PortTaken { port, protocol, holder },
             BackendError::Refused { what, reason } => Error::Refused(format!("{what}: {reason}")),
             other => Error::Backend(other.to_string()),
         }

@@ -99,6 +99,12 @@ pub enum BackendError {
     /// The backend could not be reached (network, daemon down).
     #[error("backend unreachable: {0}")]
     Unreachable(String),
+    /// The image is neither on the node nor in its registry.
+    #[error("image {image} not found locally or in its registry: {reason}")]
+    ImageMissing { image: String, reason: String },
+    /// A port the server must publish is already published by something else.
+    #[error("port {port}/{protocol} is already published by {holder}")]
+    PortTaken { port: i64, protocol: String, holder: String },
     /// The backend refused a request (invalid object, quota, permission...).
     #[error("backend refused {what}: {reason}")]
     Refused { what: String, reason: String },
@@ -112,6 +118,8 @@ impl BackendError {
     pub fn reason(&self) -> &'static str {
         match self {
             BackendError::Unreachable(_) => "BackendUnreachable",
+            BackendError::ImageMissing { .. } => "ImageMissing",
+            BackendError::PortTaken { .. } => "PortTaken",
             BackendError::Refused { .. } => "BackendRefused",
             BackendError::Other { .. } => "BackendError",
         }

@@ -408,10 +408,11 @@ async fn a_missing_image_is_refused_and_leaves_nothing() {
     let _cleanup = Cleanup::new(&plan);
 
     match backend.apply(&owner, &plan).await {
-        Err(BackendError::Refused { reason, .. }) => {
-            assert!(reason.contains(&format!("image {missing} not found locally or in its registry")), "{reason}");
+        Err(BackendError::ImageMissing { image, reason }) => {
+            assert_eq!(image, missing);
+            assert!(!reason.is_empty());
         }
-        other => panic!("expected a refusal, got {other:?}"),
+        other => panic!("expected ImageMissing, got {other:?}"),
     }
     assert_eq!(leftovers(&backend, &plan).await, (false, vec![], false), "nothing left behind");
 }
@@ -474,10 +475,10 @@ async fn a_port_published_by_another_service_is_refused_and_leaves_nothing() {
     cleanup.services.push(other_name.clone());
 
     match backend.apply(&owner, &plan).await {
-        Err(BackendError::Refused { reason, .. }) => {
-            assert_eq!(reason, format!("port {port}/tcp is already published by service {other_name}"));
+        Err(e @ BackendError::PortTaken { .. }) => {
+            assert_eq!(e.to_string(), format!("port {port}/tcp is already published by service {other_name}"));
         }
-        other => panic!("expected a refusal, got {other:?}"),
+        other => panic!("expected PortTaken, got {other:?}"),
     }
     assert_eq!(leftovers(&backend, &plan).await, (false, vec![], false), "nothing left behind");
     // The other service is untouched.

@@ -605,7 +605,7 @@ pub fn image(spec: &ServiceSpec) -> Option<&str> {
 /// `own_id`) publishes one of them already. For host-mode ports the engine
 /// accepts such a service and leaves its task pending forever ("host-mode port
 /// already in use"), so the conflict must be found before.
-pub fn port_conflict(desired: &ServiceSpec, services: &[Service], own_id: Option<&str>) -> Option<String> {
+pub fn port_conflict(desired: &ServiceSpec, services: &[Service], own_id: Option<&str>) -> Option<PortConflict> {
     let wanted: Vec<(i64, EndpointPortConfigProtocolEnum)> = desired
         .endpoint_spec
         .as_ref()
@@ -626,15 +626,30 @@ pub fn port_conflict(desired: &ServiceSpec, services: &[Service], own_id: Option
                 && wanted.contains(&(published, protocol))
             {
                 let owner = service.spec.as_ref().and_then(|s| s.name.clone()).or_else(|| service.id.clone());
-                return Some(format!(
-                    "port {published}/{} is already published by service {}",
-                    protocol.as_ref(),
-                    owner.unwrap_or_default()
-                ));
+                return Some(PortConflict {
+                    port: published,
+                    protocol: protocol.as_ref().to_string(),
+                    holder: format!("service {}", owner.unwrap_or_default()),
+                });
             }
         }
     }
     None
+}
+
+/// A published port that another service holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortConflict {
+    pub port: i64,
+    pub protocol: String,
+    /// What holds it (`service NAME`).
+    pub holder: String,
+}
+
+impl From<PortConflict> for BackendError {
+    fn from(c: PortConflict) -> Self {
+        BackendError::PortTaken { port: c.port, protocol: c.protocol, holder: c.holder }
+    }
 }
 
 /// What to pull for an image reference: the reference and its tag. An image
@@ -1226,7 +1241,9 @@ mod tests {
             ] } } }))
         };
         assert_eq!(
-            port_conflict(&desired, &[host("a", 25565, "tcp")], None).as_deref(),
+            port_conflict(&desired, &[host("a", 25565, "tcp")], None)
+                .map(|c| BackendError::from(c).to_string())
+                .as_deref(),
             Some("port 25565/tcp is already published by service svc-a")
         );
         assert_eq!(port_conflict(&desired, &[host("a", 25565, "tcp")], Some("a")), None, "its own port");

@@ -320,7 +320,6 @@ impl SwarmOrchestrator {
     /// Makes sure the image is on this node, pulling it when it is not.
     async fn ensure_image(&self, plan: &ServerPlan) -> Result<(), BackendError> {
         let image = &plan.container.image;
-        let what = format!("run GameServer {} on Docker Swarm", builders::display_name(plan));
         match self.docker.inspect_image(image).await {
             Ok(_) => return Ok(()),
             Err(e) if status_of(&e) == Some(404) => {}
@@ -331,10 +330,7 @@ impl SwarmOrchestrator {
         if !tag.is_empty() {
             options = options.tag(&tag);
         }
-        let not_found = |reason: String| BackendError::Refused {
-            what: what.clone(),
-            reason: format!("image {image} not found locally or in its registry: {reason}"),
-        };
+        let not_found = |reason: String| BackendError::ImageMissing { image: image.to_string(), reason };
         let mut pull = self.docker.create_image(Some(options.build()), None, None);
         while let Some(progress) = pull.next().await {
             match progress {
@@ -353,17 +349,13 @@ impl SwarmOrchestrator {
     /// Refused when another service already publishes one of the fixed ports.
     async fn check_ports(
         &self,
-        plan: &ServerPlan,
         desired: &bollard::models::ServiceSpec,
         own_id: Option<&str>,
     ) -> Result<(), BackendError> {
         let services = self.docker.list_services(None).await.map_err(|e| self.error("list services", e))?;
         match builders::port_conflict(desired, &services, own_id) {
             None => Ok(()),
-            Some(reason) => Err(BackendError::Refused {
-                what: format!("run GameServer {} on Docker Swarm", builders::display_name(plan)),
-                reason,
-            }),
+            Some(conflict) => Err(conflict.into()),
         }
     }
 
@@ -571,7 +563,7 @@ impl Orchestrator for SwarmOrchestrator {
             self.ensure_image(plan).await?;
         }
         if current_spec.is_none_or(|c| builders::ports_differ(&desired, c)) {
-            self.check_ports(plan, &desired, current.as_ref().and_then(|s| s.id.as_deref())).await?;
+            self.check_ports(&desired, current.as_ref().and_then(|s| s.id.as_deref())).await?;
         }
         let mut created = Created::default();
         let result = self.apply_objects(plan, desired, current.as_ref(), &mut created).await;
