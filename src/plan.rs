@@ -276,7 +276,7 @@ fn config_key(i: usize, path: &str) -> String {
 
 /// FNV-1a, 64 bits: a hash that is the same on every platform and every Rust
 /// release (std's hasher is not), which a value stored in objects needs.
-struct Fnv1a(u64);
+pub(crate) struct Fnv1a(pub(crate) u64);
 
 impl Default for Fnv1a {
     fn default() -> Self {
@@ -285,11 +285,16 @@ impl Default for Fnv1a {
 }
 
 impl Fnv1a {
-    fn write(&mut self, bytes: &[u8]) {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
             self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(0x100000001b3);
         }
+    }
+
+    /// Eight hex digits: enough to tell a server's files or names apart.
+    pub(crate) fn short(&self) -> String {
+        format!("{:08x}", (self.0 >> 32) ^ (self.0 & 0xffff_ffff))
     }
 }
 

@@ -125,3 +125,19 @@ impl BackendError {
         }
     }
 }
+
+/// An error with its causes: transport errors keep the useful part
+/// (connection refused, no such file, certificate expired) deep in the chain.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::api::{self, GameServer, ReclaimPolicy, ServiceType};
-use crate::orchestrator::{BackendError, Observed, Orchestrator, Teardown, Workload};
+use crate::orchestrator::{BackendError, Observed, Orchestrator, Teardown, Workload, error_chain};
 use crate::plan::{self, ServerPlan};
 
 /// Label put on a data claim kept after its GameServer was deleted (reclaim
@@ -384,22 +384,6 @@ pub fn backend_error(what: impl Into<String>, err: kube::Error) -> BackendError 
         }
         other => BackendError::Other { what, reason: error_chain(&other) },
     }
-}
-
-/// An error with its causes, since transport errors put the useful part
-/// (connection refused, certificate expired) deep in the chain.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{Protocol, PublishedPort};
 use crate::orchestrator::{BackendError, Endpoint, Instance, Workload};
-use crate::plan::{Check, ConfigSource, LABEL_GAMESERVER, ServerPlan};
+use crate::plan::{Check, ConfigSource, Fnv1a, LABEL_GAMESERVER, ServerPlan};
 
 use super::{ServerEvent, ServerEventKind};
 
@@ -927,30 +927,6 @@ pub fn server_event(message: &EventMessage) -> Option<ServerEvent> {
 
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
-}
-
-/// FNV-1a, 64 bits: the same on every platform and release, as names derived
-/// from it must be.
-struct Fnv1a(u64);
-
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Fnv1a(0xcbf29ce484222325)
-    }
-}
-
-impl Fnv1a {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x100000001b3);
-        }
-    }
-
-    /// Eight hex digits: enough to tell a server's files or names apart.
-    fn short(&self) -> String {
-        format!("{:08x}", (self.0 >> 32) ^ (self.0 & 0xffff_ffff))
-    }
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ use bollard::{API_DEFAULT_VERSION, Docker};
 use futures::{Stream, StreamExt};
 
 use crate::api::{GameServer, ReclaimPolicy};
-use crate::orchestrator::{BackendError, Observed, Orchestrator, Teardown};
+use crate::orchestrator::{BackendError, Observed, Orchestrator, Teardown, error_chain};
 use crate::plan::{LABEL_GAMESERVER, ServerPlan};
 
 /// Seconds any one request to the engine may take (an image pull included).
@@ -721,22 +721,6 @@ fn is_transport(err: &DockerError) -> bool {
             | DockerError::HttpClientError { .. }
             | DockerError::HyperResponseError { .. }
     )
-}
-
-/// An error with its causes: transport errors keep the useful part
-/// (connection refused, no such file) deep in the chain.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
