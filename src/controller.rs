@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -25,7 +25,9 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::admin::Health;
 use crate::api::{self, GameServer, GameServerStatus, Phase, ReclaimPolicy};
+use crate::metrics::Metrics;
 use crate::orchestrator::{BackendError, Orchestrator, Teardown};
 use crate::plan::{self, LABEL_GAMESERVER};
 use crate::status;
@@ -63,6 +65,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every [`reason`](Error::reason), so that the error counters start at
+    /// zero and the first failure of a kind shows as an increase.
+    pub const REASONS: [&'static str; 8] = [
+        "BackendUnreachable",
+        "ImageMissing",
+        "PortTaken",
+        "BackendRefused",
+        "BackendError",
+        "KubeApiError",
+        "TeardownPending",
+        "FinalizerError",
+    ];
+
     /// A short reason, for logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -83,6 +98,7 @@ pub struct Context<O> {
     failures: Mutex<HashMap<ObjectRef<GameServer>, u32>>,
     /// Observe every server at least this often (backends without events).
     poll: Option<Duration>,
+    metrics: Arc<Metrics>,
 }
 
 impl<O: Orchestrator> Context<O> {
@@ -94,6 +110,7 @@ impl<O: Orchestrator> Context<O> {
             orchestrator,
             failures: Mutex::new(HashMap::new()),
             poll: None,
+            metrics: Arc::default(),
         }
     }
 
@@ -120,6 +137,13 @@ pub enum Watch {
     GameServersOnly { poll: Duration },
 }
 
+/// Where the controller reports on itself, for the admin server.
+#[derive(Clone, Debug, Default)]
+pub struct Reporting {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
 /// Runs the controller until `shutdown` completes. `namespace` limits it to one
 /// namespace; `None` watches all.
 pub async fn run<O: Orchestrator>(
@@ -128,6 +152,19 @@ pub async fn run<O: Orchestrator>(
     namespace: Option<String>,
     watch: Watch,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    run_reporting(client, orchestrator, namespace, watch, shutdown, Reporting::default()).await
+}
+
+/// [`run`], recording metrics and marking `health` synced once the GameServer
+/// cache has its first full list.
+pub async fn run_reporting<O: Orchestrator>(
+    client: Client,
+    orchestrator: O,
+    namespace: Option<String>,
+    watch: Watch,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    reporting: Reporting,
 ) {
     fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
     where
@@ -143,6 +180,7 @@ pub async fn run<O: Orchestrator>(
     if let Watch::GameServersOnly { poll } = watch {
         ctx.poll = Some(poll);
     }
+    ctx.metrics = reporting.metrics.clone();
     let ctx = Arc::new(ctx);
     let mut controller = Controller::new(api::<GameServer>(&client, &namespace), watcher::Config::default())
         .graceful_shutdown_on(shutdown);
@@ -162,23 +200,31 @@ pub async fn run<O: Orchestrator>(
                     .map(|name| ObjectRef::<GameServer>::new(name).within(ns.as_deref().unwrap_or_default()))
             });
     }
-    controller
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                // Errors of reconciles are logged by error_policy; these are
-                // the controller's own (watch failures, missing objects).
-                warn!(error = %e, "controller");
-            }
-        })
-        .await;
+    let store = controller.store();
+    reporting.metrics.watch_gameservers(store.clone());
+    let synced = async move {
+        // Fails only when the controller stopped before its first list.
+        if store.wait_until_ready().await.is_ok() {
+            info!("GameServer cache synced");
+            reporting.health.set_synced();
+        }
+    };
+    let reconciling = controller.run(reconcile, error_policy, ctx).for_each(|result| async move {
+        if let Err(e) = result {
+            // Errors of reconciles are logged by error_policy; these are
+            // the controller's own (watch failures, missing objects).
+            warn!(error = %e, "controller");
+        }
+    });
+    futures::join!(reconciling, synced);
 }
 
 async fn reconcile<O: Orchestrator>(gs: Arc<GameServer>, ctx: Arc<Context<O>>) -> Result<Action, Error> {
     let ns = gs.namespace().unwrap_or_default();
     let span =
         info_span!("reconcile", gameserver = %gs.name_any(), namespace = %ns, generation = gs.metadata.generation);
-    async move {
+    let started = Instant::now();
+    let result = async {
         let api = Api::<GameServer>::namespaced(ctx.client.clone(), &ns);
         let action = finalizer(&api, api::FINALIZER, gs.clone(), |event| async {
             match event {
@@ -195,7 +241,9 @@ async fn reconcile<O: Orchestrator>(gs: Arc<GameServer>, ctx: Arc<Context<O>>) -
         Ok(action)
     }
     .instrument(span)
-    .await
+    .await;
+    ctx.metrics.reconciled(started.elapsed(), result.as_ref().err().map(Error::reason));
+    result
 }
 
 fn now() -> Time {
@@ -341,6 +389,31 @@ fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_reason_is_listed() {
+        let text = || String::new();
+        let backend = |e: BackendError| match e {
+            // Exhaustive: a new backend error must be added here and to REASONS.
+            BackendError::Unreachable(_)
+            | BackendError::ImageMissing { .. }
+            | BackendError::PortTaken { .. }
+            | BackendError::Refused { .. }
+            | BackendError::Other { .. } => Error::Backend(e),
+        };
+        let errors = [
+            backend(BackendError::Unreachable(text())),
+            backend(BackendError::ImageMissing { image: text(), reason: text() }),
+            backend(BackendError::PortTaken { port: 1, protocol: text(), holder: text() }),
+            backend(BackendError::Refused { what: text(), reason: text() }),
+            backend(BackendError::Other { what: text(), reason: text() }),
+            Error::Kube { what: "status", source: kube::Error::Api(kube::core::Status::failure("", "").boxed()) },
+            Error::TeardownPending,
+            Error::Finalizer(Box::new(kube::runtime::finalizer::Error::UnnamedObject)),
+        ];
+        let reasons: Vec<&str> = errors.iter().map(Error::reason).collect();
+        assert_eq!(reasons, Error::REASONS);
+    }
 
     #[test]
     fn backoff_doubles_from_one_second_up_to_five_minutes() {

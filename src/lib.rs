@@ -5,9 +5,12 @@
 //! the modules fit together.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod controller;
 pub mod facade;
+pub mod leader;
+pub mod metrics;
 pub mod orchestrator;
 pub mod plan;
 pub mod status;

@@ -1,14 +1,20 @@
 #![forbid(unsafe_code)]
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use mettaton::admin::{self, Role};
 use mettaton::api::GameServer;
-use mettaton::controller::{self, Watch};
+use mettaton::controller::{self, Reporting, Watch};
+use mettaton::leader::{self, Elector, LeaseConfig};
 use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
 use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
 
@@ -49,6 +55,25 @@ struct ControllerArgs {
     /// $DOCKER_CERT_PATH).
     #[arg(long, env = "MTN_DOCKER_HOST")]
     docker_host: Option<String>,
+    /// Where the admin server listens: /healthz, /readyz, /metrics (port 0
+    /// picks a free port; the log says which).
+    #[arg(long, default_value = "0.0.0.0:8080", env = "MTN_ADMIN_ADDRESS")]
+    admin_address: String,
+    /// Run only while holding a coordination.k8s.io Lease, so that of several
+    /// replicas exactly one reconciles and a standby takes over.
+    #[arg(long, env = "MTN_LEADER_ELECTION")]
+    leader_election: bool,
+    /// The Lease's name.
+    #[arg(long, default_value = "mettaton-controller", env = "MTN_LEASE_NAME")]
+    lease_name: String,
+    /// The Lease's namespace (default: $POD_NAMESPACE, else the kubeconfig
+    /// context's namespace, else `default`).
+    #[arg(long, env = "MTN_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// How long the Lease holds without renewal; the leader renews every
+    /// third of it, and a standby takes over once it has expired.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=3600), env = "MTN_LEASE_DURATION_SECONDS")]
+    lease_duration_seconds: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -68,10 +93,12 @@ fn main() -> ExitCode {
         }
         Command::Controller(args) => {
             init_tracing();
-            finish(
-                "mettaton controller",
-                tokio::runtime::Runtime::new().expect("tokio runtime").block_on(run_controller(args)),
-            )
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            let result = runtime.block_on(run_controller(args));
+            // A replica that lost the Lease must stop now, not wait for
+            // whatever is still running on the runtime.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            finish("mettaton controller", result)
         }
         Command::Swarm(args) => finish(
             "mettaton swarm",
@@ -93,7 +120,8 @@ fn finish(what: &str, result: Result<(), String>) -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
 }
 
 async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
@@ -110,6 +138,12 @@ async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
 }
 
 async fn run_controller(args: ControllerArgs) -> Result<(), String> {
+    let shutdown = shutdown_signal();
+    let reporting = Reporting::default();
+    // First, so that liveness probes answer during a slow start.
+    let listener = admin::bind(&args.admin_address).await?;
+    tokio::spawn(admin::serve(listener, reporting.metrics.clone(), reporting.health.clone()));
+
     let client = client(args.kubeconfig.as_ref()).await?;
     // Fail fast and say what to do when the CRD is missing, rather than let
     // the watch retry forever.
@@ -125,36 +159,114 @@ async fn run_controller(args: ControllerArgs) -> Result<(), String> {
             _ => format!("cannot list GameServers: {e}"),
         });
     }
+    if !args.leader_election {
+        lead(&reporting);
+        reconcile(&args, client, reporting, shutdown).await?;
+        tracing::info!("controller stopped");
+        return Ok(());
+    }
+
+    let namespace = leader::lease_namespace(
+        args.lease_namespace.clone(),
+        std::env::var("POD_NAMESPACE").ok(),
+        client.default_namespace(),
+    );
+    let config = LeaseConfig {
+        name: args.lease_name.clone(),
+        namespace,
+        identity: leader::default_identity(),
+        duration: Duration::from_secs(args.lease_duration_seconds),
+    };
+    tracing::info!(lease = %config.name, namespace = %config.namespace, identity = %config.identity, "leader election");
+    let elector = Elector::new(client.clone(), config);
+    let health = reporting.health.clone();
+    let standby = |_: &str| health.set_role(Role::Standby);
+    let mut leadership = tokio::select! {
+        leadership = elector.acquire(standby) => leadership,
+        _ = shutdown.clone() => {
+            tracing::info!("stopped while standing by");
+            return Ok(());
+        }
+    };
+    lead(&reporting);
+    let outcome = tokio::select! {
+        done = reconcile(&args, client, reporting.clone(), shutdown) => Ok(done),
+        lost = leadership.keep() => Err(lost),
+    };
+    match outcome {
+        Ok(done) => {
+            // Only now that no reconcile runs any more may a standby start.
+            if let Err(e) = leadership.release().await {
+                tracing::warn!(error = %e, "the lease will expire instead");
+            }
+            reporting.metrics.set_leader(false);
+            done?;
+            tracing::info!("controller stopped");
+            Ok(())
+        }
+        Err(lost) => {
+            // Dropping the controller above stopped every reconcile; exit so
+            // that the replica comes back as a standby.
+            reporting.metrics.set_leader(false);
+            tracing::error!(reason = %lost, "lost the leadership; exiting");
+            Err(format!("lost the leadership: {lost}"))
+        }
+    }
+}
+
+fn lead(reporting: &Reporting) {
+    reporting.health.set_role(Role::Leading);
+    reporting.metrics.set_leader(true);
+}
+
+/// Connects the backend and runs the controller until `shutdown`.
+async fn reconcile(
+    args: &ControllerArgs,
+    client: Client,
+    reporting: Reporting,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), String> {
     tracing::info!(namespace = ?args.namespace, backend = ?args.backend, "controller starting");
+    let namespace = args.namespace.clone();
     match args.backend {
         Backend::Kubernetes => {
             let orchestrator = KubernetesOrchestrator::new(client.clone());
-            controller::run(client, orchestrator, args.namespace, Watch::KubernetesChildren, shutdown_signal()).await;
+            let watch = Watch::KubernetesChildren;
+            controller::run_reporting(client, orchestrator, namespace, watch, shutdown, reporting).await;
         }
         Backend::Swarm => {
             let daemon = match &args.docker_host {
-                Some(host) => Daemon::parse(host, false, None)?,
+                // The address from the flag; TLS as the Docker CLI does it.
+                Some(host) => {
+                    let tls = std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+                    Daemon::parse(host, tls, std::env::var_os("DOCKER_CERT_PATH").map(PathBuf::from))?
+                }
                 None => Daemon::from_env().map_err(|e| e.to_string())?,
             };
             let orchestrator = SwarmOrchestrator::connect(&daemon).await.map_err(|e| e.to_string())?;
             orchestrator.ensure_manager().await.map_err(|e| e.to_string())?;
             let watch = Watch::GameServersOnly { poll: SWARM_POLL };
-            controller::run(client, orchestrator, args.namespace, watch, shutdown_signal()).await;
+            controller::run_reporting(client, orchestrator, namespace, watch, shutdown, reporting).await;
         }
     }
-    tracing::info!("controller stopped");
     Ok(())
 }
 
 /// How often the controller looks at a swarm, which sends no watch events.
 const SWARM_POLL: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM, for every clone. The handlers are installed
+/// at once, so a signal that comes early is not lost.
+fn shutdown_signal() -> Shared<BoxFuture<'static, ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
+    .boxed()
+    .shared()
 }

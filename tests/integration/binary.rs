@@ -53,7 +53,7 @@ async fn the_binary_reconciles_and_kubectl_wait_get_describe_work() {
     let log = std::env::temp_dir().join(format!("{}-controller.log", ns.name));
     let mut controller = Process(
         Command::new(env!("CARGO_BIN_EXE_mettaton"))
-            .args(["controller", "--namespace", &ns.name, "--kubeconfig"])
+            .args(["controller", "--namespace", &ns.name, "--admin-address", "127.0.0.1:0", "--kubeconfig"])
             .arg(kubeconfig_path())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -1,11 +1,13 @@
 //! Integration tests against the local control plane (tests/controlplane/up).
 //! One test binary, so the heavy dependencies are linked once.
 
+mod admin;
 mod binary;
 mod controller;
 mod facade;
 mod gameserver_schema;
 mod kubernetes_backend;
+mod leader;
 mod plane;
 mod support;
 mod swarm_backend;

@@ -99,7 +99,7 @@ async fn gameservers_run_on_the_swarm_and_deletion_survives_an_unreachable_daemo
 
     // The daemon is back: deletion completes and the service is gone.
     proxy.set_up(true);
-    eventually("dune deleted", WAIT, || async {
+    eventually("dune deleted", crate::controller::AFTER_BACKOFF, || async {
         match api.get_opt("dune").await {
             Ok(None) => Ok(()),
             other => Err(format!("{other:?}")),
