@@ -3,6 +3,7 @@
 
 mod admin;
 mod binary;
+mod chart;
 mod controller;
 mod facade;
 mod gameserver_schema;
