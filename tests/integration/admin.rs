@@ -8,12 +8,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use mettaton::api::{GameServer, Phase};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{TestNamespace, ensure_crd, eventually, kubeconfig_path};
+use crate::support::{TestNamespace, ensure_crd, eventually, kubeconfig_path, wait_phase};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
@@ -181,18 +181,6 @@ pub(crate) fn server(name: &str) -> GameServer {
     .unwrap()
 }
 
-/// Waits until the GameServer is in phase `want`.
-pub(crate) async fn phase(api: &Api<GameServer>, name: &str, want: Phase) {
-    eventually(&format!("{name} {want:?}"), WAIT, || async {
-        let gs = api.get(name).await.map_err(|e| e.to_string())?;
-        match gs.status.as_ref().and_then(|s| s.phase) {
-            Some(p) if p == want => Ok(()),
-            _ => Err(format!("{:?}", gs.status)),
-        }
-    })
-    .await;
-}
-
 fn running(n: u32) -> (&'static str, f64) {
     (r#"mettaton_gameservers{phase="Running"}"#, n.into())
 }
@@ -227,7 +215,7 @@ async fn probes_answer_and_metrics_count_reconciles_errors_and_phases() {
 
     let api = ns.api::<GameServer>();
     api.create(&PostParams::default(), &server("arena")).await.unwrap();
-    phase(&api, "arena", Phase::Running).await;
+    wait_phase(&api, "arena", Phase::Running, WAIT).await;
     let (name, want) = running(1);
     replica.metric_is(name, want).await;
     let text = replica.metrics().await;

@@ -20,12 +20,12 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use mettaton::api::{GameServer, Phase, conditions};
+use mettaton::api::{GameServer, Phase};
 use serde::Deserialize;
 use serde_json::json;
 use serde_yaml::Value;
 
-use crate::support::{TestNamespace, api_status, ensure_crd, eventually, kubeconfig_path};
+use crate::support::{TestNamespace, api_status, ensure_crd, eventually, kubeconfig_path, wait_phase, wait_ready};
 
 const WAIT: Duration = Duration::from_secs(90);
 /// The Kubernetes version `helm template` renders for (that of the local plane);
@@ -729,35 +729,6 @@ fn admin_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     Ok((code, response))
 }
 
-fn condition(gs: &GameServer, type_: &str) -> Option<String> {
-    gs.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| c.status.clone())
-}
-
-async fn ready_with_address(api: &Api<GameServer>, name: &str) -> GameServer {
-    eventually(&format!("{name} Ready with an address"), WAIT, || async {
-        let gs = api.get(name).await.map_err(|e| e.to_string())?;
-        let status = gs.status.clone().unwrap_or_default();
-        let fresh = status.observed_generation == gs.metadata.generation;
-        if fresh && condition(&gs, conditions::READY).as_deref() == Some("True") && status.address.is_some() {
-            Ok(gs)
-        } else {
-            Err(format!("{status:?}"))
-        }
-    })
-    .await
-}
-
-async fn in_phase(api: &Api<GameServer>, name: &str, want: Phase) -> GameServer {
-    eventually(&format!("{name} {want:?}"), WAIT, || async {
-        let gs = api.get(name).await.map_err(|e| e.to_string())?;
-        match gs.status.as_ref().and_then(|s| s.phase) {
-            Some(p) if p == want => Ok(gs),
-            _ => Err(format!("{:?}", gs.status)),
-        }
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_charts_service_account_is_enough_for_the_controller_and_no_more() {
     ensure_crd().await;
@@ -892,7 +863,7 @@ async fn the_charts_service_account_is_enough_for_the_controller_and_no_more() {
     }))
     .unwrap();
     api.create(&PostParams::default(), &gs).await.unwrap();
-    let running = ready_with_address(&api, "world").await;
+    let running = wait_ready(&api, "world", WAIT).await;
     let status = running.status.as_ref().unwrap();
     assert!(status.address.as_deref().is_some_and(|a| a.starts_with("127.0.0.")), "{status:?}");
     assert_eq!(status.ports.len(), 1);
@@ -902,11 +873,11 @@ async fn the_charts_service_account_is_enough_for_the_controller_and_no_more() {
     // ...Stopped...
     let state = |s: &str| Patch::Merge(json!({ "spec": { "state": s } }));
     api.patch("world", &PatchParams::default(), &state("Stopped")).await.unwrap();
-    in_phase(&api, "world", Phase::Stopped).await;
+    wait_phase(&api, "world", Phase::Stopped, WAIT).await;
     assert_eq!(games.api::<Deployment>().get("world").await.unwrap().spec.unwrap().replicas, Some(0));
     // ...Running again...
     api.patch("world", &PatchParams::default(), &state("Running")).await.unwrap();
-    ready_with_address(&api, "world").await;
+    wait_ready(&api, "world", WAIT).await;
     let reasons: Vec<String> = games
         .api::<Event>()
         .list(&ListParams::default())

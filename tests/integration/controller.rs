@@ -16,7 +16,10 @@ use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::support::{Proxy, TestNamespace, apiserver_addr, counting_client, ensure_crd, eventually};
+use crate::support::{
+    Proxy, TestNamespace, apiserver_addr, condition_status, counting_client, ensure_crd, eventually, wait_phase,
+    wait_ready,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// Long enough for a retry on a backoff of up to 64 s.
@@ -74,34 +77,12 @@ async fn secret(ns: &TestNamespace, name: &str) {
     ns.api::<Secret>().create(&PostParams::default(), &secret).await.unwrap();
 }
 
-fn condition_status(gs: &GameServer, type_: &str) -> Option<String> {
-    gs.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| c.status.clone())
-}
-
-/// Waits until the GameServer is Ready with an address, and returns it.
 async fn ready(api: &Api<GameServer>, name: &str) -> GameServer {
-    eventually(&format!("{name} Ready with an address"), WAIT, || async {
-        let gs = api.get(name).await.map_err(|e| e.to_string())?;
-        let status = gs.status.clone().unwrap_or_default();
-        let fresh = status.observed_generation == gs.metadata.generation;
-        if fresh && condition_status(&gs, conditions::READY).as_deref() == Some("True") && status.address.is_some() {
-            Ok(gs)
-        } else {
-            Err(format!("{status:?}"))
-        }
-    })
-    .await
+    wait_ready(api, name, WAIT).await
 }
 
 async fn phase(api: &Api<GameServer>, name: &str, want: Phase) -> GameServer {
-    eventually(&format!("{name} in phase {want:?}"), WAIT, || async {
-        let gs = api.get(name).await.map_err(|e| e.to_string())?;
-        match gs.status.as_ref().and_then(|s| s.phase) {
-            Some(p) if p == want => Ok(gs),
-            _ => Err(format!("{:?}", gs.status)),
-        }
-    })
-    .await
+    wait_phase(api, name, want, WAIT).await
 }
 
 async fn gone(api: &Api<GameServer>, name: &str) {

@@ -11,8 +11,8 @@ use kube::api::{Api, PostParams};
 use kube::config::Kubeconfig;
 use mettaton::api::{GameServer, Phase};
 
-use crate::admin::{Replica, WAIT, phase, sample, server};
-use crate::support::{Proxy, TestNamespace, apiserver_addr, ensure_crd, eventually, kubeconfig_path};
+use crate::admin::{Replica, WAIT, sample, server};
+use crate::support::{Proxy, TestNamespace, apiserver_addr, ensure_crd, eventually, kubeconfig_path, wait_phase};
 
 const LEASE: &str = "mettaton-controller";
 /// Short, so that the tests are too; the leader renews every 2 s.
@@ -70,7 +70,7 @@ async fn one_replica_reconciles_and_a_killed_leader_is_replaced_within_the_lease
 
     let api = ns.api::<GameServer>();
     api.create(&PostParams::default(), &server("first")).await.unwrap();
-    phase(&api, "first", Phase::Running).await;
+    wait_phase(&api, "first", Phase::Running, WAIT).await;
     let reconciles = |text: &str| sample(text, "mettaton_reconciles_total").unwrap();
     assert!(reconciles(&leader.metrics().await) >= 1.0);
     let standby_metrics = standby.metrics().await;
@@ -83,7 +83,7 @@ async fn one_replica_reconciles_and_a_killed_leader_is_replaced_within_the_lease
     leader.kill();
     api.create(&PostParams::default(), &server("second")).await.unwrap();
     let lease_taken = held_by(&leases, &standby.name, killed, DURATION + RENEW + Duration::from_secs(4)).await;
-    phase(&api, "second", Phase::Running).await;
+    wait_phase(&api, "second", Phase::Running, WAIT).await;
     let converged = killed.elapsed();
     eprintln!(
         "hand-over after kill -9 (lease {DURATION:?}): lease taken in {:.2} s, new GameServer Running in {:.2} s",
@@ -118,7 +118,7 @@ async fn a_terminated_leader_releases_the_lease_and_the_standby_takes_over_at_on
 
     let api = ns.api::<GameServer>();
     api.create(&PostParams::default(), &server("after")).await.unwrap();
-    phase(&api, "after", Phase::Running).await;
+    wait_phase(&api, "after", Phase::Running, WAIT).await;
     let converged = terminated.elapsed();
     eprintln!(
         "hand-over after SIGTERM (lease {DURATION:?}): lease taken in {:.2} s, a GameServer created then Running in {:.2} s",

@@ -286,3 +286,42 @@ pub async fn apiserver_addr() -> std::net::SocketAddr {
     let port = config.cluster_url.port_u16().unwrap_or(443);
     format!("{host}:{port}").parse().unwrap()
 }
+
+/// The status (`"True"`/`"False"`) of a GameServer's condition, if set.
+pub fn condition_status(gs: &mettaton::api::GameServer, type_: &str) -> Option<String> {
+    gs.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| c.status.clone())
+}
+
+/// Waits until the GameServer's status describes its current generation and
+/// says Ready with an address, and returns it.
+pub async fn wait_ready(
+    api: &Api<mettaton::api::GameServer>,
+    name: &str,
+    timeout: Duration,
+) -> mettaton::api::GameServer {
+    eventually(&format!("{name} Ready with an address"), timeout, || async {
+        let gs = api.get(name).await.map_err(|e| e.to_string())?;
+        let status = gs.status.clone().unwrap_or_default();
+        let fresh = status.observed_generation == gs.metadata.generation;
+        let ready = condition_status(&gs, mettaton::api::conditions::READY).as_deref() == Some("True");
+        if fresh && ready && status.address.is_some() { Ok(gs) } else { Err(format!("{status:?}")) }
+    })
+    .await
+}
+
+/// Waits until the GameServer is in phase `want`, and returns it.
+pub async fn wait_phase(
+    api: &Api<mettaton::api::GameServer>,
+    name: &str,
+    want: mettaton::api::Phase,
+    timeout: Duration,
+) -> mettaton::api::GameServer {
+    eventually(&format!("{name} in phase {want:?}"), timeout, || async {
+        let gs = api.get(name).await.map_err(|e| e.to_string())?;
+        match gs.status.as_ref().and_then(|s| s.phase) {
+            Some(p) if p == want => Ok(gs),
+            _ => Err(format!("{:?}", gs.status)),
+        }
+    })
+    .await
+}
