@@ -42,6 +42,9 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// Bounds of the per-object exponential backoff after a failed reconcile.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// How long a passing phase (Pending, Starting, Stopping) may stand before it
+/// is written; see [`status::may_settle`].
+pub const STATUS_SETTLE: Duration = Duration::from_secs(5);
 
 /// Why a reconcile did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +102,21 @@ pub struct Context<O> {
     /// Observe every server at least this often (backends without events).
     poll: Option<Duration>,
     metrics: Arc<Metrics>,
+    /// Statuses computed but not written yet, while a passing phase settles.
+    settling: Mutex<HashMap<ObjectRef<GameServer>, Settling>>,
+    status_settle: Duration,
+}
+
+/// A status held back while it settles.
+#[derive(Clone)]
+struct Settling {
+    /// The status as computed, not written yet.
+    status: GameServerStatus,
+    /// The status the object had when this one was computed: when the object
+    /// has another one now, someone wrote it since and this one is stale.
+    over: Option<GameServerStatus>,
+    /// When the server first had a status waiting to be written.
+    since: Instant,
 }
 
 impl<O: Orchestrator> Context<O> {
@@ -111,6 +129,8 @@ impl<O: Orchestrator> Context<O> {
             failures: Mutex::new(HashMap::new()),
             poll: None,
             metrics: Arc::default(),
+            settling: Mutex::new(HashMap::new()),
+            status_settle: STATUS_SETTLE,
         }
     }
 
@@ -137,6 +157,20 @@ pub enum Watch {
     GameServersOnly { poll: Duration },
 }
 
+/// Settings of the controller's behaviour.
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
+    /// How long a passing phase may stand before it is written (zero writes
+    /// every phase as soon as it is seen).
+    pub status_settle: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning { status_settle: STATUS_SETTLE }
+    }
+}
+
 /// Where the controller reports on itself, for the admin server.
 #[derive(Clone, Debug, Default)]
 pub struct Reporting {
@@ -153,7 +187,7 @@ pub async fn run<O: Orchestrator>(
     watch: Watch,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    run_reporting(client, orchestrator, namespace, watch, shutdown, Reporting::default()).await
+    run_reporting(client, orchestrator, namespace, watch, shutdown, Reporting::default(), Tuning::default()).await
 }
 
 /// [`run`], recording metrics and marking `health` synced once the GameServer
@@ -165,6 +199,7 @@ pub async fn run_reporting<O: Orchestrator>(
     watch: Watch,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     reporting: Reporting,
+    tuning: Tuning,
 ) {
     fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
     where
@@ -181,6 +216,7 @@ pub async fn run_reporting<O: Orchestrator>(
         ctx.poll = Some(poll);
     }
     ctx.metrics = reporting.metrics.clone();
+    ctx.status_settle = tuning.status_settle;
     let ctx = Arc::new(ctx);
     let mut controller = Controller::new(api::<GameServer>(&client, &namespace), watcher::Config::default())
         .graceful_shutdown_on(shutdown);
@@ -264,17 +300,56 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
     }
     let observed = ctx.orchestrator.observe(&plan).await?;
     let now = now();
-    let status = status::compute(gs, &observed, &now);
-    write_status(gs, &status, ctx).await?;
-    announce_transition(gs, &status, ctx).await;
-    let wait = status::needs_requeue(&status, gs, &now).map_or(RESYNC, |d| d.min(RESYNC));
+    let key = ObjectRef::from_obj(gs);
+    // A status held back is where this server's story stands: the startup
+    // clock runs from when Starting was first seen, written or not.
+    let held = ctx.settling.lock().unwrap().get(&key).filter(|h| h.over == gs.status).cloned();
+    let status = match &held {
+        Some(held) => {
+            let mut seen = gs.clone();
+            seen.status = Some(held.status.clone());
+            status::compute(&seen, &observed, &now)
+        }
+        None => status::compute(gs, &observed, &now),
+    };
+    let mut wait = status::needs_requeue(&status, gs, &now).map_or(RESYNC, |d| d.min(RESYNC));
+    let since = held.map_or_else(Instant::now, |h| h.since);
+    match settle_until(gs.status.as_ref(), &status, since, ctx.status_settle) {
+        Some(until) => {
+            let over = gs.status.clone();
+            ctx.settling.lock().unwrap().insert(key, Settling { status, over, since });
+            wait = wait.min(until.saturating_duration_since(Instant::now()));
+        }
+        None => {
+            ctx.settling.lock().unwrap().remove(&key);
+            write_status(gs, &status, ctx).await?;
+            announce_transition(gs, &status, ctx).await;
+        }
+    }
     let wait = ctx.poll.map_or(wait, |poll| wait.min(poll));
     Ok(Action::requeue(wait))
+}
+
+/// Until when a newly computed status waits before it is written, or `None`
+/// to write it now (or leave it, when it equals the one written). `since` is
+/// when the server's unwritten status started to wait.
+fn settle_until(
+    written: Option<&GameServerStatus>,
+    next: &GameServerStatus,
+    since: Instant,
+    settle: Duration,
+) -> Option<Instant> {
+    if written == Some(next) || !status::may_settle(written, next) {
+        return None;
+    }
+    let until = since + settle;
+    (Instant::now() < until).then_some(until)
 }
 
 /// The GameServer is being deleted: tear the runtime down, honouring the
 /// reclaim policy, and keep the finalizer until that is done.
 async fn cleanup<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Action, Error> {
+    ctx.settling.lock().unwrap().remove(&ObjectRef::from_obj(gs));
     let plan = plan::plan(gs);
     // Read from the object as it is now: a policy changed during deletion
     // counts, and anything but an explicit Delete keeps the data.
@@ -413,6 +488,28 @@ mod tests {
         ];
         let reasons: Vec<&str> = errors.iter().map(Error::reason).collect();
         assert_eq!(reasons, Error::REASONS);
+    }
+
+    #[test]
+    fn a_passing_phase_waits_until_it_has_stood_for_the_settle_time() {
+        let status = |phase: Phase| GameServerStatus { phase: Some(phase), ..Default::default() };
+        let settle = Duration::from_secs(5);
+        let now = Instant::now();
+        // A first Pending waits until settle after it was first seen
+        let until = settle_until(None, &status(Phase::Pending), now, settle).expect("waits");
+        assert_eq!(until, now + settle);
+        // Starting after it keeps the first one's clock
+        let earlier = now - Duration::from_secs(3);
+        assert_eq!(settle_until(None, &status(Phase::Starting), earlier, settle), Some(earlier + settle));
+        // Once it has stood for the settle time, it is written
+        let long_ago = now - Duration::from_secs(6);
+        assert_eq!(settle_until(None, &status(Phase::Starting), long_ago, settle), None);
+        // Running is never held back, nor a status equal to the one written
+        assert_eq!(settle_until(None, &status(Phase::Running), now, settle), None);
+        let pending = status(Phase::Pending);
+        assert_eq!(settle_until(Some(&pending), &pending, now, settle), None);
+        // A zero settle time writes everything at once
+        assert_eq!(settle_until(None, &status(Phase::Pending), now, Duration::ZERO), None);
     }
 
     #[test]

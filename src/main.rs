@@ -13,7 +13,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use mettaton::admin::{self, Role};
 use mettaton::api::GameServer;
-use mettaton::controller::{self, Reporting, Watch};
+use mettaton::controller::{self, Reporting, Tuning, Watch};
 use mettaton::leader::{self, Elector, LeaseConfig};
 use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
 use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
@@ -74,6 +74,12 @@ struct ControllerArgs {
     /// third of it, and a standby takes over once it has expired.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=3600), env = "MTN_LEASE_DURATION_SECONDS")]
     lease_duration_seconds: u64,
+    /// How long a passing phase (Pending, Starting, Stopping) may stand before
+    /// the status says so: a server that is up within it gets one status write
+    /// instead of one per phase. 0 reports every phase at once. Failures,
+    /// readiness and its loss are always reported at once.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=300), env = "MTN_STATUS_SETTLE_SECONDS")]
+    status_settle_seconds: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -228,11 +234,12 @@ async fn reconcile(
 ) -> Result<(), String> {
     tracing::info!(namespace = ?args.namespace, backend = ?args.backend, "controller starting");
     let namespace = args.namespace.clone();
+    let tuning = Tuning { status_settle: Duration::from_secs(args.status_settle_seconds) };
     match args.backend {
         Backend::Kubernetes => {
             let orchestrator = KubernetesOrchestrator::new(client.clone());
             let watch = Watch::KubernetesChildren;
-            controller::run_reporting(client, orchestrator, namespace, watch, shutdown, reporting).await;
+            controller::run_reporting(client, orchestrator, namespace, watch, shutdown, reporting, tuning).await;
         }
         Backend::Swarm => {
             let daemon = match &args.docker_host {
@@ -246,7 +253,7 @@ async fn reconcile(
             let orchestrator = SwarmOrchestrator::connect(&daemon).await.map_err(|e| e.to_string())?;
             orchestrator.ensure_manager().await.map_err(|e| e.to_string())?;
             let watch = Watch::GameServersOnly { poll: SWARM_POLL };
-            controller::run_reporting(client, orchestrator, namespace, watch, shutdown, reporting).await;
+            controller::run_reporting(client, orchestrator, namespace, watch, shutdown, reporting, tuning).await;
         }
     }
     Ok(())

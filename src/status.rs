@@ -331,6 +331,17 @@ pub fn terminating(gs: &GameServer, failure: Option<(&str, &str)>, now: &Time) -
     status
 }
 
+/// Whether `next` may wait a little before it is written over `written`: it
+/// is a passing phase (Pending, Starting, Stopping) with nothing failed, and
+/// the server was not Ready (a server losing its readiness is reported at
+/// once). A passing phase that soon gives way to the next one is then never
+/// written: a server that comes up quickly costs one status write, not three.
+pub fn may_settle(written: Option<&GameServerStatus>, next: &GameServerStatus) -> bool {
+    matches!(next.phase, Some(Phase::Pending | Phase::Starting | Phase::Stopping))
+        && !is_true(&next.conditions, DEGRADED)
+        && !written.is_some_and(|w| is_true(&w.conditions, READY))
+}
+
 /// When the controller must look again although no event may come: while
 /// Starting, at the moment the startup timeout expires, so that Failed is
 /// reported on time even if nothing changes. `None` otherwise.
@@ -657,6 +668,46 @@ mod tests {
         assert_eq!(cond(&s, DEGRADED).message, "container restarted 4 times (CrashLoopBackOff)");
         // And the Degraded transition happened at the first crash, not now
         assert_eq!(cond(&s, DEGRADED).last_transition_time, at_second(20));
+    }
+
+    #[test]
+    fn passing_phases_may_settle_but_failures_and_lost_readiness_may_not() {
+        // Given a new server: Pending, then Starting, may wait
+        let mut gs = server(DesiredState::Running, 1);
+        let pending = compute(&gs, &gone(), &at_second(0));
+        assert_eq!(pending.phase, Some(Phase::Pending));
+        assert!(may_settle(None, &pending));
+        step(&mut gs, &gone(), 0);
+        let started = step(&mut gs, &starting(), 1);
+        assert!(may_settle(Some(&pending), &started));
+        // Running is written at once
+        let up = compute(&gs, &running(), &at_second(2));
+        assert!(!may_settle(gs.status.as_ref(), &up));
+        step(&mut gs, &running(), 2);
+        // A Ready server that restarts is reported Starting at once
+        let restarted = compute(&gs, &observed(Some(workload(true, 1)), Some(instance(false, 1, None))), &at_second(9));
+        assert_eq!(restarted.phase, Some(Phase::Starting));
+        assert!(!may_settle(gs.status.as_ref(), &restarted));
+        // A crashing start is Degraded: at once too
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &starting(), 0);
+        let crashing = compute(
+            &gs,
+            &observed(Some(workload(true, 1)), Some(instance(false, 2, Some("CrashLoopBackOff")))),
+            &at_second(3),
+        );
+        assert_eq!(crashing.phase, Some(Phase::Starting));
+        assert!(!may_settle(gs.status.as_ref(), &crashing));
+        // Stopping may wait, Stopped not
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &starting(), 0);
+        gs.spec.state = DesiredState::Stopped;
+        let stopping = compute(&gs, &observed(Some(workload(true, 1)), Some(instance(false, 0, None))), &at_second(4));
+        assert_eq!(stopping.phase, Some(Phase::Stopping));
+        assert!(may_settle(gs.status.as_ref(), &stopping));
+        let stopped = compute(&gs, &gone(), &at_second(5));
+        assert_eq!(stopped.phase, Some(Phase::Stopped));
+        assert!(!may_settle(gs.status.as_ref(), &stopped));
     }
 
     #[test]
