@@ -14,3 +14,6 @@ pub mod metrics;
 pub mod orchestrator;
 pub mod plan;
 pub mod status;
+
+#[cfg(test)]
+mod proptests;

@@ -165,10 +165,14 @@ fn probe(check: &Check) -> Probe {
 }
 
 /// Checks the startup probe may fail before the container is restarted: enough
-/// periods to cover the whole startup timeout.
+/// periods to cover the whole startup timeout. Computed in i64: the schema
+/// bounds both, but a spec that did not pass it (an object made before a
+/// schema change, a hand-built one) must not overflow.
 fn startup_failure_threshold(startup_timeout_seconds: i32, period_seconds: i32) -> i32 {
-    let period = period_seconds.max(1);
-    (startup_timeout_seconds.max(1) + period - 1) / period
+    let period = i64::from(period_seconds.max(1));
+    let threshold = (i64::from(startup_timeout_seconds.max(1)) + period - 1) / period;
+    // At most the timeout itself, which is an i32.
+    i32::try_from(threshold).unwrap_or(i32::MAX)
 }
 
 fn volume_mounts(plan: &ServerPlan) -> Vec<VolumeMount> {
@@ -639,6 +643,11 @@ mod tests {
             assert!(threshold * period >= timeout, "{timeout}s with {period}s periods: {threshold}");
             assert!((threshold - 1) * period < timeout, "not more than needed: {timeout}/{period} -> {threshold}");
         }
+        // Outside the schema's bounds: no overflow, still covering the timeout.
+        assert_eq!(startup_failure_threshold(357_462_728, 1_790_020_920), 1);
+        assert_eq!(startup_failure_threshold(i32::MAX, 1), i32::MAX);
+        assert_eq!(startup_failure_threshold(i32::MAX, i32::MAX), 1);
+        assert_eq!(startup_failure_threshold(-5, -5), 1);
     }
 
     fn node(addresses: &[(&str, &str)]) -> Node {
