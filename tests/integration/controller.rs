@@ -27,7 +27,7 @@ pub const AFTER_BACKOFF: Duration = Duration::from_secs(150);
 const SELECTOR: &str = "app.kubernetes.io/managed-by=mettaton";
 
 /// A controller running in this process for one namespace.
-struct RunningController {
+pub(crate) struct RunningController {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -35,7 +35,7 @@ struct RunningController {
 impl RunningController {
     /// Starts a controller for `ns`: `client` watches and writes GameServers,
     /// `backend` is what the Kubernetes orchestrator talks through.
-    fn start(ns: &TestNamespace, client: Client, backend: Client) -> Self {
+    pub(crate) fn start(ns: &TestNamespace, client: Client, backend: Client) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(
             client,
@@ -49,7 +49,7 @@ impl RunningController {
         RunningController { stop: Some(stop), task }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(Duration::from_secs(30), &mut self.task).await.expect("controller stops").unwrap();
     }
@@ -60,7 +60,7 @@ fn example(file: &str) -> GameServer {
     serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn server(name: &str, spec: serde_json::Value) -> GameServer {
+pub(crate) fn server(name: &str, spec: serde_json::Value) -> GameServer {
     serde_json::from_value(json!({
         "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
         "metadata": { "name": name }, "spec": spec
@@ -85,7 +85,7 @@ async fn phase(api: &Api<GameServer>, name: &str, want: Phase) -> GameServer {
     wait_phase(api, name, want, WAIT).await
 }
 
-async fn gone(api: &Api<GameServer>, name: &str) {
+pub(crate) async fn gone(api: &Api<GameServer>, name: &str) {
     eventually(&format!("{name} deleted"), WAIT, || async {
         match api.get_opt(name).await {
             Ok(None) => Ok(()),
@@ -97,7 +97,7 @@ async fn gone(api: &Api<GameServer>, name: &str) {
 }
 
 /// The reasons of the Events about a GameServer.
-async fn event_reasons(ns: &TestNamespace, name: &str) -> Vec<String> {
+pub(crate) async fn event_reasons(ns: &TestNamespace, name: &str) -> Vec<String> {
     ns.api::<Event>()
         .list(&ListParams::default())
         .await
@@ -109,7 +109,7 @@ async fn event_reasons(ns: &TestNamespace, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn owned_by(obj: &impl ResourceExt, gs: &GameServer) -> bool {
+pub(crate) fn owned_by(obj: &impl ResourceExt, gs: &GameServer) -> bool {
     obj.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == gs.uid().unwrap())
 }
 

@@ -4,6 +4,7 @@
 mod admin;
 mod binary;
 mod chart;
+mod conflicts;
 mod controller;
 mod facade;
 mod gameserver_schema;

@@ -351,12 +351,123 @@ fn contains(desired: &Value, actual: Option<&Value>) -> bool {
     }
 }
 
-/// Whether `current` already holds all of `desired`. An object that cannot be
-/// compared counts as differing: a needless write is harmless, a skipped one not.
-fn holds<K: Serialize>(current: &K, desired: &K) -> bool {
+/// Whether applying `desired` would change nothing in `current`. An object that
+/// cannot be compared counts as differing: a needless write is harmless, a
+/// skipped one not. See [`holds_applied`].
+fn holds<K: Resource + Serialize>(current: &K, desired: &K) -> bool {
+    let Some(owned) = applied_fields(current.meta()) else { return false };
     match (serde_json::to_value(desired), serde_json::to_value(current)) {
-        (Ok(desired), Ok(current)) => is_subset(&desired, &current),
+        (Ok(desired), Ok(current)) => holds_applied(&desired, &current, owned),
         _ => false,
+    }
+}
+
+/// The fields mettaton's last server-side apply set on the object (its
+/// `managedFields` entry, `fieldsV1`), if it applied it.
+fn applied_fields(meta: &ObjectMeta) -> Option<&Value> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .find(|m| {
+            m.manager.as_deref() == Some(api::FIELD_MANAGER)
+                && m.operation.as_deref() == Some("Apply")
+                && m.subresource.as_deref().unwrap_or_default().is_empty()
+        })
+        .and_then(|m| m.fields_v1.as_ref())
+        .map(|f| &f.0)
+}
+
+/// Whether an apply of `desired` over `current`, of which mettaton's last
+/// apply set the fields `owned` (`fieldsV1`), would change nothing:
+/// - the fields mettaton owns hold every value of `desired` (what another
+///   writer added, such as an element of a list mettaton fills, is not
+///   counted, so it causes no write; a field another writer took over is not
+///   mettaton's any more, so a changed value is written back);
+/// - mettaton owns no field that `desired` leaves out (an apply removes those:
+///   a stop command, resources or config files the GameServer dropped).
+pub fn holds_applied(desired: &Value, current: &Value, owned: &Value) -> bool {
+    let mut mine = prune(current, owned);
+    // Identity fields are part of every apply but never of managedFields.
+    if let Value::Object(m) = &mut mine {
+        for key in ["apiVersion", "kind"] {
+            if let Some(v) = current.get(key) {
+                m.insert(key.to_string(), v.clone());
+            }
+        }
+        if let (Some(Value::Object(current_meta)), Value::Object(meta)) =
+            (current.get("metadata"), m.entry("metadata").or_insert_with(|| json!({})))
+        {
+            for key in ["name", "namespace"] {
+                if let Some(v) = current_meta.get(key) {
+                    meta.insert(key.to_string(), v.clone());
+                }
+            }
+        }
+    }
+    is_subset(desired, &mine) && covers(desired, owned)
+}
+
+/// The part of `value` that the field set `fields` (`fieldsV1`) names.
+fn prune(value: &Value, fields: &Value) -> Value {
+    let Value::Object(fields) = fields else { return value.clone() };
+    // A leaf: the field itself (a scalar, an atomic list or map) is owned.
+    if fields.keys().all(|k| k == ".") {
+        return value.clone();
+    }
+    match value {
+        Value::Object(object) => Value::Object(
+            fields
+                .iter()
+                .filter_map(|(key, sub)| {
+                    let name = key.strip_prefix("f:")?;
+                    Some((name.to_string(), prune(object.get(name)?, sub)))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    fields.iter().find(|(key, _)| element_matches(key, i, item)).map(|(_, sub)| prune(item, sub))
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Whether every field of the field set `fields` is in `desired`.
+fn covers(desired: &Value, fields: &Value) -> bool {
+    let Value::Object(fields) = fields else { return true };
+    fields.iter().all(|(key, sub)| {
+        if key == "." {
+            return true;
+        }
+        if let Some(name) = key.strip_prefix("f:") {
+            return desired.get(name).is_some_and(|v| !v.is_null() && covers(v, sub));
+        }
+        let Value::Array(items) = desired else { return false };
+        items
+            .iter()
+            .enumerate()
+            .find(|(i, item)| element_matches(key, *i, item))
+            .is_some_and(|(_, item)| covers(item, sub))
+    })
+}
+
+/// Whether the list element `item`, at `index`, is the one a `fieldsV1` key
+/// names: `k:{...}` by its key fields, `v:...` by its value, `i:N` by index.
+fn element_matches(key: &str, index: usize, item: &Value) -> bool {
+    if let Some(k) = key.strip_prefix("k:") {
+        serde_json::from_str::<serde_json::Map<String, Value>>(k)
+            .is_ok_and(|k| k.iter().all(|(field, v)| item.get(field) == Some(v)))
+    } else if let Some(v) = key.strip_prefix("v:") {
+        serde_json::from_str::<Value>(v).is_ok_and(|v| &v == item)
+    } else if let Some(i) = key.strip_prefix("i:") {
+        i.parse::<usize>().is_ok_and(|i| i == index)
+    } else {
+        false
     }
 }
 
@@ -430,6 +541,105 @@ mod tests {
         assert!(!is_subset(&json!({ "spec": { "list": [1] } }), &actual));
         // Only the top-level status is the server's; a nested one is data.
         assert!(!is_subset(&json!({ "spec": { "status": "on" } }), &actual));
+    }
+
+    /// A Deployment as the API server returns it after mettaton's apply and
+    /// another writer's edits, and what mettaton's apply owns of it.
+    fn applied_deployment() -> (Value, Value) {
+        let current = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "mc", "namespace": "games", "resourceVersion": "9",
+                          "labels": { "app": "mc", "team": "blue" } },
+            "spec": { "replicas": 1, "revisionHistoryLimit": 10, "template": { "spec": { "containers": [
+                { "name": "game", "image": "game:1", "imagePullPolicy": "IfNotPresent",
+                  "env": [{ "name": "MAP", "value": "dust" }, { "name": "TRACE", "value": "1" }],
+                  "lifecycle": { "preStop": { "exec": { "command": ["save"] } } } },
+                { "name": "metrics", "image": "exporter:1" }
+            ] } } },
+            "status": { "replicas": 1 }
+        });
+        let owned = json!({
+            "f:metadata": { "f:labels": { "f:app": {} } },
+            "f:spec": { "f:replicas": {}, "f:template": { "f:spec": { "f:containers": {
+                "k:{\"name\":\"game\"}": {
+                    ".": {}, "f:name": {}, "f:image": {},
+                    "f:env": { "k:{\"name\":\"MAP\"}": { ".": {}, "f:name": {}, "f:value": {} } },
+                    "f:lifecycle": { "f:preStop": { "f:exec": { "f:command": {} } } }
+                }
+            } } } }
+        });
+        (current, owned)
+    }
+
+    fn desired_deployment() -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "mc", "namespace": "games", "labels": { "app": "mc" } },
+            "spec": { "replicas": 1, "template": { "spec": { "containers": [
+                { "name": "game", "image": "game:1", "env": [{ "name": "MAP", "value": "dust" }],
+                  "lifecycle": { "preStop": { "exec": { "command": ["save"] } } } }
+            ] } } }
+        })
+    }
+
+    #[test]
+    fn what_another_writer_added_inside_managed_lists_needs_no_apply() {
+        let (current, owned) = applied_deployment();
+        // The env var, the container and the label someone else added are not
+        // mettaton's: comparing the whole lists would write on every reconcile.
+        assert!(!is_subset(&desired_deployment(), &current), "the old comparison saw a difference");
+        assert!(holds_applied(&desired_deployment(), &current, &owned));
+    }
+
+    #[test]
+    fn an_owned_value_changed_or_taken_over_needs_an_apply() {
+        let (mut current, mut owned) = applied_deployment();
+        current["spec"]["replicas"] = json!(3);
+        assert!(!holds_applied(&desired_deployment(), &current, &owned), "value changed");
+        let (mut current, _) = applied_deployment();
+        // kubectl edit of the image: the field moves to its manager.
+        current["spec"]["template"]["spec"]["containers"][0]["image"] = json!("other:6");
+        owned["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"game\"}"]
+            .as_object_mut()
+            .unwrap()
+            .remove("f:image");
+        assert!(!holds_applied(&desired_deployment(), &current, &owned), "taken over");
+    }
+
+    #[test]
+    fn an_owned_field_left_out_of_the_desired_object_needs_an_apply() {
+        let (current, owned) = applied_deployment();
+        let mut desired = desired_deployment();
+        desired["spec"]["template"]["spec"]["containers"][0].as_object_mut().unwrap().remove("lifecycle");
+        let mut alone = current.clone();
+        alone["spec"]["template"]["spec"]["containers"].as_array_mut().unwrap().truncate(1);
+        alone["spec"]["template"]["spec"]["containers"][0]["env"].as_array_mut().unwrap().truncate(1);
+        assert!(is_subset(&desired, &alone), "the old comparison saw no difference");
+        assert!(!holds_applied(&desired, &current, &owned), "the stop command must go");
+        let mut desired = desired_deployment();
+        desired["spec"]["template"]["spec"]["containers"][0].as_object_mut().unwrap().remove("env");
+        assert!(!holds_applied(&desired, &current, &owned), "the env var must go");
+        let mut desired = desired_deployment();
+        desired["metadata"]["labels"] = json!({});
+        assert!(!holds_applied(&desired, &current, &owned), "the label must go");
+    }
+
+    #[test]
+    fn list_elements_are_found_by_key_value_or_index() {
+        let item = json!({ "containerPort": 7777, "protocol": "TCP", "name": "game" });
+        assert!(element_matches("k:{\"containerPort\":7777,\"protocol\":\"TCP\"}", 3, &item));
+        assert!(!element_matches("k:{\"containerPort\":7777,\"protocol\":\"UDP\"}", 3, &item));
+        assert!(element_matches("v:\"mettaton.dev/teardown\"", 0, &json!("mettaton.dev/teardown")));
+        assert!(element_matches("i:3", 3, &item));
+        assert!(!element_matches("i:2", 3, &item));
+        assert!(!element_matches("k:not json", 0, &item));
+        assert!(!element_matches("x:1", 0, &item));
+    }
+
+    #[test]
+    fn an_object_mettaton_never_applied_needs_an_apply() {
+        let deployment: Deployment = serde_json::from_value(desired_deployment()).unwrap();
+        assert!(!holds(&deployment, &deployment), "no apply record: apply");
     }
 
     fn meta(value: Value) -> ObjectMeta {
