@@ -10,7 +10,9 @@ SWARM_BIN="$SWARM_DIR/bin"
 SWARM_LOGS="$SWARM_DIR/logs"
 SWARM_RUN="$SWARM_DIR/run"
 
-DOCKER_SOCK=/var/run/docker.sock
+# MTN_DOCKER_SOCK names another engine's socket, for ./build to import the
+# test image into it (the reliability tests' private engines).
+DOCKER_SOCK="${MTN_DOCKER_SOCK:-/var/run/docker.sock}"
 export DOCKER_HOST="unix://$DOCKER_SOCK"
 # The test game's image. Its registry host is on loopback, where no registry
 # runs: when the engine tries to resolve or pull it, it is refused at once and
