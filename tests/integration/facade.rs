@@ -18,6 +18,7 @@ use mettaton::api::{GameServer, Protocol};
 use mettaton::facade::{Error, Mettaton, ServerEvent};
 use mettaton::orchestrator::swarm::Daemon;
 
+use crate::dockerd::PrivateDockerd;
 use crate::support::eventually;
 
 const IMAGE: &str = "127.0.0.1:5999/mettaton-testgame:1";
@@ -298,68 +299,11 @@ async fn an_unreachable_daemon_is_a_clear_error() {
     assert!(!facade.is_connected().await);
 }
 
-/// A second, real Docker daemon outside any swarm, on its own socket and in
-/// a network namespace of its own (so that it cannot touch the bridge of the
-/// engine the other tests use).
-struct LoneDaemon {
-    dir: PathBuf,
-    child: std::process::Child,
-}
-
-impl LoneDaemon {
-    async fn start(dir: &Path) -> LoneDaemon {
-        let dir = dir.join("lone");
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        let child = Command::new("unshare")
-            .args(["--net", "dockerd"])
-            .arg(format!("--host=unix://{}", dir.join("docker.sock").display()))
-            .arg(format!("--data-root={}", dir.join("root").display()))
-            .arg(format!("--exec-root={}", dir.join("exec").display()))
-            .arg(format!("--pidfile={}", dir.join("docker.pid").display()))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("unshare and dockerd are installed (scripts/setup-host)");
-        let socket = dir.join("docker.sock");
-        eventually("the second dockerd to answer", Duration::from_secs(30), || {
-            let socket = socket.clone();
-            async move {
-                let docker = Docker::connect_with_unix(&socket.to_string_lossy(), 5, bollard::API_DEFAULT_VERSION)
-                    .map_err(|e| e.to_string())?;
-                docker.ping().await.map(|_| ()).map_err(|e| e.to_string())
-            }
-        })
-        .await;
-        LoneDaemon { dir, child }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("docker.sock")
-    }
-}
-
-impl Drop for LoneDaemon {
-    fn drop(&mut self) {
-        // unshare execs dockerd: the child is the daemon itself.
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_that_is_not_a_swarm_manager_is_refused_clearly() {
     let scope = Scope::new("lone");
-    let lone = LoneDaemon::start(&scope.dir).await;
+    // A second, real Docker daemon outside any swarm (tests/common/dockerd.rs).
+    let lone = PrivateDockerd::start(&scope.dir, "lone").await;
     let mut facade = Mettaton::new(Daemon::LocalSocket(lone.socket()), scope.state());
     let err = facade.connect().await.expect_err("a daemon outside any swarm is refused");
     assert!(matches!(err, Error::NotSwarmManager(_)), "{err:?}");

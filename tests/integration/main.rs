@@ -6,6 +6,8 @@ mod binary;
 mod chart;
 mod conflicts;
 mod controller;
+#[path = "../common/dockerd.rs"]
+mod dockerd;
 mod facade;
 mod gameserver_schema;
 mod kubernetes_backend;
