@@ -11,8 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{Future, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -28,12 +26,11 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::admin::Health;
 use crate::api::{self, GameServer, GameServerStatus, Phase, ReclaimPolicy};
 use crate::metrics::Metrics;
+use crate::orchestrator::kubernetes::cache;
 use crate::orchestrator::{BackendError, Orchestrator, Teardown};
 use crate::plan::{self, LABEL_GAMESERVER};
 use crate::status;
 
-/// Label selecting the objects mettaton manages, for the watches on children.
-const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=mettaton";
 /// Requeue while a teardown waits for the runtime to finish removing things.
 const TEARDOWN_POLL: Duration = Duration::from_secs(1);
 /// Look again now and then even without events: a backend that sends none
@@ -221,15 +218,18 @@ pub async fn run_reporting<O: Orchestrator>(
     let mut controller = Controller::new(api::<GameServer>(&client, &namespace), watcher::Config::default())
         .graceful_shutdown_on(shutdown);
     if watch == Watch::KubernetesChildren {
-        let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
+        // The watches that wake the controller also fill the caches the
+        // backend reads instead of the API server.
+        let (cache, children) = cache::reflect(&client, namespace.as_deref());
+        ctx.orchestrator.use_child_cache(cache);
         controller = controller
-            .owns(api::<Deployment>(&client, &namespace), managed())
-            .owns(api::<Service>(&client, &namespace), managed())
-            .owns(api::<PersistentVolumeClaim>(&client, &namespace), managed())
-            .owns(api::<ConfigMap>(&client, &namespace), managed())
+            .owns_stream(children.deployments)
+            .owns_stream(children.services)
+            .owns_stream(children.claims)
+            .owns_stream(children.config_maps)
             // Pods are not owned by the GameServer directly (a ReplicaSet is in
             // between), but their restarts and readiness are what status reports.
-            .watches(api::<Pod>(&client, &namespace), managed(), |pod| {
+            .watches_stream(children.pods, |pod| {
                 let ns = pod.namespace();
                 pod.labels()
                     .get(LABEL_GAMESERVER)
@@ -262,17 +262,27 @@ async fn reconcile<O: Orchestrator>(gs: Arc<GameServer>, ctx: Arc<Context<O>>) -
     let started = Instant::now();
     let result = async {
         let api = Api::<GameServer>::namespaced(ctx.client.clone(), &ns);
-        let action = finalizer(&api, api::FINALIZER, gs.clone(), |event| async {
+        let action = match finalizer(&api, api::FINALIZER, gs.clone(), |event| async {
             match event {
                 Finalized::Apply(gs) => apply(&gs, &ctx).await,
                 Finalized::Cleanup(gs) => cleanup(&gs, &ctx).await,
             }
         })
         .await
-        .map_err(|e| match e {
-            kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-            other => Error::Finalizer(Box::new(other)),
-        })?;
+        {
+            Ok(action) => action,
+            // A cleanup that ran again on a cached copy of a GameServer whose
+            // finalizer was already removed: it is gone, which is the goal.
+            Err(kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
+                Action::await_change()
+            }
+            Err(
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e),
+            ) => {
+                return Err(e);
+            }
+            Err(other) => return Err(Error::Finalizer(Box::new(other))),
+        };
         ctx.failures.lock().unwrap().remove(&ObjectRef::from_obj(&*gs));
         Ok(action)
     }

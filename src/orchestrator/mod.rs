@@ -33,6 +33,13 @@ pub trait Orchestrator: Send + Sync + 'static {
 
     /// The server's log: the last `tail` lines (all when `None`).
     fn logs(&self, plan: &ServerPlan, tail: Option<i64>) -> impl Future<Output = Result<String, BackendError>> + Send;
+
+    /// Called once by a controller that watches the Kubernetes children
+    /// ([`crate::controller::Watch::KubernetesChildren`]): a backend that reads
+    /// those objects may read them from these caches. Others ignore it.
+    fn use_child_cache(&self, cache: kubernetes::cache::ChildCache) {
+        let _ = cache;
+    }
 }
 
 /// Progress of a teardown.

@@ -169,7 +169,7 @@ pub async fn ensure_crd() {
         .await;
 }
 
-/// The requests a client made, by HTTP method and path.
+/// The requests a client made, by HTTP method and path with its query.
 #[derive(Clone, Default)]
 pub struct Requests(std::sync::Arc<std::sync::Mutex<Vec<(http::Method, String)>>>);
 
@@ -183,6 +183,11 @@ impl Requests {
     pub fn total(&self) -> usize {
         self.0.lock().unwrap().len()
     }
+
+    /// Requests so far but watches (which the watchers renew on their own).
+    pub fn calls(&self) -> usize {
+        self.0.lock().unwrap().iter().filter(|(_, uri)| !uri.contains("watch=true")).count()
+    }
 }
 
 /// A client for the local plane that records every request it sends.
@@ -194,7 +199,10 @@ pub async fn counting_client() -> (Client, Requests) {
     let client = kube::client::ClientBuilder::try_from(config)
         .unwrap()
         .with_layer(&tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
-            seen.0.lock().unwrap().push((req.method().clone(), req.uri().path().to_string()));
+            seen.0
+                .lock()
+                .unwrap()
+                .push((req.method().clone(), req.uri().path_and_query().map_or_else(String::new, |p| p.to_string())));
             req
         }))
         .build();

@@ -4,13 +4,27 @@
 //!
 //! Every write is a server-side apply under [`api::FIELD_MANAGER`], preceded by
 //! a read: when the object already holds everything mettaton would apply, nothing
-//! is written, so a reconcile of a server in its steady state costs reads only.
-//! Objects of the same name that belong to something else are never taken over
-//! or deleted.
+//! is written. Objects of the same name that belong to something else are never
+//! taken over or deleted.
+//!
+//! Given the controller's watch caches ([`cache`]), reads come from them where a
+//! stale answer costs at most one more request: a child the cache shows as
+//! already holding the plan is not read again (else it is read from the API
+//! server before any write), a ConfigMap the cache does not have is not looked
+//! for, and what runs is observed from the cache, except right after a write
+//! of this server's children. A reconcile of a server in its steady state then
+//! sends no request at all. Teardown, which decides about data, reads only from
+//! the API server.
 
 pub mod builders;
+pub mod cache;
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use cache::{Cached, ChildCache, Lookup};
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -35,11 +49,29 @@ pub const LABEL_RETAINED: &str = "mettaton.dev/retained";
 #[derive(Clone)]
 pub struct KubernetesOrchestrator {
     client: Client,
+    /// The controller's watch caches, once it gave them.
+    cache: Arc<OnceLock<ChildCache>>,
+    /// Servers (namespace, name) whose children were written since they were
+    /// last observed: the cache may not show the write yet.
+    written: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Nodes read lately, by name, with when they were read.
+    nodes: Arc<Mutex<HashMap<String, (Instant, Node)>>>,
 }
+
+/// How long a node read stays good for the addresses it gives.
+const NODE_TTL: Duration = Duration::from_secs(60);
 
 impl KubernetesOrchestrator {
     pub fn new(client: Client) -> Self {
-        KubernetesOrchestrator { client }
+        KubernetesOrchestrator { client, cache: Arc::default(), written: Arc::default(), nodes: Arc::default() }
+    }
+
+    /// What the cache knows of child `name` of the server; `Unknown` without one.
+    fn cached<K: Cached>(&self, plan: &ServerPlan, name: &str) -> Lookup<K> {
+        match self.cache.get() {
+            Some(cache) => cache.get::<K>(&plan.namespace, name),
+            None => Lookup::Unknown,
+        }
     }
 
     fn api<K>(&self, plan: &ServerPlan) -> Api<K>
@@ -66,11 +98,17 @@ impl KubernetesOrchestrator {
         for_existing: fn(K, &K) -> K,
     ) -> Result<Option<K>, BackendError>
     where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+        K: Cached + Serialize + DeserializeOwned,
     {
         let api = self.api::<K>(plan);
         let name = desired.meta().name.clone().unwrap_or_default();
         let what = describe::<K>(&name);
+        if let Lookup::Present(cached) = self.cached::<K>(plan, &name)
+            && is_ours(cached.meta(), &plan.name)
+            && holds(&*cached, &for_existing(desired.clone(), &cached))
+        {
+            return Ok(Some(K::clone(&cached)));
+        }
         let current = self.read::<K>(plan, &name).await?;
         let desired = match &current {
             Some(current) => {
@@ -88,10 +126,30 @@ impl KubernetesOrchestrator {
             }
             None => desired,
         };
+        self.written.lock().unwrap().insert((plan.namespace.clone(), plan.name.clone()));
         api.patch(&name, &PatchParams::apply(api::FIELD_MANAGER).force(), &Patch::Apply(&desired))
             .await
             .map_err(|e| backend_error(format!("apply {what}"), e))?;
         Ok(current)
+    }
+
+    /// One child of the server for observing it: from the cache unless the
+    /// server's children were just written (or there is no cache yet).
+    async fn look<K>(&self, plan: &ServerPlan, name: &str, fresh: bool) -> Result<Option<K>, BackendError>
+    where
+        K: Cached + DeserializeOwned,
+    {
+        match self.cached::<K>(plan, name) {
+            Lookup::Present(object) if !fresh => Ok(Some(K::clone(&object))),
+            Lookup::Absent if !fresh => Ok(None),
+            _ => self.read::<K>(plan, name).await,
+        }
+    }
+
+    /// Gives the backend the controller's watch caches of the children.
+    pub fn use_cache(&self, cache: ChildCache) {
+        // Only the first one counts: one controller feeds one orchestrator.
+        let _ = self.cache.set(cache);
     }
 
     /// Starts deleting one child of the server. Returns whether it is still
@@ -148,6 +206,26 @@ impl KubernetesOrchestrator {
         }
     }
 
+    /// Node `name`, read at most once a minute: its addresses are what the
+    /// status needs, and they change rarely (nodes are not watched either way).
+    async fn node(&self, name: &str) -> Result<Option<Node>, BackendError> {
+        if let Some((read_at, node)) = self.nodes.lock().unwrap().get(name)
+            && read_at.elapsed() < NODE_TTL
+        {
+            return Ok(Some(node.clone()));
+        }
+        let node = Api::<Node>::all(self.client.clone())
+            .get_opt(name)
+            .await
+            .map_err(|e| backend_error(format!("read node/{name}"), e))?;
+        let mut nodes = self.nodes.lock().unwrap();
+        match &node {
+            Some(n) => nodes.insert(name.to_string(), (Instant::now(), n.clone())),
+            None => nodes.remove(name),
+        };
+        Ok(node)
+    }
+
     async fn pods(&self, plan: &ServerPlan) -> Result<Vec<Pod>, BackendError> {
         let selector = plan.selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
         self.api::<Pod>(plan)
@@ -159,6 +237,10 @@ impl KubernetesOrchestrator {
 }
 
 impl Orchestrator for KubernetesOrchestrator {
+    fn use_child_cache(&self, cache: ChildCache) {
+        self.use_cache(cache);
+    }
+
     async fn apply(&self, owner: &GameServer, plan: &ServerPlan) -> Result<(), BackendError> {
         if builders::controller_ref(owner).is_none() {
             // Children without an owner would outlive the GameServer unseen.
@@ -173,6 +255,8 @@ impl Orchestrator for KubernetesOrchestrator {
             Some(config_map) => {
                 self.ensure(plan, config_map, keep).await?;
             }
+            // Not looked for when the cache has none.
+            None if matches!(self.cached::<ConfigMap>(plan, &plan::config_name(&plan.name)), Lookup::Absent) => {}
             None => {
                 self.remove::<ConfigMap>(plan, &plan::config_name(&plan.name), DeleteParams::background()).await?;
             }
@@ -194,17 +278,23 @@ impl Orchestrator for KubernetesOrchestrator {
     }
 
     async fn observe(&self, plan: &ServerPlan) -> Result<Observed, BackendError> {
-        let deployment = self.read::<Deployment>(plan, &plan.name).await?.filter(|d| is_ours(&d.metadata, &plan.name));
-        let pods = self.pods(plan).await?;
-        let service = self.read::<Service>(plan, &plan.name).await?.filter(|s| is_ours(&s.metadata, &plan.name));
+        let fresh = self.written.lock().unwrap().remove(&(plan.namespace.clone(), plan.name.clone()));
+        let deployment =
+            self.look::<Deployment>(plan, &plan.name, fresh).await?.filter(|d| is_ours(&d.metadata, &plan.name));
+        let cached_pods = match (fresh, self.cache.get()) {
+            (false, Some(cache)) => cache.pods(&plan.namespace, &plan.selector),
+            _ => None,
+        };
+        let pods = match cached_pods {
+            Some(pods) => pods,
+            None => self.pods(plan).await?,
+        };
+        let service = self.look::<Service>(plan, &plan.name, fresh).await?.filter(|s| is_ours(&s.metadata, &plan.name));
 
         let pod = builders::current_pod(&pods);
         let node_name = pod.and_then(|p| p.spec.as_ref()).and_then(|s| s.node_name.clone());
         let node = match (plan.service.type_, node_name, &service) {
-            (ServiceType::NodePort, Some(node_name), Some(_)) => Api::<Node>::all(self.client.clone())
-                .get_opt(&node_name)
-                .await
-                .map_err(|e| backend_error(format!("read node/{node_name}"), e))?,
+            (ServiceType::NodePort, Some(node_name), Some(_)) => self.node(&node_name).await?,
             _ => None,
         };
 
@@ -217,6 +307,7 @@ impl Orchestrator for KubernetesOrchestrator {
     }
 
     async fn teardown(&self, plan: &ServerPlan, reclaim: ReclaimPolicy) -> Result<Teardown, BackendError> {
+        self.written.lock().unwrap().remove(&(plan.namespace.clone(), plan.name.clone()));
         // Foreground: the Deployment stays visible until its pods are gone, so
         // `kubectl get deployment` tells the same story as the teardown.
         let mut pending = self.remove::<Deployment>(plan, &plan.name, DeleteParams::foreground()).await?;

@@ -1,0 +1,234 @@
+//! The controller's watch caches of a game server's children (Deployments,
+//! Services, pods, ConfigMaps, claims), read by the Kubernetes backend instead
+//! of the API server where a stale answer costs at most one more read.
+//!
+//! The controller watches these objects anyway to be woken by their changes;
+//! [`reflect`] keeps what those watches see in stores as well, so that a
+//! reconcile of a server in its steady state sends no request at all, and one
+//! during creation only the reads and writes that matter. How the backend uses
+//! them, and where it does not (teardown, which decides about data), is in
+//! [`super::KubernetesOrchestrator`].
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+
+use crate::api;
+
+/// Label selecting the objects mettaton manages.
+pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=mettaton";
+
+/// Read handles of the children's stores.
+#[derive(Clone)]
+pub struct ChildCache {
+    deployments: Store<Deployment>,
+    services: Store<Service>,
+    pods: Store<Pod>,
+    config_maps: Store<ConfigMap>,
+    claims: Store<PersistentVolumeClaim>,
+}
+
+/// The watch streams that fill a [`ChildCache`]: they must be polled (the
+/// controller does, as the triggers of its reconciles) for the cache to fill.
+pub struct ChildStreams {
+    pub deployments: BoxStream<'static, Result<Deployment, watcher::Error>>,
+    pub services: BoxStream<'static, Result<Service, watcher::Error>>,
+    pub pods: BoxStream<'static, Result<Pod, watcher::Error>>,
+    pub config_maps: BoxStream<'static, Result<ConfigMap, watcher::Error>>,
+    pub claims: BoxStream<'static, Result<PersistentVolumeClaim, watcher::Error>>,
+}
+
+/// What a cache knows of one object.
+#[derive(Debug)]
+pub enum Lookup<K> {
+    /// The store has not had its first full list yet: ask the API server.
+    Unknown,
+    Absent,
+    Present(Arc<K>),
+}
+
+/// A kind of child kept in a [`ChildCache`].
+pub trait Cached: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + 'static {
+    fn store(cache: &ChildCache) -> &Store<Self>;
+}
+
+macro_rules! cached {
+    ($kind:ty, $field:ident) => {
+        impl Cached for $kind {
+            fn store(cache: &ChildCache) -> &Store<Self> {
+                &cache.$field
+            }
+        }
+    };
+}
+cached!(Deployment, deployments);
+cached!(Service, services);
+cached!(Pod, pods);
+cached!(ConfigMap, config_maps);
+cached!(PersistentVolumeClaim, claims);
+
+impl ChildCache {
+    /// The object `name` in `namespace`, as the cache has it.
+    pub fn get<K: Cached>(&self, namespace: &str, name: &str) -> Lookup<K> {
+        let store = K::store(self);
+        if !is_ready(store) {
+            return Lookup::Unknown;
+        }
+        match store.get(&ObjectRef::new(name).within(namespace)) {
+            Some(object) => Lookup::Present(object),
+            None => Lookup::Absent,
+        }
+    }
+
+    /// The pods of `namespace` carrying every label of `selector`, or `None`
+    /// when the pod store has not had its first full list yet.
+    pub fn pods(&self, namespace: &str, selector: &BTreeMap<String, String>) -> Option<Vec<Pod>> {
+        if !is_ready(&self.pods) {
+            return None;
+        }
+        let matches = |pod: &Pod| {
+            pod.metadata.namespace.as_deref() == Some(namespace)
+                && selector.iter().all(|(k, v)| pod.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+        };
+        Some(self.pods.state_filter(matches).iter().map(|p| Pod::clone(p)).collect())
+    }
+}
+
+/// Whether the store has had its first full list.
+fn is_ready<K: Resource + Clone>(store: &Store<K>) -> bool
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
+}
+
+/// Watches the managed children in `namespace` (all when `None`), keeping them
+/// in the returned cache as the returned streams are polled.
+pub fn reflect(client: &Client, namespace: Option<&str>) -> (ChildCache, ChildStreams) {
+    let (deployments, deployment_stream) = reflected::<Deployment>(client, namespace);
+    let (services, service_stream) = reflected::<Service>(client, namespace);
+    let (pods, pod_stream) = reflected::<Pod>(client, namespace);
+    let (config_maps, config_map_stream) = reflected::<ConfigMap>(client, namespace);
+    let (claims, claim_stream) = reflected::<PersistentVolumeClaim>(client, namespace);
+    (
+        ChildCache { deployments, services, pods, config_maps, claims },
+        ChildStreams {
+            deployments: deployment_stream,
+            services: service_stream,
+            pods: pod_stream,
+            config_maps: config_map_stream,
+            claims: claim_stream,
+        },
+    )
+}
+
+type Reflected<K> = (Store<K>, BoxStream<'static, Result<K, watcher::Error>>);
+
+fn reflected<K>(client: &Client, namespace: Option<&str>) -> Reflected<K>
+where
+    K: Cached + DeserializeOwned + Send + Sync,
+{
+    let api: Api<K> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default().labels(MANAGED_SELECTOR))
+        .default_backoff()
+        .modify(keep_own_managed_fields)
+        .reflect(writer)
+        .touched_objects()
+        .boxed();
+    (store, stream)
+}
+
+/// Drops the field records of other managers: only mettaton's own (which
+/// tells what its last apply set) is of use, and pods and Deployments carry
+/// several of the plane's controllers.
+fn keep_own_managed_fields<K: Resource>(object: &mut K) {
+    if let Some(fields) = object.meta_mut().managed_fields.as_mut() {
+        fields.retain(|m| m.manager.as_deref() == Some(api::FIELD_MANAGER));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use kube::runtime::watcher::Event;
+
+    fn pod(ns: &str, name: &str, labels: &[(&str, &str)]) -> Pod {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some(name.into());
+        pod.metadata.namespace = Some(ns.into());
+        pod.metadata.labels = Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        pod
+    }
+
+    fn cache_with_pods(pods: &[Pod]) -> (ChildCache, reflector::store::Writer<Pod>) {
+        let mut cache = empty_cache();
+        let (store, mut writer) = reflector::store::<Pod>();
+        writer.apply_watcher_event(&Event::Init);
+        for p in pods {
+            writer.apply_watcher_event(&Event::InitApply(p.clone()));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        cache.pods = store;
+        (cache, writer)
+    }
+
+    /// A cache whose stores have not listed anything yet.
+    fn empty_cache() -> ChildCache {
+        ChildCache {
+            deployments: reflector::store().0,
+            services: reflector::store().0,
+            pods: reflector::store().0,
+            config_maps: reflector::store().0,
+            claims: reflector::store().0,
+        }
+    }
+
+    #[test]
+    fn an_unlisted_store_knows_nothing_and_a_listed_one_knows_absence() {
+        let cache = empty_cache();
+        assert!(matches!(cache.get::<Pod>("ns", "a"), Lookup::Unknown));
+        assert!(cache.pods("ns", &BTreeMap::new()).is_none());
+        let (cache, _writer) = cache_with_pods(&[pod("ns", "a", &[])]);
+        assert!(matches!(cache.get::<Pod>("ns", "a"), Lookup::Present(_)));
+        assert!(matches!(cache.get::<Pod>("ns", "b"), Lookup::Absent));
+        assert!(matches!(cache.get::<Pod>("other", "a"), Lookup::Absent));
+    }
+
+    #[test]
+    fn pods_are_found_by_namespace_and_every_selector_label() {
+        let (cache, _writer) = cache_with_pods(&[
+            pod("ns", "mc-1", &[("gs", "mc"), ("x", "1")]),
+            pod("ns", "other", &[("gs", "other")]),
+            pod("elsewhere", "mc-2", &[("gs", "mc")]),
+        ]);
+        let selector = BTreeMap::from([("gs".to_string(), "mc".to_string())]);
+        let found = cache.pods("ns", &selector).unwrap();
+        let names: Vec<_> = found.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+        assert_eq!(names, vec!["mc-1"]);
+    }
+
+    #[test]
+    fn only_mettatons_field_record_is_kept() {
+        let entry = |manager: &str| ManagedFieldsEntry { manager: Some(manager.into()), ..Default::default() };
+        let mut p = pod("ns", "a", &[]);
+        p.metadata.managed_fields = Some(vec![entry("kube-scheduler"), entry(api::FIELD_MANAGER), entry("kwok")]);
+        keep_own_managed_fields(&mut p);
+        let managers: Vec<_> = p.metadata.managed_fields.unwrap().into_iter().filter_map(|m| m.manager).collect();
+        assert_eq!(managers, vec![api::FIELD_MANAGER.to_string()]);
+    }
+}
