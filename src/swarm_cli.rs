@@ -68,7 +68,8 @@ enum SwarmCommand {
     /// Shut a server down and remove it (its volume stays unless its
     /// reclaimPolicy is Delete).
     Delete { name: String },
-    /// Print what happens to the servers (deaths, vanishings) until interrupted.
+    /// Print what happens to the servers (deaths, restarts, vanishings, the
+    /// daemon lost and back) until interrupted.
     Events,
 }
 
@@ -309,5 +310,8 @@ fn event_line(e: &ServerEvent) -> String {
         ServerEvent::Vanished { id } => format!("{now} Vanished   {id}"),
         ServerEvent::Recovered { id } => format!("{now} Recovered  {id}"),
         ServerEvent::Unknown { id } => format!("{now} Unknown    {id}"),
+        ServerEvent::DaemonLost { reason } => format!("{now} DaemonLost reason={reason}"),
+        ServerEvent::DaemonBack { after } => format!("{now} DaemonBack after={:.1}s", after.as_secs_f64()),
+        ServerEvent::Restarted { id, restarts } => format!("{now} Restarted  {id} restarts={restarts}"),
     }
 }

@@ -8,8 +8,8 @@
 
 pub mod state;
 pub mod validate;
+mod watcher;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::api::{GameServer, GameServerSpec, Phase, PublishedPort, ReclaimPolicy};
-use crate::orchestrator::swarm::{Daemon, ServerEventKind, SwarmOrchestrator};
+use crate::orchestrator::swarm::{Daemon, SwarmOrchestrator};
 use crate::orchestrator::{BackendError, Observed, Orchestrator, Teardown};
 use crate::plan::{ServerPlan, plan_spec};
 use state::{Recovery, SavedServer, State, server_id};
@@ -130,6 +130,17 @@ pub enum ServerEvent {
     Recovered { id: String },
     /// On connect: a managed server on the swarm that the state does not know.
     Unknown { id: String },
+    /// The Docker daemon stopped answering (it stopped or restarted, or the
+    /// connection to it broke). Sent once, until it answers again.
+    DaemonLost { reason: String },
+    /// The daemon answers again, `after` it was first found lost (as the
+    /// watcher saw it: to within its period of a second). Servers whose
+    /// containers the daemon stopped follow as `Restarted` once swarm started
+    /// new ones.
+    DaemonBack { after: Duration },
+    /// The server's container runs again after it died or went with the
+    /// daemon (readiness may follow). `restarts` as in `info`.
+    Restarted { id: String, restarts: i32 },
 }
 
 /// The facade. Create with [`Mettaton::new`], then [`Mettaton::connect`].
@@ -188,7 +199,7 @@ impl Mettaton {
         }
         let swarm = Arc::new(swarm);
         let state = Arc::new(Mutex::new(saved));
-        let watcher = tokio::spawn(watch(swarm.clone(), state.clone(), self.events.clone()));
+        let watcher = tokio::spawn(watcher::watch(swarm.clone(), state.clone(), self.events.clone(), WATCH_PERIOD));
         self.connection = Some(Connection { swarm, state, watcher });
         Ok(recovery)
     }
@@ -442,57 +453,6 @@ async fn remove(
             Err(e) => return Err(e.to_string()),
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// The watcher. The engine's event stream says at once when a server's
-/// container dies (the swarm then restarts it); a periodic look at the
-/// services finds those removed behind the facade's back. When the stream
-/// breaks (the daemon restarted), it is opened again from where it stopped.
-async fn watch(swarm: Arc<SwarmOrchestrator>, state: Arc<Mutex<State>>, events: broadcast::Sender<ServerEvent>) {
-    use futures::StreamExt;
-    let mut since = std::time::SystemTime::now();
-    let mut engine = Box::pin(swarm.events(Some(since)));
-    let mut poll = tokio::time::interval(WATCH_PERIOD);
-    let mut present: BTreeMap<String, bool> = BTreeMap::new();
-    loop {
-        tokio::select! {
-            event = engine.next() => match event {
-                Some(Ok(e)) => {
-                    since = std::time::SystemTime::now();
-                    let ServerEventKind::Exited { exit_code } = e.kind else { continue };
-                    let id = server_id(&e.namespace, &e.gameserver);
-                    // Only servers this facade keeps running: one it shut down
-                    // or stopped exits on purpose.
-                    let saved = state.lock().unwrap().servers.get(&id).cloned();
-                    let Some(saved) = saved.filter(|s| s.spec.state == Default::default()) else { continue };
-                    let observed = swarm.observe(&plan_of(&saved)).await;
-                    let restarts = observed.ok().and_then(|o| o.instance).map_or(0, |i| i.restarts);
-                    let reason = match exit_code {
-                        Some(code) => format!("the container exited with code {code}"),
-                        None => "the container stopped".to_string(),
-                    };
-                    let _ = events.send(ServerEvent::Died { id, restarts, reason });
-                }
-                Some(Err(_)) | None => {
-                    tokio::time::sleep(WATCH_PERIOD).await;
-                    engine = Box::pin(swarm.events(Some(since)));
-                }
-            },
-            _ = poll.tick() => {
-                let Ok(managed) = swarm.list_managed().await else { continue };
-                let ids: Vec<String> = state.lock().unwrap().servers.keys().cloned().collect();
-                present.retain(|id, _| ids.contains(id));
-                for id in ids {
-                    let here = managed.iter().any(|m| server_id(&m.namespace, &m.name) == id);
-                    let was_here = present.insert(id.clone(), here);
-                    // Shut down by this facade meanwhile: not a vanishing.
-                    if was_here == Some(true) && !here && state.lock().unwrap().servers.contains_key(&id) {
-                        let _ = events.send(ServerEvent::Vanished { id });
-                    }
-                }
-            }
-        }
     }
 }
 

@@ -1,0 +1,270 @@
+//! The facade's watcher: tells the caller what happens to the servers without
+//! being asked. The engine's event stream says at once when a server's
+//! container dies or starts; a periodic look at the services finds those
+//! removed behind the facade's back and whether the daemon still answers.
+//!
+//! Across a daemon restart (or any time the daemon stops answering) the stream
+//! reports, in order: `DaemonLost` once, `DaemonBack` once it answers again,
+//! then `Restarted` for each server whose container runs again (a daemon
+//! restart stops every container; swarm starts new ones). The decisions are in
+//! [`Tracker`], which does no I/O, so that they are unit-tested.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::broadcast;
+
+use super::state::{State, server_id};
+use super::{ServerEvent, plan_of};
+use crate::orchestrator::swarm::{ServerEventKind, SwarmOrchestrator};
+use crate::orchestrator::{BackendError, Orchestrator};
+
+/// What a container event means for the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Happened {
+    /// The server's container ended while the server should run.
+    Died { id: String },
+    /// The container of a server that had died (or was out with the daemon)
+    /// started again.
+    Restarted { id: String },
+}
+
+/// What the watcher remembers between events: whether the daemon answers, and
+/// which servers are down (their container died, or the daemon went away with
+/// them) and not yet seen starting again.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    lost_since: Option<Instant>,
+    down: BTreeSet<String>,
+}
+
+impl Tracker {
+    /// The daemon did not answer. The first time: `DaemonLost`, and every
+    /// server that should run (`running`) counts as down until its container
+    /// starts again. `None` while it is still lost.
+    pub(crate) fn daemon_failed(
+        &mut self,
+        reason: String,
+        running: impl IntoIterator<Item = String>,
+        now: Instant,
+    ) -> Option<ServerEvent> {
+        if self.lost_since.is_some() {
+            return None;
+        }
+        self.lost_since = Some(now);
+        self.down.extend(running);
+        Some(ServerEvent::DaemonLost { reason })
+    }
+
+    /// The daemon answered: `DaemonBack` with how long it was lost for, the
+    /// first time after it was lost; else `None`.
+    pub(crate) fn daemon_answered(&mut self, now: Instant) -> Option<ServerEvent> {
+        let since = self.lost_since.take()?;
+        Some(ServerEvent::DaemonBack { after: now.saturating_duration_since(since) })
+    }
+
+    /// A container event of server `id`; `keeps_running` says whether the
+    /// facade knows the server and it should run (one shut down or stopped
+    /// exits on purpose, and one not known is not the caller's).
+    pub(crate) fn container(&mut self, id: &str, kind: ServerEventKind, keeps_running: bool) -> Option<Happened> {
+        match kind {
+            ServerEventKind::Exited { .. } if keeps_running => {
+                self.down.insert(id.to_string());
+                Some(Happened::Died { id: id.to_string() })
+            }
+            ServerEventKind::Started if self.down.remove(id) => {
+                // Shut down meanwhile: its start (if any) is not a restart.
+                keeps_running.then(|| Happened::Restarted { id: id.to_string() })
+            }
+            _ => None,
+        }
+    }
+
+    /// The server is no longer the facade's (shut down, vanished).
+    pub(crate) fn forget(&mut self, id: &str) {
+        self.down.remove(id);
+    }
+
+    /// Whether the daemon is currently lost.
+    #[cfg(test)]
+    pub(crate) fn lost(&self) -> bool {
+        self.lost_since.is_some()
+    }
+}
+
+/// The ids of the saved servers that should run.
+fn running(state: &Mutex<State>) -> Vec<String> {
+    let state = state.lock().unwrap();
+    state.servers.iter().filter(|(_, s)| s.spec.state == Default::default()).map(|(id, _)| id.clone()).collect()
+}
+
+/// The watcher task: runs until aborted.
+pub(crate) async fn watch(
+    swarm: Arc<SwarmOrchestrator>,
+    state: Arc<Mutex<State>>,
+    events: broadcast::Sender<ServerEvent>,
+    period: Duration,
+) {
+    use futures::StreamExt;
+    let send = |e: ServerEvent| {
+        let _ = events.send(e);
+    };
+    // Events are asked for from this moment on; when the stream breaks it is
+    // opened again from the last event seen, so that what the daemon did
+    // meanwhile (it keeps its recent events) is not missed.
+    let mut since = SystemTime::now();
+    let mut engine = Box::pin(swarm.events(Some(since)));
+    let mut poll = tokio::time::interval(period);
+    let mut present: BTreeMap<String, bool> = BTreeMap::new();
+    let mut tracker = Tracker::default();
+    loop {
+        tokio::select! {
+            event = engine.next() => match event {
+                Some(Ok(e)) => {
+                    if let Some(back) = tracker.daemon_answered(Instant::now()) {
+                        send(back);
+                    }
+                    since = SystemTime::now();
+                    let id = server_id(&e.namespace, &e.gameserver);
+                    let saved = state.lock().unwrap().servers.get(&id).cloned();
+                    let keeps_running = saved.as_ref().is_some_and(|s| s.spec.state == Default::default());
+                    let Some(happened) = tracker.container(&id, e.kind, keeps_running) else { continue };
+                    let Some(saved) = saved else { continue };
+                    let observed = swarm.observe(&plan_of(&saved)).await;
+                    let restarts = observed.ok().and_then(|o| o.instance).map_or(0, |i| i.restarts);
+                    send(match happened {
+                        Happened::Died { id } => {
+                            let reason = match e.kind {
+                                ServerEventKind::Exited { exit_code: Some(code) } => {
+                                    format!("the container exited with code {code}")
+                                }
+                                _ => "the container stopped".to_string(),
+                            };
+                            ServerEvent::Died { id, restarts, reason }
+                        }
+                        Happened::Restarted { id } => ServerEvent::Restarted { id, restarts },
+                    });
+                }
+                Some(Err(_)) | None => {
+                    // The stream broke: the daemon went away, or only the
+                    // connection did. Only the first is news.
+                    if let Err(e) = swarm.ping().await
+                        && let Some(lost) = tracker.daemon_failed(e.to_string(), running(&state), Instant::now())
+                    {
+                        send(lost);
+                    }
+                    tokio::time::sleep(period).await;
+                    engine = Box::pin(swarm.events(Some(since)));
+                }
+            },
+            _ = poll.tick() => {
+                let managed = match swarm.list_managed().await {
+                    Ok(managed) => managed,
+                    Err(BackendError::Unreachable(reason)) => {
+                        if let Some(lost) = tracker.daemon_failed(reason, running(&state), Instant::now()) {
+                            send(lost);
+                        }
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                if let Some(back) = tracker.daemon_answered(Instant::now()) {
+                    send(back);
+                }
+                let ids: Vec<String> = state.lock().unwrap().servers.keys().cloned().collect();
+                present.retain(|id, _| ids.contains(id));
+                for id in ids {
+                    let here = managed.iter().any(|m| server_id(&m.namespace, &m.name) == id);
+                    let was_here = present.insert(id.clone(), here);
+                    // Shut down by this facade meanwhile: not a vanishing.
+                    if was_here == Some(true) && !here && state.lock().unwrap().servers.contains_key(&id) {
+                        tracker.forget(&id);
+                        send(ServerEvent::Vanished { id });
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited(code: i64) -> ServerEventKind {
+        ServerEventKind::Exited { exit_code: Some(code) }
+    }
+
+    #[test]
+    fn a_death_then_a_start_is_died_then_restarted() {
+        let mut t = Tracker::default();
+        assert_eq!(t.container("ns/a", exited(137), true), Some(Happened::Died { id: "ns/a".into() }));
+        assert_eq!(
+            t.container("ns/a", ServerEventKind::Started, true),
+            Some(Happened::Restarted { id: "ns/a".into() })
+        );
+        // Only once: the next start (a plain update, say) is no restart.
+        assert_eq!(t.container("ns/a", ServerEventKind::Started, true), None);
+    }
+
+    #[test]
+    fn starts_without_a_death_and_exits_on_purpose_are_not_news() {
+        let mut t = Tracker::default();
+        // The first start of a spawned server.
+        assert_eq!(t.container("ns/a", ServerEventKind::Started, true), None);
+        // Stopped, shut down, or not this facade's: the exit is on purpose.
+        assert_eq!(t.container("ns/a", exited(0), false), None);
+        assert_eq!(t.container("ns/a", ServerEventKind::Started, true), None);
+        // Health changes and OOM kills are followed by an exit, which tells.
+        assert_eq!(t.container("ns/a", ServerEventKind::Unhealthy, true), None);
+        assert_eq!(t.container("ns/a", ServerEventKind::OutOfMemory, true), None);
+    }
+
+    #[test]
+    fn a_server_shut_down_after_it_died_is_not_restarted() {
+        let mut t = Tracker::default();
+        t.container("ns/a", exited(1), true);
+        assert_eq!(t.container("ns/a", ServerEventKind::Started, false), None);
+        t.container("ns/b", exited(1), true);
+        t.forget("ns/b");
+        assert_eq!(t.container("ns/b", ServerEventKind::Started, true), None);
+    }
+
+    #[test]
+    fn a_lost_daemon_is_reported_once_and_its_return_once_with_the_time_it_was_away() {
+        let mut t = Tracker::default();
+        let start = Instant::now();
+        assert_eq!(t.daemon_answered(start), None, "never lost");
+        let lost = t.daemon_failed("connection refused".into(), ["ns/a".to_string()], start);
+        assert_eq!(lost, Some(ServerEvent::DaemonLost { reason: "connection refused".into() }));
+        assert!(t.lost());
+        // Failing again and again while it is away says nothing more.
+        assert_eq!(t.daemon_failed("still refused".into(), ["ns/b".to_string()], start), None);
+        let back = t.daemon_answered(start + Duration::from_secs(7));
+        assert_eq!(back, Some(ServerEvent::DaemonBack { after: Duration::from_secs(7) }));
+        assert!(!t.lost());
+        assert_eq!(t.daemon_answered(start + Duration::from_secs(8)), None);
+    }
+
+    #[test]
+    fn servers_out_with_the_daemon_are_restarted_when_their_containers_start_again() {
+        let mut t = Tracker::default();
+        let now = Instant::now();
+        t.daemon_failed("gone".into(), ["ns/a".to_string(), "ns/b".to_string()], now);
+        t.daemon_answered(now);
+        // The daemon's shutdown may report the exits too; still one restart each.
+        assert_eq!(t.container("ns/a", exited(143), true), Some(Happened::Died { id: "ns/a".into() }));
+        assert_eq!(
+            t.container("ns/a", ServerEventKind::Started, true),
+            Some(Happened::Restarted { id: "ns/a".into() })
+        );
+        assert_eq!(
+            t.container("ns/b", ServerEventKind::Started, true),
+            Some(Happened::Restarted { id: "ns/b".into() })
+        );
+        assert_eq!(t.container("ns/b", ServerEventKind::Started, true), None);
+        // A server spawned after the daemon came back was never down.
+        assert_eq!(t.container("ns/c", ServerEventKind::Started, true), None);
+    }
+}
