@@ -21,7 +21,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::admin::Health;
 use crate::api::{self, GameServer, GameServerStatus, Phase, ReclaimPolicy};
@@ -31,8 +31,12 @@ use crate::orchestrator::{BackendError, Orchestrator, Teardown};
 use crate::plan::{self, LABEL_GAMESERVER};
 use crate::status;
 
-/// Requeue while a teardown waits for the runtime to finish removing things.
-const TEARDOWN_POLL: Duration = Duration::from_secs(1);
+/// Longest wait between two looks while a teardown waits for the runtime to
+/// finish removing things. The waits grow from 1 s: on Kubernetes the
+/// removals themselves wake the controller (the children are watched), so the
+/// looks are a safety net, and a thousand servers being deleted at once must
+/// not poll the API server every second.
+const TEARDOWN_POLL_MAX: Duration = Duration::from_secs(30);
 /// Look again now and then even without events: a backend that sends none
 /// (Docker Swarm) is observed at this pace, and drift is caught on Kubernetes.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -246,10 +250,13 @@ pub async fn run_reporting<O: Orchestrator>(
         }
     };
     let reconciling = controller.run(reconcile, error_policy, ctx).for_each(|result| async move {
-        if let Err(e) = result {
-            // Errors of reconciles are logged by error_policy; these are
-            // the controller's own (watch failures, missing objects).
-            warn!(error = %e, "controller");
+        match result {
+            // Logged by error_policy already.
+            Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+            // A GameServer deleted while a reconcile of it was queued.
+            Err(e @ kube::runtime::controller::Error::ObjectNotFound(_)) => debug!(error = %e, "controller"),
+            // The controller's own: watch failures and the like.
+            Err(e) => warn!(error = %e, "controller"),
         }
     });
     futures::join!(reconciling, synced);
@@ -454,12 +461,14 @@ fn failure_note(status: &GameServerStatus) -> String {
 /// After a failed reconcile: log, and retry with a per-object exponential
 /// backoff (1 s, 2 s, 4 s... up to 5 min), reset by the next success.
 fn error_policy<O: Orchestrator>(gs: Arc<GameServer>, error: &Error, ctx: Arc<Context<O>>) -> Action {
-    if matches!(error, Error::TeardownPending) {
-        return Action::requeue(TEARDOWN_POLL);
-    }
     let mut failures = ctx.failures.lock().unwrap();
     let count = failures.entry(ObjectRef::from_obj(&*gs)).or_insert(0);
     *count = count.saturating_add(1);
+    if matches!(error, Error::TeardownPending) {
+        let wait = backoff(*count).min(TEARDOWN_POLL_MAX);
+        debug!(gameserver = %gs.name_any(), namespace = ?gs.namespace(), retry_in = ?wait, "teardown in progress");
+        return Action::requeue(ctx.poll.map_or(wait, |poll| wait.min(poll)));
+    }
     let delay = backoff(*count);
     warn!(gameserver = %gs.name_any(), namespace = ?gs.namespace(), reason = error.reason(), error = %error, failures = *count, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
