@@ -452,6 +452,25 @@ fn controller_writes(d: &Requests) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Reads by name of the children and of nodes, and lists of pods: the other
+/// components of the plane read these through their watch caches, so these are
+/// the controller's (the bench's own reads are of GameServers, namespaces and
+/// lists of children with `limit=1` during deletion only).
+fn controller_reads(d: &Requests) -> f64 {
+    d.iter()
+        .filter(|((verb, _, resource, sub), _)| {
+            sub.is_empty()
+                && ((verb == "GET"
+                    && matches!(
+                        resource.as_str(),
+                        "deployments" | "services" | "configmaps" | "persistentvolumeclaims" | "nodes"
+                    ))
+                    || (verb == "LIST" && resource == "pods"))
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
 fn request_name(verb: &str, group: &str, resource: &str, sub: &str) -> String {
     let group = if group.is_empty() { "core" } else { group };
     if sub.is_empty() { format!("{verb} {group}/{resource}") } else { format!("{verb} {group}/{resource}/{sub}") }
@@ -577,6 +596,7 @@ async fn controller_run(
     let per_gs: f64 = ours.values().sum::<f64>() / n as f64;
     report.add("create: controller writes per GameServer", per_gs, "req");
     report.add("create: reconciles per GameServer", (ctl_after_create - ctl_before) / n as f64, "count");
+    report.add("create: controller reads per GameServer", controller_reads(&create) / n as f64, "req");
     for (what, count) in &ours {
         report.add(&format!("create: {what} per GameServer"), count / n as f64, "req");
     }
