@@ -73,10 +73,13 @@ pub const FIELD_MANAGER: &str = "mettaton";
         priority = 1,
         description = "Container image"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("size(self.metadata.name) <= 63 && !self.metadata.name.contains('.')").message("metadata.name must be a DNS label, at most 63 characters and no dots: it names the server's Service and labels its pods")
 )]
 #[x_kube(validation = Rule::new("!has(self.health) || !has(self.health.probe) || !has(self.health.probe.tcpPort) || self.ports.exists(p, p.name == self.health.probe.tcpPort && p.protocol == 'TCP')").message("health.probe.tcpPort must name a TCP port of spec.ports").field_path(".health.probe.tcpPort"))]
 #[x_kube(validation = Rule::new("!has(self.service) || self.service.type != 'ClusterIP' || self.ports.all(p, !has(p.externalPort))").message("ports[].externalPort needs a NodePort or LoadBalancer service, not ClusterIP").field_path(".ports"))]
+#[x_kube(validation = Rule::new("!has(self.service) || self.service.type != 'LoadBalancer' || self.ports.all(p, self.ports.exists_one(q, q.protocol == p.protocol && (has(q.externalPort) ? q.externalPort : q.containerPort) == (has(p.externalPort) ? p.externalPort : p.containerPort)))").message("with a LoadBalancer service, each port's externalPort (or containerPort when it has none) and protocol pair may appear only once: they are the Service's ports").field_path(".ports"))]
+#[x_kube(validation = Rule::new("!has(self.storage) || !has(self.config) || self.config.all(c, c.path != (has(self.storage.mountPath) ? self.storage.mountPath : '/data'))").message("a config file cannot be at storage.mountPath, where the data volume is mounted").field_path(".config"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.storage) || has(self.storage)").message("storage cannot be removed from a GameServer; delete the GameServer to release its volume").field_path(".storage"))]
 #[serde(rename_all = "camelCase")]
 pub struct GameServerSpec {
@@ -102,13 +105,16 @@ pub struct GameServerSpec {
     /// Environment of the game server. Secrets belong in `valueFrom.secretKeyRef`,
     /// never in `value`: the spec is readable by everyone who can read the
     /// GameServer.
+    /// `valueFrom` takes one of `secretKeyRef`, `configMapKeyRef` or `fieldRef`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
+    #[schemars(schema_with = "env_schema")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub env: Vec<EnvVar>,
 
-    /// CPU and memory the game server requests and is limited to.
+    /// CPU and memory the game server requests and is limited to: `cpu`,
+    /// `memory` and `ephemeral-storage`, requests not above limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "resources_schema")]
     pub resources: Option<ResourceRequirements>,
 
     /// The ports the game listens on. At least one; names are unique.
@@ -188,12 +194,14 @@ impl Protocol {
 }
 
 /// A port the game listens on.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GamePort {
     /// Name of the port, unique in the list: lowercase letters, digits and
-    /// dashes, at most 15 characters (it names the container port too).
-    #[schemars(length(min = 1, max = 15), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    /// single dashes, at least one letter, at most 15 characters (it names the
+    /// container port too, an IANA service name).
+    #[schemars(length(min = 1, max = 15), pattern(r"^[a-z0-9]+(-[a-z0-9]+)*$"))]
+    #[x_kube(validation = Rule::new("self.matches('[a-z]')").message("a port name needs at least one letter"))]
     pub name: String,
     /// Port the game listens on inside its container.
     #[schemars(range(min = 1, max = 65535))]
@@ -223,7 +231,10 @@ pub struct Storage {
     /// Storage class of the volume; the cluster's default class when absent.
     /// Fixed once the volume exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub storage_class_name: Option<String>,
     /// Where the volume is mounted in the container (default `/data`).
     #[serde(default = "default_mount_path")]
@@ -281,7 +292,7 @@ pub struct ConfigMapKey {
 }
 
 /// How players reach the server.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSettings {
     /// NodePort (the default: players connect to a node's address), LoadBalancer
@@ -291,6 +302,8 @@ pub struct ServiceSettings {
     pub type_: ServiceType,
     /// Annotations for the Service, for example a cloud load balancer's settings.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    #[x_kube(validation = Rule::new(ANNOTATION_KEYS_RULE).message("service.annotations keys must be annotation keys: an optional DNS subdomain prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"))]
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -476,6 +489,107 @@ pub mod conditions {
     pub const SHUTDOWN_FAILED: &str = "ShutdownFailed";
 }
 
+/// Every key of the map is a valid annotation (qualified) name, as the API
+/// server checks them on the Service.
+const ANNOTATION_KEYS_RULE: &str = "self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$') && (!k.contains('/') || size(k.split('/')[0]) <= 253))";
+
+/// The schema of `spec.env`: Kubernetes' EnvVar list, with the rules the API
+/// server applies to a container's environment (so that a GameServer it
+/// accepts never gets its Deployment refused), and lengths that keep the
+/// rules' cost within the CRD's budget.
+fn env_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<Vec<EnvVar>>();
+    let s = schema.as_object_mut().expect("an array schema is an object");
+    s.insert("maxItems".into(), 256.into());
+    let item = s.get_mut("items").and_then(|i| i.as_object_mut()).expect("EnvVar's schema is inlined");
+    let props = item.get_mut("properties").and_then(|p| p.as_object_mut()).expect("EnvVar has properties");
+    props["name"]["maxLength"] = 256.into();
+    props["value"]["maxLength"] = 262_144.into();
+    let from = props["valueFrom"]["properties"].as_object_mut().expect("EnvVarSource has properties");
+    for source in ["secretKeyRef", "configMapKeyRef"] {
+        from[source]["properties"]["name"]["maxLength"] = 253.into();
+        from[source]["properties"]["key"]["maxLength"] = 253.into();
+    }
+    from["fieldRef"]["properties"]["fieldPath"]["maxLength"] = 256.into();
+    let rule = |rule: &str, message: &str, path: &str| serde_json::json!({ "rule": rule, "message": message, "fieldPath": path });
+    let subdomain = "'^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'";
+    let key = "'^[-._a-zA-Z0-9]+$'";
+    let mut rules = vec![
+        rule(
+            "self.name.matches('^[ -<>-~]+$')",
+            "env[].name must be printable ASCII characters other than '='",
+            ".name",
+        ),
+        rule(
+            "!has(self.valueFrom) || !has(self.value) || size(self.value) == 0",
+            "env[] takes a value or a valueFrom, not both",
+            ".valueFrom",
+        ),
+        rule(
+            "!has(self.valueFrom) || (has(self.valueFrom.secretKeyRef) ? 1 : 0) + (has(self.valueFrom.configMapKeyRef) ? 1 : 0) + (has(self.valueFrom.fieldRef) ? 1 : 0) == 1 && !has(self.valueFrom.resourceFieldRef) && !has(self.valueFrom.fileKeyRef)",
+            "env[].valueFrom takes exactly one of secretKeyRef, configMapKeyRef or fieldRef",
+            ".valueFrom",
+        ),
+        rule(
+            "!has(self.valueFrom) || !has(self.valueFrom.fieldRef) || self.valueFrom.fieldRef.fieldPath in ['metadata.name', 'metadata.namespace', 'metadata.uid', 'spec.nodeName', 'spec.serviceAccountName', 'status.hostIP', 'status.hostIPs', 'status.podIP', 'status.podIPs'] || (self.valueFrom.fieldRef.fieldPath.startsWith('metadata.labels[') || self.valueFrom.fieldRef.fieldPath.startsWith('metadata.annotations[')) && self.valueFrom.fieldRef.fieldPath.endsWith(']')",
+            "env[].valueFrom.fieldRef.fieldPath must be a field of the pod Kubernetes offers, such as status.podIP or metadata.name",
+            ".valueFrom.fieldRef.fieldPath",
+        ),
+    ];
+    for source in ["secretKeyRef", "configMapKeyRef"] {
+        rules.push(rule(
+            &format!("!has(self.valueFrom) || !has(self.valueFrom.{source}) || self.valueFrom.{source}.name.matches({subdomain})"),
+            &format!("env[].valueFrom.{source}.name must be a DNS subdomain (lowercase letters, digits, '-' and '.')"),
+            &format!(".valueFrom.{source}.name"),
+        ));
+        rules.push(rule(
+            &format!("!has(self.valueFrom) || !has(self.valueFrom.{source}) || self.valueFrom.{source}.key.matches({key}) && !(self.valueFrom.{source}.key in ['.', '..']) && !self.valueFrom.{source}.key.startsWith('..')"),
+            &format!("env[].valueFrom.{source}.key must be letters, digits, '-', '_' and '.' (not '.' or '..')"),
+            &format!(".valueFrom.{source}.key"),
+        ));
+    }
+    item.insert("x-kubernetes-validations".into(), rules.into());
+    schema
+}
+
+/// The schema of `spec.resources`: Kubernetes' ResourceRequirements, limited
+/// to what a game server's container may ask for (cpu, memory,
+/// ephemeral-storage; no dynamic resource claims), with quantities checked
+/// and requests not above limits, as the API server checks the Deployment.
+fn resources_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<Option<ResourceRequirements>>();
+    let s = schema.as_object_mut().expect("an object schema");
+    let props = s.get_mut("properties").and_then(|p| p.as_object_mut()).expect("ResourceRequirements is inlined");
+    for amounts in ["requests", "limits"] {
+        props[amounts]["maxProperties"] = 3.into();
+    }
+    let rule = |rule: String, message: &str, path: &str| serde_json::json!({ "rule": rule, "message": message, "fieldPath": path });
+    let mut rules = vec![rule(
+        "!has(self.claims) || size(self.claims) == 0".into(),
+        "resources.claims is not supported",
+        ".claims",
+    )];
+    for amounts in ["requests", "limits"] {
+        rules.push(rule(
+            format!("!has(self.{amounts}) || self.{amounts}.all(k, k in ['cpu', 'memory', 'ephemeral-storage'])"),
+            &format!("resources.{amounts} may name cpu, memory and ephemeral-storage"),
+            &format!(".{amounts}"),
+        ));
+        rules.push(rule(
+            format!("!has(self.{amounts}) || self.{amounts}.all(k, isQuantity(string(self.{amounts}[k])) && !quantity(string(self.{amounts}[k])).isLessThan(quantity('0')))"),
+            &format!("resources.{amounts} must be quantities of at least 0, such as 500m or 2Gi"),
+            &format!(".{amounts}"),
+        ));
+    }
+    rules.push(rule(
+        "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || !isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)".into(),
+        "resources.requests must not be above resources.limits",
+        ".requests",
+    ));
+    s.insert("x-kubernetes-validations".into(), rules.into());
+    schema
+}
+
 /// The CRD as YAML, as `mettaton crd` prints it and `crds/gameserver.yaml` holds it.
 pub fn crd_yaml() -> String {
     let crd = GameServer::crd();
@@ -505,6 +619,40 @@ mod tests {
         let names = crd.spec.names;
         assert!(!names.short_names.unwrap_or_default().iter().any(|s| s == "gs"));
         assert_eq!(names.categories, Some(vec!["mettaton".to_string()]));
+    }
+
+    /// What the API server would refuse in a child (a Deployment, Service or
+    /// claim) is refused in the GameServer already: the rules are in the
+    /// schema, where they apply. (tests/integration/bad_input.rs sends such
+    /// manifests to a real API server.)
+    #[test]
+    fn the_schema_carries_the_rules_the_children_need() {
+        let crd = serde_json::to_value(GameServer::crd()).unwrap();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let rules = |v: &serde_json::Value| -> Vec<String> {
+            v["x-kubernetes-validations"]
+                .as_array()
+                .map(|a| a.iter().map(|r| r["rule"].as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        };
+        assert!(rules(schema).iter().any(|r| r.contains("self.metadata.name")), "the name is a DNS label");
+        let spec = &schema["properties"]["spec"];
+        assert!(rules(spec).iter().any(|r| r.contains("'LoadBalancer'")), "Service ports unique");
+        assert!(rules(spec).iter().any(|r| r.contains("mountPath")), "no config file on the volume");
+        let env = &spec["properties"]["env"];
+        assert_eq!(env["x-kubernetes-list-type"], "map", "still a list-map by name");
+        assert_eq!(rules(&env["items"]).len(), 8, "{:#?}", rules(&env["items"]));
+        let resources = &spec["properties"]["resources"];
+        assert_eq!(resources["properties"]["requests"]["maxProperties"], 3);
+        assert_eq!(rules(resources).len(), 6, "{:#?}", rules(resources));
+        let port_name = &spec["properties"]["ports"]["items"]["properties"]["name"];
+        assert_eq!(port_name["pattern"], "^[a-z0-9]+(-[a-z0-9]+)*$");
+        assert_eq!(rules(port_name), vec!["self.matches('[a-z]')".to_string()]);
+        let storage = &spec["properties"]["storage"]["properties"];
+        assert!(storage["storageClassName"]["pattern"].as_str().unwrap().starts_with("^[a-z0-9]"));
+        let annotations = &spec["properties"]["service"]["properties"]["annotations"];
+        assert_eq!(annotations["maxProperties"], 64);
+        assert_eq!(rules(annotations), vec![ANNOTATION_KEYS_RULE.to_string()]);
     }
 
     #[test]

@@ -141,6 +141,85 @@ async fn bad_manifests_are_refused_naming_the_field() {
     .await;
 }
 
+/// What the CRD accepted before although the API server refuses it in the
+/// server's Deployment, Service or claim (found by tests/integration/bad_input.rs):
+/// now refused in the GameServer itself, naming the field.
+#[tokio::test]
+async fn manifests_whose_children_would_be_refused_are_refused_themselves() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("schema-kids").await;
+    let port_name = |name: &'static str| move |s: &mut Value| s["ports"][0]["name"] = json!(name);
+    refused(&ns, "port name of digits", port_name("27015"), &["spec.ports[0].name", "at least one letter"]).await;
+    refused(&ns, "port name with --", port_name("game--tv"), &["spec.ports[0].name"]).await;
+    let env = |var: Value| move |s: &mut Value| s["env"] = json!([var]);
+    refused(&ns, "env name with =", env(json!({ "name": "A=B", "value": "1" })), &["spec.env[0].name"]).await;
+    refused(&ns, "empty env name", env(json!({ "name": "", "value": "1" })), &["spec.env[0].name"]).await;
+    let both = json!({ "name": "A", "value": "1", "valueFrom": { "secretKeyRef": { "name": "s", "key": "k" } } });
+    refused(&ns, "value and valueFrom", env(both), &["spec.env[0].valueFrom", "not both"]).await;
+    refused(&ns, "empty valueFrom", env(json!({ "name": "A", "valueFrom": {} })), &["spec.env[0].valueFrom"]).await;
+    let key = json!({ "name": "A", "valueFrom": { "secretKeyRef": { "name": "s", "key": "a/b" } } });
+    refused(&ns, "bad secret key", env(key), &["spec.env[0].valueFrom.secretKeyRef.key"]).await;
+    let field = json!({ "name": "A", "valueFrom": { "fieldRef": { "fieldPath": "spec.secret" } } });
+    refused(&ns, "bad fieldPath", env(field), &["spec.env[0].valueFrom.fieldRef.fieldPath"]).await;
+    let resources = |r: Value| move |s: &mut Value| s["resources"] = r;
+    refused(
+        &ns,
+        "cpu not a quantity",
+        resources(json!({ "requests": { "cpu": "lots" } })),
+        &["spec.resources.requests"],
+    )
+    .await;
+    refused(&ns, "negative memory", resources(json!({ "limits": { "memory": "-1" } })), &["spec.resources.limits"])
+        .await;
+    let above = json!({ "requests": { "memory": "2Gi" }, "limits": { "memory": "1Gi" } });
+    refused(&ns, "request above limit", resources(above), &["spec.resources.requests", "not be above"]).await;
+    refused(&ns, "unknown resource", resources(json!({ "requests": { "gpu": "1" } })), &["spec.resources.requests"])
+        .await;
+    refused(&ns, "resource claims", resources(json!({ "claims": [{ "name": "gpu" }] })), &["spec.resources.claims"])
+        .await;
+    refused(
+        &ns,
+        "bad annotation key",
+        |s| s["service"] = json!({ "annotations": { "bad key": "v" } }),
+        &["spec.service.annotations"],
+    )
+    .await;
+    refused(
+        &ns,
+        "storage class not a DNS name",
+        |s| s["storage"]["storageClassName"] = json!("Fast_SSD"),
+        &["spec.storage.storageClassName"],
+    )
+    .await;
+    refused(
+        &ns,
+        "config file on the volume's mount path",
+        |s| s["config"] = json!([{ "path": "/data", "content": "x" }]),
+        &["spec.config", "storage.mountPath"],
+    )
+    .await;
+    refused(
+        &ns,
+        "two LoadBalancer ports alike",
+        |s| {
+            s["service"] = json!({ "type": "LoadBalancer" });
+            s["ports"] =
+                json!([{ "name": "a", "containerPort": 1, "externalPort": 2 }, { "name": "b", "containerPort": 2 }]);
+        },
+        &["spec.ports", "LoadBalancer"],
+    )
+    .await;
+    for name in ["a.b", &"x".repeat(64)] {
+        let err = api(&ns).create(&PostParams::default(), &manifest(name, good_spec())).await.unwrap_err();
+        let status = api_status(&err).unwrap();
+        assert_eq!(status.code, 422, "{}", status.message);
+        assert!(status.message.contains("metadata.name must be a DNS label"), "{}", status.message);
+    }
+    // A name starting with a digit is a DNS label, which this API server takes
+    // for a Service too (checked by a dry run of the children): accepted.
+    api(&ns).create(&PostParams::default(), &manifest("7dtd", good_spec())).await.expect("7dtd is a fine name");
+}
+
 #[tokio::test]
 async fn good_manifest_is_accepted_with_defaults() {
     ensure_crd().await;
