@@ -316,7 +316,14 @@ impl Orchestrator for KubernetesOrchestrator {
         // A game saving its world in its grace period is still running: the
         // teardown is not done until the last pod is gone.
         pending |= !self.pods(plan).await?.is_empty();
-        pending |= match reclaim {
+        // The world is decided on last, once nothing of the server runs or is
+        // being removed: a game still saving is never cut off from its volume,
+        // and the policy that counts is the one the GameServer has then (one
+        // changed while the deletion waited is honoured either way).
+        if pending {
+            return Ok(Teardown::Pending);
+        }
+        let pending = match reclaim {
             ReclaimPolicy::Delete => {
                 self.remove::<PersistentVolumeClaim>(plan, &plan::volume_name(&plan.name), DeleteParams::background())
                     .await?
@@ -417,29 +424,120 @@ fn merge_params() -> PatchParams {
 
 /// Whether `actual` holds everything in `desired`: objects key by key
 /// (recursively), arrays element by element with the same length, scalars
-/// equal. The top-level `status` is ignored, and an empty object or array in
-/// `desired` matches an absent field, since the API server drops empty fields.
+/// equal. The top-level `status` is ignored, and an empty object, array or
+/// string in `desired` matches an absent field, since the API server drops
+/// empty fields. Amounts of resources (the maps `resources.requests` and
+/// `resources.limits`) compare as quantities, since the API server rewrites
+/// them in canonical form (`1000m` is stored as `1`, `1.5Gi` as `1536Mi`).
 pub fn is_subset(desired: &Value, actual: &Value) -> bool {
     match (desired, actual) {
         (Value::Object(d), Value::Object(a)) => {
-            d.iter().filter(|(k, _)| k.as_str() != "status").all(|(k, v)| contains(v, a.get(k)))
+            d.iter().filter(|(k, _)| k.as_str() != "status").all(|(k, v)| contains(v, a.get(k), Within::Plain.child(k)))
         }
-        _ => contains(desired, Some(actual)),
+        _ => contains(desired, Some(actual), Within::Plain),
     }
 }
 
-fn contains(desired: &Value, actual: Option<&Value>) -> bool {
+/// Where a value sits, as far as comparing it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Within {
+    Plain,
+    /// The value of a `resources` field.
+    Resources,
+    /// An amount map of resources: `resources.requests` or `resources.limits`.
+    Amounts,
+    /// One amount of such a map: a quantity.
+    Amount,
+}
+
+impl Within {
+    /// Where the value of the field `key` of an object sitting at `self` is.
+    fn child(self, key: &str) -> Within {
+        match (self, key) {
+            (_, "resources") => Within::Resources,
+            (Within::Resources, "requests" | "limits") => Within::Amounts,
+            (Within::Amounts, _) => Within::Amount,
+            _ => Within::Plain,
+        }
+    }
+}
+
+fn contains(desired: &Value, actual: Option<&Value>, within: Within) -> bool {
     match (desired, actual) {
         (Value::Null, _) => true,
         (Value::Object(d), None | Some(Value::Null)) => d.is_empty(),
         (Value::Array(d), None | Some(Value::Null)) => d.is_empty(),
-        (Value::Object(d), Some(Value::Object(a))) => d.iter().all(|(k, v)| contains(v, a.get(k))),
+        (Value::String(d), None | Some(Value::Null)) => d.is_empty(),
+        (Value::Object(d), Some(Value::Object(a))) => d.iter().all(|(k, v)| contains(v, a.get(k), within.child(k))),
         (Value::Array(d), Some(Value::Array(a))) => {
-            d.len() == a.len() && d.iter().zip(a).all(|(d, a)| contains(d, Some(a)))
+            d.len() == a.len() && d.iter().zip(a).all(|(d, a)| contains(d, Some(a), within))
+        }
+        (Value::String(d), Some(Value::String(a))) if within == Within::Amount => {
+            d == a || quantity_value(d).is_some_and(|v| quantity_value(a) == Some(v))
         }
         (d, Some(a)) => d == a,
         (_, None) => false,
     }
+}
+
+/// The exact value of a Kubernetes quantity as (negative, mantissa, power of
+/// ten), with the mantissa's trailing zeros moved into the exponent, so that
+/// equal amounts written differently (`1`, `1000m`, `1e3m`; `1Gi`, `1024Mi`)
+/// give the same triple. `None` for what is not a quantity, or one too large
+/// to compare exactly (then it counts as different: a needless write).
+pub fn quantity_value(q: &str) -> Option<(bool, u128, i32)> {
+    let (negative, rest) = match q.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, q.strip_prefix('+').unwrap_or(q)),
+    };
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    let (number, suffix) = rest.split_at(end);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+        return None;
+    }
+    let (exp10, exp2): (i32, u32) = match suffix {
+        "" => (0, 0),
+        "n" => (-9, 0),
+        "u" => (-6, 0),
+        "m" => (-3, 0),
+        "k" => (3, 0),
+        "M" => (6, 0),
+        "G" => (9, 0),
+        "T" => (12, 0),
+        "P" => (15, 0),
+        "E" => (18, 0),
+        "Ki" => (0, 10),
+        "Mi" => (0, 20),
+        "Gi" => (0, 30),
+        "Ti" => (0, 40),
+        "Pi" => (0, 50),
+        "Ei" => (0, 60),
+        _ => {
+            let exponent = suffix.strip_prefix(['e', 'E'])?;
+            let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+            if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            (exponent.parse().ok()?, 0)
+        }
+    };
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Some((false, 0, 0));
+    }
+    if digits.len() > 38 {
+        return None;
+    }
+    let mut mantissa: u128 = digits.parse().ok()?;
+    mantissa = mantissa.checked_mul(1u128 << exp2)?;
+    let mut exp10 = exp10 - i32::try_from(fraction.len()).ok()?;
+    while mantissa.is_multiple_of(10) {
+        mantissa /= 10;
+        exp10 += 1;
+    }
+    Some((negative, mantissa, exp10))
 }
 
 /// Whether applying `desired` would change nothing in `current`. An object that
@@ -731,6 +829,54 @@ mod tests {
     fn an_object_mettaton_never_applied_needs_an_apply() {
         let deployment: Deployment = serde_json::from_value(desired_deployment()).unwrap();
         assert!(!holds(&deployment, &deployment), "no apply record: apply");
+    }
+
+    #[test]
+    fn quantities_compare_by_value() {
+        let same = |a: &str, b: &str| quantity_value(a).is_some() && quantity_value(a) == quantity_value(b);
+        for (a, b) in [
+            ("1", "1000m"),
+            ("0.5", "500m"),
+            ("1.5Gi", "1536Mi"),
+            ("1024Mi", "1Gi"),
+            ("1e9", "1G"),
+            ("1e3", "1k"),
+            ("+2", "2"),
+            ("1024", "1Ki"),
+            ("0", "0m"),
+            ("-1", "-1000m"),
+            ("1E3", "1k"),
+        ] {
+            assert!(same(a, b), "{a} = {b}");
+        }
+        for (a, b) in [("1", "1m"), ("1Gi", "1G"), ("1", "-1"), ("1.5", "1500")] {
+            assert!(!same(a, b), "{a} != {b}");
+        }
+        for q in ["", ".", "lots", "1x", "1e", "1..5", "1e99999", "1Gib", "--1"] {
+            assert_eq!(quantity_value(q), None, "{q}");
+        }
+    }
+
+    #[test]
+    fn resource_amounts_compare_as_quantities_and_only_they() {
+        let desired = json!({ "spec": { "containers": [{ "resources": { "requests": { "cpu": "1000m", "memory": "1024Mi" } },
+                                                       "env": [{ "name": "X", "value": "1000m" }] }] } });
+        let stored = json!({ "spec": { "containers": [{ "resources": { "requests": { "cpu": "1", "memory": "1Gi" } },
+                                                      "env": [{ "name": "X", "value": "1000m" }] }] } });
+        assert!(is_subset(&desired, &stored));
+        let env_changed = json!({ "spec": { "containers": [{ "resources": { "requests": { "cpu": "1", "memory": "1Gi" } },
+                                                           "env": [{ "name": "X", "value": "1" }] }] } });
+        assert!(!is_subset(&desired, &env_changed), "an env value is text, not a quantity");
+        let claim = json!({ "spec": { "resources": { "requests": { "storage": "1.5Gi" } } } });
+        assert!(is_subset(&claim, &json!({ "spec": { "resources": { "requests": { "storage": "1536Mi" } } } })));
+        assert!(!is_subset(&claim, &json!({ "spec": { "resources": { "requests": { "storage": "2Gi" } } } })));
+    }
+
+    #[test]
+    fn an_empty_string_matches_an_absent_field() {
+        // EnvVar.value is omitempty: `value: ""` is stored as no value.
+        assert!(is_subset(&json!({ "env": [{ "name": "X", "value": "" }] }), &json!({ "env": [{ "name": "X" }] })));
+        assert!(!is_subset(&json!({ "env": [{ "name": "X", "value": "a" }] }), &json!({ "env": [{ "name": "X" }] })));
     }
 
     fn meta(value: Value) -> ObjectMeta {
