@@ -2,6 +2,7 @@
 //! One test binary, so the heavy dependencies are linked once.
 
 mod admin;
+mod bad_input;
 mod binary;
 mod chart;
 mod conflicts;
