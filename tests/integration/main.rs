@@ -7,6 +7,7 @@ mod binary;
 mod chart;
 mod conflicts;
 mod controller;
+mod data_safety;
 #[path = "../common/dockerd.rs"]
 mod dockerd;
 mod facade;
