@@ -87,7 +87,6 @@ impl Tracker {
     }
 
     /// Whether the daemon is currently lost.
-    #[cfg(test)]
     pub(crate) fn lost(&self) -> bool {
         self.lost_since.is_some()
     }
@@ -122,7 +121,14 @@ pub(crate) async fn watch(
         tokio::select! {
             event = engine.next() => match event {
                 Some(Ok(e)) => {
-                    if let Some(back) = tracker.daemon_answered(Instant::now()) {
+                    // A stopping daemon refuses new connections (its socket is
+                    // gone) but still sends the exits of the containers it
+                    // stops on the open stream: it is back only once a new
+                    // request is answered.
+                    if tracker.lost()
+                        && swarm.ping().await.is_ok()
+                        && let Some(back) = tracker.daemon_answered(Instant::now())
+                    {
                         send(back);
                     }
                     since = SystemTime::now();
