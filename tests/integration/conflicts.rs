@@ -14,7 +14,7 @@ use kube::{Resource, ResourceExt};
 use mettaton::api::GameServer;
 use serde_json::{Value, json};
 
-use crate::controller::{RunningController, gone, server};
+use crate::controller::{RunningController, server};
 use crate::support::{Requests, TestNamespace, api_status, counting_client, ensure_crd, eventually, wait_ready};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -201,8 +201,7 @@ async fn another_writers_changes_to_owned_fields_are_undone_and_its_own_fields_k
     assert_eq!(after, before, "neither child changed");
     assert_eq!(requests.writes().len(), settled);
 
-    api.delete("arena", &DeleteParams::default()).await.unwrap();
-    gone(&api, "arena").await;
+    // Deletion is data_safety.rs's subject; the namespace goes with the test.
     ctl.stop().await;
 }
 
@@ -261,8 +260,7 @@ async fn additions_by_another_writer_inside_managed_lists_are_kept_without_rewri
     assert_eq!(now, versions);
     assert_eq!(requests.writes().len(), settled);
 
-    api.delete("arena", &DeleteParams::default()).await.unwrap();
-    gone(&api, "arena").await;
+    // Deletion is data_safety.rs's subject; the namespace goes with the test.
     ctl.stop().await;
 }
 
@@ -321,8 +319,7 @@ async fn a_forced_apply_of_an_owned_field_is_taken_back() {
     quiet(&requests).await;
     assert_eq!(reconcile_once(&ctl, &api, "arena", &requests, 1).await, vec![]);
 
-    api.delete("arena", &DeleteParams::default()).await.unwrap();
-    gone(&api, "arena").await;
+    // Deletion is data_safety.rs's subject; the namespace goes with the test.
     ctl.stop().await;
 }
 
@@ -386,7 +383,6 @@ async fn fields_mettaton_no_longer_wants_are_removed_from_the_children() {
     quiet(&requests).await;
     assert_eq!(reconcile_once(&ctl, &api, "arena", &requests, 1).await, vec![], "and then it settles");
 
-    api.delete("arena", &DeleteParams::default()).await.unwrap();
-    gone(&api, "arena").await;
+    // Deletion is data_safety.rs's subject; the namespace goes with the test.
     ctl.stop().await;
 }

@@ -33,11 +33,26 @@ use mettaton::plan;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::controller::{AFTER_BACKOFF, RunningController, event_reasons, gone, owned_by, server};
+use crate::controller::{AFTER_BACKOFF, RunningController, event_reasons, owned_by, server};
 use crate::support::{Proxy, TestNamespace, Upstream, ensure_crd, eventually, wait_phase, wait_ready};
 
 const WAIT: Duration = Duration::from_secs(90);
+/// A deletion waits for the runtime (pods, the garbage collector) and is
+/// retried on a growing backoff: on a loaded plane it takes a while.
+const DELETION: Duration = Duration::from_secs(180);
 const WORLD: &str = "world.dat";
+
+/// Waits until the GameServer is gone (its teardown done, its finalizer off).
+async fn gone(api: &Api<GameServer>, name: &str) {
+    eventually(&format!("{name} deleted"), DELETION, || async {
+        match api.get_opt(name).await {
+            Ok(None) => Ok(()),
+            Ok(Some(gs)) => Err(format!("still there: finalizers {:?}, status {:?}", gs.finalizers(), gs.status)),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+}
 
 fn spec(reclaim: &str) -> Value {
     json!({
@@ -89,7 +104,7 @@ async fn assert_kept(
 
 async fn assert_erased(ns: &TestNamespace, claim: &str, dir: &std::path::Path) {
     let claims = ns.api::<PersistentVolumeClaim>();
-    eventually(&format!("{claim} and its directory erased"), WAIT, || async {
+    eventually(&format!("{claim} and its directory erased"), DELETION, || async {
         let left = claims.get_opt(claim).await.map_err(|e| e.to_string())?.map(|c| c.uid());
         if left.is_none() && !dir.exists() { Ok(()) } else { Err(format!("claim {left:?}, dir {}", dir.exists())) }
     })
