@@ -18,7 +18,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalized, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -219,8 +219,15 @@ pub async fn run_reporting<O: Orchestrator>(
     ctx.metrics = reporting.metrics.clone();
     ctx.status_settle = tuning.status_settle;
     let ctx = Arc::new(ctx);
-    let mut controller = Controller::new(api::<GameServer>(&client, &namespace), watcher::Config::default())
-        .graceful_shutdown_on(shutdown);
+    // The GameServers' cache keeps no field records: nothing here reads them,
+    // and at a thousand servers they are megabytes.
+    let (store, writer) = reflector::store();
+    let gameservers = watcher(api::<GameServer>(&client, &namespace), watcher::Config::default())
+        .default_backoff()
+        .modify(|gs| gs.metadata.managed_fields = None)
+        .reflect(writer)
+        .applied_objects();
+    let mut controller = Controller::for_stream(gameservers, store).graceful_shutdown_on(shutdown);
     if watch == Watch::KubernetesChildren {
         // The watches that wake the controller also fill the caches the
         // backend reads instead of the API server.

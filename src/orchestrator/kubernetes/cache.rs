@@ -17,7 +17,7 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, PodSpec, PodStatus, Service};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -60,6 +60,13 @@ pub enum Lookup<K> {
 /// A kind of child kept in a [`ChildCache`].
 pub trait Cached: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + 'static {
     fn store(cache: &ChildCache) -> &Store<Self>;
+
+    /// Drops what the backend never reads, before the object is stored: by
+    /// default the field records of other managers (only mettaton's own,
+    /// which tells what its last apply set, is of use).
+    fn slim(&mut self) {
+        keep_own_managed_fields(self);
+    }
 }
 
 macro_rules! cached {
@@ -73,9 +80,35 @@ macro_rules! cached {
 }
 cached!(Deployment, deployments);
 cached!(Service, services);
-cached!(Pod, pods);
 cached!(ConfigMap, config_maps);
 cached!(PersistentVolumeClaim, claims);
+
+impl Cached for Pod {
+    fn store(cache: &ChildCache) -> &Store<Self> {
+        &cache.pods
+    }
+
+    /// Pods are only observed, never applied: of them the backend reads the
+    /// identity, labels, times, node, conditions and container statuses
+    /// (see `builders::instance` and `builders::current_pod`). The rest (the
+    /// whole container spec, volumes, field records) is most of a pod.
+    fn slim(&mut self) {
+        let meta = &mut self.metadata;
+        meta.managed_fields = None;
+        meta.annotations = None;
+        if let Some(spec) = self.spec.as_mut() {
+            *spec = PodSpec { node_name: spec.node_name.take(), ..PodSpec::default() };
+        }
+        if let Some(status) = self.status.as_mut() {
+            *status = PodStatus {
+                conditions: status.conditions.take(),
+                container_statuses: status.container_statuses.take(),
+                phase: status.phase.take(),
+                ..PodStatus::default()
+            };
+        }
+    }
+}
 
 impl ChildCache {
     /// The object `name` in `namespace`, as the cache has it.
@@ -145,7 +178,7 @@ where
     let (store, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default().labels(MANAGED_SELECTOR))
         .default_backoff()
-        .modify(keep_own_managed_fields)
+        .modify(K::slim)
         .reflect(writer)
         .touched_objects()
         .boxed();
@@ -220,6 +253,33 @@ mod tests {
         let found = cache.pods("ns", &selector).unwrap();
         let names: Vec<_> = found.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
         assert_eq!(names, vec!["mc-1"]);
+    }
+
+    #[test]
+    fn a_cached_pod_keeps_what_the_backend_reads() {
+        let full: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "mc-1", "namespace": "ns", "labels": { "gs": "mc" },
+                          "creationTimestamp": "2026-01-01T00:00:00Z", "annotations": { "a": "b" },
+                          "managedFields": [{ "manager": "kube-scheduler" }] },
+            "spec": { "nodeName": "node-1", "containers": [{ "name": "game", "image": "x" }] },
+            "status": { "phase": "Running", "podIP": "10.0.0.1",
+                        "conditions": [{ "type": "Ready", "status": "True" }],
+                        "containerStatuses": [{ "name": "game", "image": "x", "imageID": "", "ready": true,
+                                                "restartCount": 2, "state": { "running": {} } }] }
+        }))
+        .unwrap();
+        let mut slim = full.clone();
+        slim.slim();
+        assert_eq!(
+            crate::orchestrator::kubernetes::builders::instance(&slim),
+            crate::orchestrator::kubernetes::builders::instance(&full)
+        );
+        assert_eq!(slim.spec.as_ref().unwrap().node_name.as_deref(), Some("node-1"));
+        assert!(slim.spec.as_ref().unwrap().containers.is_empty());
+        assert_eq!(slim.metadata.labels, full.metadata.labels);
+        assert_eq!(slim.metadata.creation_timestamp, full.metadata.creation_timestamp);
+        assert_eq!(slim.status.as_ref().unwrap().pod_ip, None);
+        assert_eq!(slim.metadata.managed_fields, None);
     }
 
     #[test]
