@@ -713,10 +713,11 @@ struct Tally {
 }
 
 struct Run {
+    /// Dropped before the namespace (fields drop in order): see its Drop.
+    ctl: RunningController,
     ns: TestNamespace,
     gameservers: Api<DynamicObject>,
     requests: Requests,
-    ctl: RunningController,
     tally: Mutex<Tally>,
 }
 

@@ -66,6 +66,16 @@ impl RunningController {
     }
 }
 
+impl Drop for RunningController {
+    /// A test that fails before `stop` must not leave its controller running
+    /// while its namespace goes: it would put the finalizer back on the
+    /// GameServers the namespace's cleanup just released, and with no
+    /// controller left to remove it, the namespace would stay Terminating.
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 fn example(file: &str) -> GameServer {
     let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
     serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"))

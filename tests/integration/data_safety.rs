@@ -497,7 +497,7 @@ async fn swarm_controller_deletion_honours_the_policy_also_one_changed_while_the
     let daemon = Daemon::Tcp { url: format!("tcp://127.0.0.1:{}", proxy.port), tls: None };
     let orchestrator = SwarmOrchestrator::connect(&daemon).await.expect("the swarm through the proxy");
     let (stop, stopped) = oneshot::channel::<()>();
-    let ctl = tokio::spawn(controller::run(
+    let mut ctl = AbortOnDrop(Some(tokio::spawn(controller::run(
         ns.client.clone(),
         orchestrator,
         Some(ns.name.clone()),
@@ -505,7 +505,7 @@ async fn swarm_controller_deletion_honours_the_policy_also_one_changed_while_the
         async move {
             let _ = stopped.await;
         },
-    ));
+    ))));
     let api = ns.api::<GameServer>();
     let docker = docker();
     let mut worlds = Vec::new();
@@ -569,5 +569,17 @@ async fn swarm_controller_deletion_honours_the_policy_also_one_changed_while_the
     assert_eq!(read_world(dir).as_deref(), Some(world.as_str()));
 
     let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), ctl).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), ctl.0.take().unwrap()).await.unwrap().unwrap();
+}
+
+/// A controller task that ends with the test, also a failed one (see
+/// RunningController's Drop).
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
 }
