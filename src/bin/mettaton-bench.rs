@@ -322,6 +322,18 @@ async fn baseline(args: &Args, client: &Client, report: &mut Report) -> Result<(
     report.add("baseline: Deployment+Service applied for all (s)", writes_s, "s");
     report.add("baseline: all Deployments available + status patched (s)", ready_s, "s");
     eprintln!("baseline: writes {writes_s:.2}s, ready {ready_s:.2}s; deleting {ns}");
+    // One by one first: Services deleted with their namespace keep their node
+    // ports until the API server's repair loop finds them leaked (minutes
+    // later), and the controller's run needs N more of the 2768.
+    let names: Vec<String> = services.list(&ListParams::default()).await?.items.iter().map(|s| s.name_any()).collect();
+    let _: Vec<_> = stream::iter(names)
+        .map(|name| {
+            let services = services.clone();
+            async move { services.delete(&name, &DeleteParams::default()).await }
+        })
+        .buffer_unordered(par)
+        .collect()
+        .await;
     delete_namespace(client, &ns, Duration::from_secs(args.timeout_seconds)).await;
     Ok((writes_s, ready_s))
 }
