@@ -30,6 +30,9 @@ NODE_COUNT="${MTN_NODE_COUNT:-3}"
 CLIENT_QPS="${MTN_CLIENT_QPS:-500}"
 CLIENT_BURST="${MTN_CLIENT_BURST:-1000}"
 SERVICE_CIDR=10.96.0.0/16
+# Kubernetes' default: 2768 node ports, so at most that many NodePort game
+# servers. The benchmarks at N=1000 and more widen it (BENCHMARKS.md).
+NODE_PORT_RANGE="${MTN_NODE_PORT_RANGE:-30000-32767}"
 POD_CIDR=10.244.0.0/16
 
 export GOTOOLCHAIN=local
