@@ -120,7 +120,7 @@ async fn a_controller_killed_mid_flight_converges_with_nothing_lost() {
         ),
     );
     // Every operation of every kind happened at least once.
-    for kind in ["create", "image", "env", "state", "delete"] {
+    for kind in ["create", "image", "env", "config", "state", "delete"] {
         assert!(fleet.done.get(kind).is_some_and(|n| *n > 0), "no {kind} operation ran: {:?}", fleet.done);
     }
     assert!(

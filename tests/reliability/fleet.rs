@@ -183,19 +183,27 @@ impl Fleet {
     }
 
     /// A random mix over the settled servers: about 40 % of the live ones
-    /// get a spec change, 15 % are deleted, and 45 % of the deleted ones are
-    /// created again.
+    /// get a spec change (image, environment, config file if they have one,
+    /// state), 15 % are deleted, and 45 % of the deleted ones are created
+    /// again.
     pub fn mixed(&self, rng: &mut Rng) -> Vec<Op> {
         let mut ops = Vec::new();
         for s in self.servers.values().filter(|s| s.settled) {
             let name = s.name.clone();
             let roll = rng.below(100);
-            let op = if s.live {
+            let op = if s.live && s.config {
+                match roll {
+                    0..10 => Some(Op::Image(name)),
+                    10..18 => Some(Op::Rev(name)),
+                    18..30 => Some(Op::Motd(name)),
+                    30..40 => Some(Op::Toggle(name)),
+                    40..55 => Some(Op::Delete(name)),
+                    _ => None,
+                }
+            } else if s.live {
                 match roll {
                     0..12 => Some(Op::Image(name)),
-                    12..24 => Some(Op::Rev(name)),
-                    24..30 if s.config => Some(Op::Motd(name)),
-                    24..30 => Some(Op::Rev(name)),
+                    12..30 => Some(Op::Rev(name)),
                     30..40 => Some(Op::Toggle(name)),
                     40..55 => Some(Op::Delete(name)),
                     _ => None,
