@@ -227,7 +227,8 @@ pub async fn run_reporting<O: Orchestrator>(
         .modify(|gs| gs.metadata.managed_fields = None)
         .reflect(writer)
         .applied_objects();
-    let mut controller = Controller::for_stream(gameservers, store).graceful_shutdown_on(shutdown);
+    let mut controller =
+        Controller::for_stream(gameservers, store).trigger_backoff(NoSharedPause).graceful_shutdown_on(shutdown);
     if watch == Watch::KubernetesChildren {
         // The watches that wake the controller also fill the caches the
         // backend reads instead of the API server.
@@ -267,6 +268,25 @@ pub async fn run_reporting<O: Orchestrator>(
         }
     });
     futures::join!(reconciling, synced);
+}
+
+/// The backoff of the controller's merged trigger stream: none. Every watch
+/// backs off on its own errors (`default_backoff` on each stream); a shared
+/// pause would stop all of them for the error of one. After an API server
+/// restart, the six watches failing in turn grew that shared pause to 30 s per
+/// error, and no reconcile ran for minutes (the reliability test caught it).
+struct NoSharedPause;
+
+impl Iterator for NoSharedPause {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for NoSharedPause {
+    fn reset(&mut self) {}
 }
 
 async fn reconcile<O: Orchestrator>(gs: Arc<GameServer>, ctx: Arc<Context<O>>) -> Result<Action, Error> {
