@@ -29,11 +29,9 @@ impl PrivateDockerd {
     pub async fn start(dir: &Path, name: &str) -> PrivateDockerd {
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir).unwrap();
-        let netns = Command::new("unshare")
-            .args(["--net", "sh", "-c", "ip link set lo up && exec sleep infinity"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("unshare is installed");
+        let mut netns = tied("KILL", "unshare");
+        netns.args(["--net", "sh", "-c", "ip link set lo up && exec sleep infinity"]).stdin(Stdio::null());
+        let netns = spawn_tied(netns).expect("unshare is installed");
         let mut daemon = PrivateDockerd { dir, netns, daemon: None };
         // `unshare` runs the shell in the new namespace and the shell execs
         // `sleep`: wait until the namespace's loopback is up.
@@ -105,6 +103,14 @@ impl PrivateDockerd {
         cmd
     }
 
+    /// [`in_netns`](Self::in_netns) for a process that must not outlive the
+    /// test (it gets `signal` when the test process dies unannounced).
+    fn tied_in_netns(&self, signal: &str, program: &str) -> Command {
+        let mut cmd = tied(signal, "nsenter");
+        cmd.args(["-t", &self.netns.id().to_string(), "--net", "--", program]);
+        cmd
+    }
+
     /// The first line a TCP server at 127.0.0.1:`port` of the namespace sends
     /// (the test game greets).
     pub fn tcp_greeting(&self, port: i32) -> Result<String, String> {
@@ -150,11 +156,11 @@ impl PrivateDockerd {
         assert!(self.daemon.is_none(), "the daemon runs already");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("dockerd.log")).unwrap();
         let dir = &self.dir;
-        // nsenter execs dockerd (no fork for a network namespace): the child
-        // is the daemon itself. Options: see tests/swarm/README.md; the
+        // setpriv and nsenter exec dockerd (no fork for a network
+        // namespace): the child is the daemon itself. Options: see tests/swarm/README.md; the
         // default bridge stays (host-mode ports need it), in the namespace.
-        let child = self
-            .in_netns("dockerd")
+        let mut daemon = self.tied_in_netns("TERM", "dockerd");
+        daemon
             .arg(format!("--host=unix://{}", dir.join("docker.sock").display()))
             .arg(format!("--data-root={}", dir.join("root").display()))
             .arg(format!("--exec-root={}", dir.join("exec").display()))
@@ -162,9 +168,8 @@ impl PrivateDockerd {
             .args(["--iptables=false", "--ip6tables=false", "--ip=127.0.0.1"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("nsenter and dockerd are installed (scripts/setup-host)");
+            .stderr(log);
+        let child = spawn_tied(daemon).expect("nsenter and dockerd are installed (scripts/setup-host)");
         self.daemon = Some(child);
         let started = Instant::now();
         let socket = self.socket().to_string_lossy().into_owned();
@@ -183,6 +188,37 @@ impl PrivateDockerd {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// `program`, made to receive `signal` when the test process dies
+/// unannounced (a timeout, ^C), when Drop does not run: setpriv --pdeathsig
+/// (the setting survives the exec of the program). Start it with
+/// [`spawn_tied`].
+pub fn tied(signal: &str, program: &str) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--pdeathsig", signal, "--", program]);
+    cmd
+}
+
+/// Spawns `cmd` from a thread that lives as long as the test process: the
+/// parent-death signal follows the thread that spawned, and a runtime's
+/// threads may retire while the test still runs.
+pub fn spawn_tied(cmd: Command) -> std::io::Result<Child> {
+    use std::sync::mpsc;
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<std::sync::Mutex<mpsc::Sender<Request>>> = std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (requests, incoming) = mpsc::channel::<Request>();
+        std::thread::spawn(move || {
+            for (mut cmd, reply) in incoming {
+                let _ = reply.send(cmd.spawn());
+            }
+        });
+        std::sync::Mutex::new(requests)
+    });
+    let (reply, answer) = mpsc::channel();
+    spawner.lock().unwrap().send((cmd, reply)).expect("the spawner thread runs");
+    answer.recv().expect("the spawner thread answers")
 }
 
 impl Drop for PrivateDockerd {

@@ -48,15 +48,15 @@ impl Controller {
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         std::io::Write::write_all(&mut log, format!("=== start {} of the controller\n", self.starts).as_bytes())
             .unwrap();
-        let child = Command::new(binary())
-            .args(&self.args)
+        // Killed with the test process, should that die before its Drop.
+        let mut cmd = crate::dockerd::tied("KILL", &binary().to_string_lossy());
+        cmd.args(&self.args)
             .env_remove("POD_NAME")
             .env_remove("POD_NAMESPACE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the mettaton binary runs");
+            .stderr(log);
+        let child = crate::dockerd::spawn_tied(cmd).expect("the mettaton binary runs");
         self.child = Some(child);
     }
 
