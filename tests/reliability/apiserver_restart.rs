@@ -17,7 +17,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 
-use crate::fleet::{Fleet, check_kubernetes, converge};
+use crate::fleet::{Fleet, check_applied, check_kubernetes, converge};
 use crate::process::Controller;
 use crate::setup::{Profile, Rng, figure, secs, spread};
 use crate::support::{TestNamespace, ensure_crd, kubeconfig_path};
@@ -128,6 +128,7 @@ async fn the_controller_rides_out_api_server_and_etcd_restarts_without_restartin
         }
     }
     let mut recoveries = Vec::new();
+    let mut applied_in = Vec::new();
     let mut outages = Vec::new();
     for scenario in &scenarios {
         let log_before = controller.log().len();
@@ -152,8 +153,11 @@ async fn the_controller_rides_out_api_server_and_etcd_restarts_without_restartin
         };
         let ((done, loaded_for), (stop_began, ready, report)) = futures::join!(load, restart);
         let outage = ready - stop_began;
-        let (recovery, volumes) =
-            converge(scenario.label, ready, recovery_bound, || controller.tail(), || check_kubernetes(&fleet)).await;
+        let (applied, (recovery, volumes)) = futures::join!(
+            converge("changes applied", ready, recovery_bound, || controller.tail(), || check_applied(&fleet)),
+            converge(scenario.label, ready, recovery_bound, || controller.tail(), || check_kubernetes(&fleet))
+        );
+        let applied = applied.0;
         controller.assert_running();
         assert_eq!(controller.pid(), pid, "the controller was restarted");
         fleet.settle(&volumes);
@@ -163,16 +167,18 @@ async fn the_controller_rides_out_api_server_and_etcd_restarts_without_restartin
             assert!(!lost.is_empty(), "{}: the controller's log shows no broken watch:\n{log}", scenario.label);
         }
         recoveries.push(recovery);
+        applied_in.push(applied);
         outages.push(outage);
         figure(
             TEST,
             &format!(
                 "{}: API server back {} after the stop began; {done}/{planned} changes sent over {} \
-                 (retried through the outage); controller converged {} after the API server was ready, \
-                 same pid, {} watch error(s) logged",
+                 (retried through the outage); after the API server was ready, the controller had applied \
+                 every change in {} and everything converged in {}; same pid, {} watch error(s) logged",
                 scenario.label,
                 secs(outage),
                 secs(loaded_for),
+                secs(applied),
                 secs(recovery),
                 lost.len()
             ),
@@ -210,11 +216,12 @@ async fn the_controller_rides_out_api_server_and_etcd_restarts_without_restartin
         TEST,
         &format!(
             "after {} restarts: a Deployment deleted by hand was put back in {} (all converged in {}); \
-             outages {}; API server ready to converged: {}; {}",
+             outages {}; API server ready to every change applied: {}; to everything converged: {}; {}",
             scenarios.len(),
             secs(put_back),
             secs(whole),
             spread(&outages),
+            spread(&applied_in),
             spread(&recoveries),
             fleet.summary()
         ),

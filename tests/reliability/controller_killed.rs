@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::fleet::{Fleet, check_kubernetes, converge};
+use crate::fleet::{Fleet, check_applied, check_kubernetes, converge};
 use crate::process::Controller;
 use crate::setup::{Profile, Rng, figure, secs, spread};
 use crate::support::{TestNamespace, ensure_crd};
@@ -77,14 +77,11 @@ async fn a_controller_killed_mid_flight_converges_with_nothing_lost() {
             Instant::now()
         };
         let ((done, sent_in), restarted) = futures::join!(sending, killing);
-        let (recovery, volumes) = converge(
-            &format!("round {i} ({label})"),
-            restarted,
-            bound,
-            || controller.tail(),
-            || check_kubernetes(&fleet),
-        )
-        .await;
+        let round = format!("round {i} ({label})");
+        let ((applied, _), (recovery, volumes)) = futures::join!(
+            converge("changes applied", restarted, bound, || controller.tail(), || check_applied(&fleet)),
+            converge(&round, restarted, bound, || controller.tail(), || check_kubernetes(&fleet))
+        );
         controller.assert_running();
         fleet.settle(&volumes);
         recoveries.push(recovery);
@@ -96,10 +93,11 @@ async fn a_controller_killed_mid_flight_converges_with_nothing_lost() {
             TEST,
             &format!(
                 "round {i} ({label}): {done}/{planned} operations sent in {}; SIGKILL at {} (down {}){second}; \
-                 converged {} after the last restart",
+                 after the last restart, every change applied in {}, everything converged in {}",
                 secs(sent_in),
                 secs(kill_at),
                 secs(down_for),
+                secs(applied),
                 secs(recovery)
             ),
         );

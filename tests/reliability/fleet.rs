@@ -391,6 +391,50 @@ async fn execute(api: &Api<GameServer>, op: &Op, server: &Server, patience: Dura
     }
 }
 
+/// Whether the controller has written what the model asks: every live
+/// server's Deployment, controlled by its current uid, with its image, `REV`
+/// and replicas, and its ConfigMap with its content. Not whether the plane
+/// has acted on it (pods, readiness, deletions): the controller's share of
+/// a recovery, measured beside [`check_kubernetes`].
+pub async fn check_applied(fleet: &Fleet) -> Result<(), Vec<String>> {
+    let lp = ListParams::default();
+    let deployments: Api<Deployment> = Api::namespaced(fleet.client.clone(), &fleet.namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(fleet.client.clone(), &fleet.namespace);
+    let (deployments, config_maps) = futures::join!(deployments.list(&lp), config_maps.list(&lp));
+    let (deployments, config_maps) = match (deployments, config_maps) {
+        (Ok(d), Ok(c)) => (d.items, c.items),
+        (Err(e), _) | (_, Err(e)) => return Err(vec![format!("listing: {e}")]),
+    };
+    let mut problems = Vec::new();
+    for s in fleet.live() {
+        let Some(d) = deployments.iter().find(|d| d.name_any() == s.name) else {
+            problems.push(format!("deployment {} is missing", s.name));
+            continue;
+        };
+        let spec = d.spec.clone().unwrap_or_default();
+        let container = spec.template.spec.as_ref().and_then(|p| p.containers.first()).cloned().unwrap_or_default();
+        let rev = container.env.iter().flatten().find(|e| e.name == "REV").and_then(|e| e.value.clone());
+        if owner_uid(&d.metadata) != s.uid
+            || spec.replicas != Some(if s.stopped { 0 } else { 1 })
+            || container.image.as_deref() != Some(&s.image)
+            || rev != Some(s.rev.to_string())
+        {
+            problems.push(format!("deployment {} does not hold the current spec yet", s.name));
+        }
+        if s.config {
+            let name = plan::config_name(&s.name);
+            let holds = config_maps
+                .iter()
+                .find(|c| c.name_any() == name)
+                .is_some_and(|c| c.data.iter().flatten().any(|(_, v)| *v == s.config_content()));
+            if !holds {
+                problems.push(format!("configmap {name} does not hold the current content yet"));
+            }
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems) }
+}
+
 /// What a converged Kubernetes backend holds, checked against the model: the
 /// problems found (empty when converged), and the volumes seen (name of the
 /// server → uid of its PVC).
@@ -640,12 +684,16 @@ where
 {
     let mut failed = 0;
     let mut first = String::new();
+    let mut last = String::new();
     loop {
         match check().await {
             Ok(v) => {
                 if failed > 0 {
-                    let shown: String = first.chars().take(160).collect();
-                    eprintln!("  {what}: {failed} check(s) failed before it converged, the first with: {shown}");
+                    let first: String = first.chars().take(160).collect();
+                    let last: String = last.chars().take(240).collect();
+                    eprintln!(
+                        "  {what}: {failed} check(s) failed before it converged; the first with: {first}; the last with: {last}"
+                    );
                 }
                 return (since.elapsed(), v);
             }
@@ -659,8 +707,9 @@ where
                 );
             }
             Err(problems) => {
+                last = format!("{} problem(s): {}", problems.len(), problems.join("; "));
                 if failed == 0 {
-                    first = format!("{} problem(s): {}", problems.len(), problems.join("; "));
+                    first = last.clone();
                 }
                 failed += 1;
                 tokio::time::sleep(Duration::from_millis(500)).await
