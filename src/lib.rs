@@ -13,6 +13,7 @@ pub mod leader;
 pub mod metrics;
 pub mod orchestrator;
 pub mod plan;
+pub mod quantity;
 pub mod status;
 
 #[cfg(test)]

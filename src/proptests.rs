@@ -17,6 +17,7 @@ use crate::api::{GameServer, GameServerSpec};
 use crate::orchestrator::kubernetes::{builders as k8s, is_subset};
 use crate::orchestrator::swarm::builders as swarm;
 use crate::orchestrator::{Endpoint, Instance, Observed, Workload};
+use crate::quantity::Quantity;
 use crate::{facade, plan, status};
 
 /// Strings as they come: empty, names, printable ASCII, any Unicode, long.
@@ -361,9 +362,10 @@ proptest! {
     /// fit.
     #[test]
     fn quantities_scale_without_panicking(q in any_quantity(), scale in 0u32..12) {
-        if let Some(v) = swarm::quantity_scaled(&q, scale) {
+        let scaled = |scale| Quantity::parse(&q).and_then(|v| v.scaled(scale));
+        if let Some(v) = scaled(scale) {
             prop_assert!(v >= 0, "{} -> {}", q, v);
-            if let (Some(base), Some(milli)) = (swarm::quantity_scaled(&q, 0), swarm::quantity_scaled(&q, 3)) {
+            if let (Some(base), Some(milli)) = (scaled(0), scaled(3)) {
                 // Rounding up happens at each scale: base rounds up from a
                 // fraction of a unit, milli from a fraction of a thousandth.
                 prop_assert!(milli <= base.saturating_mul(1000), "{}: {} vs {}", q, milli, base);

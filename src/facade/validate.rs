@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use crate::api::{GameServerSpec, Protocol};
+use crate::quantity::Quantity;
 
 /// Every problem of the spec, each naming its field; empty when it is valid.
 pub fn problems(spec: &GameServerSpec) -> Vec<String> {
@@ -50,7 +51,7 @@ pub fn problems(spec: &GameServerSpec) -> Vec<String> {
         }
     }
     if let Some(storage) = &spec.storage {
-        if !positive_quantity(&storage.size.0) {
+        if !Quantity::parse(&storage.size.0).is_some_and(|q| q.is_positive()) {
             p.push(format!(
                 "spec.storage.size: Invalid value {:?}: must be a positive quantity, such as 10Gi",
                 storage.size.0
@@ -116,17 +117,6 @@ fn valid_port_name(name: &str) -> bool {
 }
 
 /// `10Gi`, `500M`, `1.5Gi`, `1024`: a number with an optional unit, above zero.
-fn positive_quantity(q: &str) -> bool {
-    let units = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", "m", ""];
-    units.iter().any(|u| {
-        q.strip_suffix(u).is_some_and(|n| {
-            !n.is_empty()
-                && n.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-                && n.parse::<f64>().is_ok_and(|v| v > 0.0)
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::api::{Protocol, PublishedPort};
 use crate::orchestrator::{BackendError, Endpoint, Instance, Workload};
 use crate::plan::{Check, ConfigSource, Fnv1a, LABEL_GAMESERVER, ServerPlan};
+use crate::quantity::Quantity;
 
 use super::{ServerEvent, ServerEventKind};
 
@@ -317,7 +318,7 @@ fn resources(plan: &ServerPlan) -> Result<Option<TaskSpecResources>, BackendErro
                     ));
                 }
             };
-            let value = quantity_scaled(&quantity.0, scale).ok_or_else(|| {
+            let value = Quantity::parse(&quantity.0).and_then(|q| q.scaled(scale)).ok_or_else(|| {
                 refused(plan, format!("resources.{field}.{resource}: {:?} is not a quantity swarm can use", quantity.0))
             })?;
             *slot = Some(value);
@@ -341,65 +342,6 @@ fn resources(plan: &ServerPlan) -> Result<Option<TaskSpecResources>, BackendErro
         reservations,
         ..Default::default()
     }))
-}
-
-/// A Kubernetes quantity (`500m`, `2`, `1.5Gi`, `1e3`) times `10^scale`,
-/// rounded up: cpu in NanoCPUs with `scale` 9, memory in bytes with 0. `None`
-/// for what is not a non-negative quantity or does not fit an i64.
-pub fn quantity_scaled(quantity: &str, scale: u32) -> Option<i64> {
-    let s = quantity.trim();
-    let s = s.strip_prefix('+').unwrap_or(s);
-    let number_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (number, suffix) = s.split_at(number_end);
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
-        return None;
-    }
-    let (mut exp10, exp2): (i32, u32) = match suffix {
-        "" => (0, 0),
-        "n" => (-9, 0),
-        "u" => (-6, 0),
-        "m" => (-3, 0),
-        "k" => (3, 0),
-        "M" => (6, 0),
-        "G" => (9, 0),
-        "T" => (12, 0),
-        "P" => (15, 0),
-        "E" => (18, 0),
-        "Ki" => (0, 10),
-        "Mi" => (0, 20),
-        "Gi" => (0, 30),
-        "Ti" => (0, 40),
-        "Pi" => (0, 50),
-        "Ei" => (0, 60),
-        _ => {
-            let exponent = suffix.strip_prefix(['e', 'E'])?;
-            let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 3 {
-                return None;
-            }
-            (exponent.parse().ok()?, 0)
-        }
-    };
-    let digits = format!("{whole}{fraction}");
-    let digits = digits.trim_start_matches('0');
-    if digits.len() > 30 {
-        return None;
-    }
-    let mut value: u128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
-    value = value.checked_mul(1u128.checked_shl(exp2)?)?;
-    exp10 += i32::try_from(scale).ok()? - i32::try_from(fraction.len()).ok()?;
-    if exp10 >= 0 {
-        value = value.checked_mul(10u128.checked_pow(u32::try_from(exp10).ok()?)?)?;
-    } else {
-        let divisor = 10u128.checked_pow(u32::try_from(-exp10).ok()?);
-        value = match divisor {
-            Some(d) => value.div_ceil(d),
-            // Past u128: a non-zero value this small still rounds up to one.
-            None => u128::from(value > 0),
-        };
-    }
-    i64::try_from(value).ok()
 }
 
 /// One inline config file as a swarm config.
@@ -1082,37 +1024,6 @@ mod tests {
         v["state"] = json!("Stopped");
         let spec = service_spec(&plan_of(v), None).unwrap();
         assert_eq!(spec.mode.unwrap().replicated.unwrap().replicas, Some(0));
-    }
-
-    #[test]
-    fn quantities_convert_to_nanocpus_and_bytes() {
-        for (q, scale, want) in [
-            ("2", 9, Some(2_000_000_000)),
-            ("500m", 9, Some(500_000_000)),
-            ("1.5", 9, Some(1_500_000_000)),
-            ("0.1", 9, Some(100_000_000)),
-            ("1n", 9, Some(1)),
-            ("100u", 9, Some(100_000)),
-            ("1e-10", 9, Some(1)), // rounded up: never less than asked
-            ("64Mi", 0, Some(64 * 1024 * 1024)),
-            ("4Gi", 0, Some(4 * 1024 * 1024 * 1024)),
-            ("1.5Gi", 0, Some(1_610_612_736)),
-            ("128974848", 0, Some(128_974_848)),
-            ("129e6", 0, Some(129_000_000)),
-            ("129M", 0, Some(129_000_000)),
-            ("1k", 0, Some(1000)),
-            ("+1Ki", 0, Some(1024)),
-            ("0", 0, Some(0)),
-            ("8Ei", 0, None), // past i64
-            ("-1", 0, None),
-            ("1.2.3", 0, None),
-            ("", 0, None),
-            ("Gi", 0, None),
-            ("1GB", 0, None),
-            ("1e", 0, None),
-        ] {
-            assert_eq!(quantity_scaled(q, scale), want, "{q}");
-        }
     }
 
     /// The spec as the engine gives it back: what mettaton sent, with the
