@@ -13,7 +13,7 @@ use mettaton::api::{GameServer, Phase};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{TestNamespace, ensure_crd, eventually, kubeconfig_path, wait_phase};
+use crate::support::{TestNamespace, ensure_crd, eventually, kubeconfig_path, sample, wait_phase};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
@@ -168,10 +168,6 @@ impl Drop for Replica {
 }
 
 /// The value of the sample `name` (labels included, as exposed) in `text`.
-pub(crate) fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
-}
-
 pub(crate) fn server(name: &str) -> GameServer {
     serde_json::from_value(json!({
         "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",

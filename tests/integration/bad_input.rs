@@ -721,20 +721,13 @@ struct Run {
     tally: Mutex<Tally>,
 }
 
-fn metric(text: &str, line_prefix: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_prefix))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
 impl Run {
     fn reconciles(&self) -> u64 {
-        metric(&self.ctl.metrics.encode(), "mettaton_reconciles_total ")
+        self.ctl.counted("mettaton_reconciles_total")
     }
 
     fn refusals(&self) -> u64 {
-        metric(&self.ctl.metrics.encode(), "mettaton_reconcile_errors_total{reason=\"BackendRefused\"} ")
+        self.ctl.counted("mettaton_reconcile_errors_total{reason=\"BackendRefused\"}")
     }
 
     /// Sends one case and checks the API server's answer; a valid server

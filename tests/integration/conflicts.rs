@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Service};
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Resource, ResourceExt};
 use mettaton::api::GameServer;
 use serde_json::{Value, json};
 
@@ -60,6 +60,42 @@ fn edit_by(manager: &str) -> PatchParams {
     PatchParams { field_manager: Some(manager.into()), ..Default::default() }
 }
 
+/// A controller (counting its requests) on a new namespace named after
+/// `prefix`, and the GameServer "arena" of `spec` Ready under it.
+async fn arena(prefix: &str, spec: Value) -> (TestNamespace, Requests, RunningController, Api<GameServer>) {
+    ensure_crd().await;
+    let ns = TestNamespace::new(prefix).await;
+    let (client, requests) = counting_client().await;
+    let ctl = RunningController::start(&ns, client.clone(), client);
+    let api = ns.api::<GameServer>();
+    api.create(&PostParams::default(), &server("arena", spec)).await.unwrap();
+    wait_ready(&api, "arena", WAIT).await;
+    (ns, requests, ctl, api)
+}
+
+/// Two reconciles of the settled "arena" write nothing, and leave its
+/// Deployment and Service as they are; `settled` is the writes made so far.
+async fn reconciles_write_nothing(
+    ns: &TestNamespace,
+    ctl: &RunningController,
+    requests: &Requests,
+    settled: usize,
+    why: &str,
+) {
+    let versions = || async {
+        let deployment = ns.api::<Deployment>().get("arena").await.unwrap();
+        let service = ns.api::<Service>().get("arena").await.unwrap();
+        (deployment.resource_version(), service.resource_version())
+    };
+    let before = versions().await;
+    for round in 1..=2 {
+        let writes = reconcile_once(ctl, &ns.api::<GameServer>(), "arena", requests, round).await;
+        assert_eq!(writes, vec![], "{why}");
+    }
+    assert_eq!(versions().await, before, "neither child changed");
+    assert_eq!(requests.writes().len(), settled);
+}
+
 /// Waits until the controller has written nothing for 3 s in a row, and
 /// returns how many writes it had made by then.
 async fn quiet(requests: &Requests) -> usize {
@@ -75,13 +111,6 @@ async fn quiet(requests: &Requests) -> usize {
     .await
 }
 
-/// Reconciles the controller has run so far.
-fn reconciles(ctl: &RunningController) -> u64 {
-    let text = ctl.metrics.encode();
-    let line = text.lines().find_map(|l| l.strip_prefix("mettaton_reconciles_total ")).map(str::to_owned);
-    line.and_then(|v| v.trim().parse::<f64>().ok()).map_or(0, |v| v as u64)
-}
-
 /// Makes the controller reconcile `name` (a GameServer annotation changes,
 /// which is no change of spec), waits until that reconcile ran and the
 /// controller is quiet again, and returns the writes it made.
@@ -93,11 +122,11 @@ async fn reconcile_once(
     round: u32,
 ) -> Vec<(http::Method, String)> {
     let writes_before = requests.writes().len();
-    let reconciles_before = reconciles(ctl);
+    let reconciles_before = ctl.counted("mettaton_reconciles_total");
     let touch = Patch::Merge(json!({ "metadata": { "annotations": { "test/touched": round.to_string() } } }));
     api.patch(name, &PatchParams::default(), &touch).await.unwrap();
     eventually("a reconcile after the touch", WAIT, || async {
-        let done = reconciles(ctl) - reconciles_before;
+        let done = ctl.counted("mettaton_reconciles_total") - reconciles_before;
         if done >= 1 { Ok(()) } else { Err(done) }
     })
     .await;
@@ -117,13 +146,7 @@ fn owns_image(d: &Deployment, manager: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_writers_changes_to_owned_fields_are_undone_and_its_own_fields_kept() {
-    ensure_crd().await;
-    let ns = TestNamespace::new("conflict-edit").await;
-    let (client, requests) = counting_client().await;
-    let ctl = RunningController::start(&ns, client.clone(), client);
-    let api = ns.api::<GameServer>();
-    api.create(&PostParams::default(), &server("arena", arena_spec())).await.unwrap();
-    wait_ready(&api, "arena", WAIT).await;
+    let (ns, requests, ctl, api) = arena("conflict-edit", arena_spec()).await;
     let deployments = ns.api::<Deployment>();
     let services = ns.api::<Service>();
     let original_ports = service_ports(&services.get("arena").await.unwrap());
@@ -190,16 +213,7 @@ async fn another_writers_changes_to_owned_fields_are_undone_and_its_own_fields_k
 
     // Converged: no more writes, and a reconcile changes nothing.
     let settled = quiet(&requests).await;
-    let rv = |d: &Deployment| d.meta().resource_version.clone();
-    let before =
-        (rv(&deployments.get("arena").await.unwrap()), services.get("arena").await.unwrap().resource_version());
-    for round in 1..=2 {
-        let writes = reconcile_once(&ctl, &api, "arena", &requests, round).await;
-        assert_eq!(writes, vec![], "a reconcile after the edits wrote");
-    }
-    let after = (rv(&deployments.get("arena").await.unwrap()), services.get("arena").await.unwrap().resource_version());
-    assert_eq!(after, before, "neither child changed");
-    assert_eq!(requests.writes().len(), settled);
+    reconciles_write_nothing(&ns, &ctl, &requests, settled, "a reconcile after the edits wrote").await;
 
     // Deletion is data_safety.rs's subject; the namespace goes with the test.
     ctl.stop().await;
@@ -211,13 +225,7 @@ async fn another_writers_changes_to_owned_fields_are_undone_and_its_own_fields_k
 /// reconcile because of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn additions_by_another_writer_inside_managed_lists_are_kept_without_rewrites() {
-    ensure_crd().await;
-    let ns = TestNamespace::new("conflict-add").await;
-    let (client, requests) = counting_client().await;
-    let ctl = RunningController::start(&ns, client.clone(), client);
-    let api = ns.api::<GameServer>();
-    api.create(&PostParams::default(), &server("arena", arena_spec())).await.unwrap();
-    wait_ready(&api, "arena", WAIT).await;
+    let (ns, requests, ctl, api) = arena("conflict-add", arena_spec()).await;
     let deployments = ns.api::<Deployment>();
     let services = ns.api::<Service>();
     quiet(&requests).await;
@@ -247,18 +255,8 @@ async fn additions_by_another_writer_inside_managed_lists_are_kept_without_rewri
     assert_eq!(env.get("MAP"), Some(&Some("dust".to_string())), "ours too: {env:?}");
     let svc = services.get("arena").await.unwrap();
     assert!(service_ports(&svc).iter().any(|(name, port, _)| name == "metrics" && *port == 9100), "their port is kept");
-
-    let versions = (deployment.resource_version(), svc.resource_version());
-    for round in 1..=2 {
-        let writes = reconcile_once(&ctl, &api, "arena", &requests, round).await;
-        assert_eq!(writes, vec![], "a reconcile rewrote the children because of another writer's additions");
-    }
-    let now = (
-        deployments.get("arena").await.unwrap().resource_version(),
-        services.get("arena").await.unwrap().resource_version(),
-    );
-    assert_eq!(now, versions);
-    assert_eq!(requests.writes().len(), settled);
+    let why = "a reconcile rewrote the children because of another writer's additions";
+    reconciles_write_nothing(&ns, &ctl, &requests, settled, why).await;
 
     // Deletion is data_safety.rs's subject; the namespace goes with the test.
     ctl.stop().await;
@@ -270,13 +268,7 @@ async fn additions_by_another_writer_inside_managed_lists_are_kept_without_rewri
 /// it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_apply_of_an_owned_field_is_taken_back() {
-    ensure_crd().await;
-    let ns = TestNamespace::new("conflict-ssa").await;
-    let (client, requests) = counting_client().await;
-    let ctl = RunningController::start(&ns, client.clone(), client);
-    let api = ns.api::<GameServer>();
-    api.create(&PostParams::default(), &server("arena", arena_spec())).await.unwrap();
-    wait_ready(&api, "arena", WAIT).await;
+    let (ns, requests, ctl, api) = arena("conflict-ssa", arena_spec()).await;
     let deployments = ns.api::<Deployment>();
     assert!(owns_image(&deployments.get("arena").await.unwrap(), mettaton::api::FIELD_MANAGER));
 
@@ -329,11 +321,6 @@ async fn a_forced_apply_of_an_owned_field_is_taken_back() {
 /// forever, mettaton still owning them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fields_mettaton_no_longer_wants_are_removed_from_the_children() {
-    ensure_crd().await;
-    let ns = TestNamespace::new("conflict-drop").await;
-    let (client, requests) = counting_client().await;
-    let ctl = RunningController::start(&ns, client.clone(), client);
-    let api = ns.api::<GameServer>();
     let spec = json!({
         "image": "mettaton.test/arena:1",
         "ports": [{ "name": "game", "containerPort": 7777 }],
@@ -342,8 +329,7 @@ async fn fields_mettaton_no_longer_wants_are_removed_from_the_children() {
         "service": { "annotations": { "example.org/lb": "internal" } },
         "shutdown": { "gracePeriodSeconds": 5, "stopCommand": ["arena-cli", "save"] }
     });
-    api.create(&PostParams::default(), &server("arena", spec)).await.unwrap();
-    wait_ready(&api, "arena", WAIT).await;
+    let (ns, requests, ctl, api) = arena("conflict-drop", spec).await;
     let deployments = ns.api::<Deployment>();
     let container = game_container(&deployments.get("arena").await.unwrap());
     assert!(container.lifecycle.is_some() && container.resources.is_some() && container.volume_mounts.is_some());

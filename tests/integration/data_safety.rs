@@ -34,7 +34,10 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::controller::{AFTER_BACKOFF, RunningController, event_reasons, owned_by, server};
-use crate::support::{Proxy, TestNamespace, Upstream, ensure_crd, eventually, wait_phase, wait_ready};
+use crate::support::{
+    Proxy, TestNamespace, Upstream, docker, docker_socket, ensure_crd, eventually, remove_swarm_leftovers, wait_phase,
+    wait_ready,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 /// A deletion waits for the runtime (pods, the garbage collector) and is
@@ -373,23 +376,6 @@ async fn another_gameserver_cannot_take_or_delete_a_claim_that_is_not_its_own() 
 // ---------------------------------------------------------------------------
 // Docker Swarm.
 
-fn docker() -> Docker {
-    match Daemon::from_env().expect("DOCKER_HOST is usable") {
-        Daemon::LocalSocket(path) => {
-            Docker::connect_with_unix(&path.to_string_lossy(), 60, bollard::API_DEFAULT_VERSION)
-        }
-        Daemon::Tcp { url, .. } => Docker::connect_with_http(&url, 60, bollard::API_DEFAULT_VERSION),
-    }
-    .expect("a Docker client: start the engine with tests/swarm/up")
-}
-
-fn docker_socket() -> PathBuf {
-    match Daemon::from_env().expect("DOCKER_HOST is usable") {
-        Daemon::LocalSocket(path) => path,
-        other => panic!("this test proxies a local socket, not {other}"),
-    }
-}
-
 fn game_spec(reclaim: &str) -> Value {
     json!({
         "image": "127.0.0.1:5999/mettaton-testgame:1",
@@ -415,35 +401,7 @@ struct SwarmLeftovers(String);
 
 impl Drop for SwarmLeftovers {
     fn drop(&mut self) {
-        let ns = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let docker = docker();
-                let filters =
-                    std::collections::HashMap::from([("label", vec![format!("mettaton.dev/namespace={ns}")])]);
-                let opts = bollard::query_parameters::ListServicesOptionsBuilder::default().filters(&filters).build();
-                for s in docker.list_services(Some(opts)).await.unwrap_or_default() {
-                    let _ = docker.delete_service(&s.id.unwrap_or_default()).await;
-                }
-                let opts = bollard::query_parameters::ListVolumesOptionsBuilder::default().filters(&filters).build();
-                let volumes = docker.list_volumes(Some(opts)).await.ok().and_then(|v| v.volumes).unwrap_or_default();
-                for v in volumes {
-                    // In use a little longer while the last task goes.
-                    for _ in 0..30 {
-                        if docker
-                            .remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>)
-                            .await
-                            .is_ok()
-                        {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            })
-        })
-        .join();
+        remove_swarm_leftovers(&self.0);
     }
 }
 

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bollard::Docker;
 use bollard::query_parameters::{
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListServicesOptionsBuilder, ListVolumesOptionsBuilder,
 };
@@ -19,7 +18,7 @@ use mettaton::facade::{Error, Mettaton, ServerEvent};
 use mettaton::orchestrator::swarm::Daemon;
 
 use crate::dockerd::PrivateDockerd;
-use crate::support::eventually;
+use crate::support::{daemon, docker, eventually, remove_swarm_leftovers};
 
 const IMAGE: &str = "127.0.0.1:5999/mettaton-testgame:1";
 
@@ -60,40 +59,9 @@ impl Scope {
 impl Drop for Scope {
     fn drop(&mut self) {
         // Whatever a failed test left on the swarm goes with its namespace.
-        let ns = self.namespace.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let docker = docker();
-                let filters =
-                    std::collections::HashMap::from([("label", vec![format!("mettaton.dev/namespace={ns}")])]);
-                let opts = ListServicesOptionsBuilder::default().filters(&filters).build();
-                for s in docker.list_services(Some(opts)).await.unwrap_or_default() {
-                    let _ = docker.delete_service(&s.id.unwrap_or_default()).await;
-                }
-                let opts = bollard::query_parameters::ListConfigsOptionsBuilder::default().filters(&filters).build();
-                for c in docker.list_configs(Some(opts)).await.unwrap_or_default() {
-                    let _ = docker.delete_config(&c.id.unwrap_or_default()).await;
-                }
-            })
-        })
-        .join();
+        remove_swarm_leftovers(&self.namespace);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn daemon() -> Daemon {
-    Daemon::from_env().expect("DOCKER_HOST is usable")
-}
-
-fn docker() -> Docker {
-    match daemon() {
-        Daemon::LocalSocket(path) => {
-            Docker::connect_with_unix(&path.to_string_lossy(), 60, bollard::API_DEFAULT_VERSION)
-        }
-        Daemon::Tcp { url, .. } => Docker::connect_with_http(&url, 60, bollard::API_DEFAULT_VERSION),
-    }
-    .expect("a Docker client: start the engine with tests/swarm/up")
 }
 
 fn game_spec() -> serde_json::Value {

@@ -11,8 +11,10 @@ use kube::api::{Api, PostParams};
 use kube::config::Kubeconfig;
 use mettaton::api::{GameServer, Phase};
 
-use crate::admin::{Replica, WAIT, sample, server};
-use crate::support::{Proxy, TestNamespace, apiserver_addr, ensure_crd, eventually, kubeconfig_path, wait_phase};
+use crate::admin::{Replica, WAIT, server};
+use crate::support::{
+    Proxy, TestNamespace, apiserver_addr, ensure_crd, eventually, kubeconfig_path, sample, wait_phase,
+};
 
 const LEASE: &str = "mettaton-controller";
 /// Short, so that the tests are too; the leader renews every 2 s.

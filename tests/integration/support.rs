@@ -296,6 +296,12 @@ pub async fn apiserver_addr() -> std::net::SocketAddr {
 }
 
 /// The status (`"True"`/`"False"`) of a GameServer's condition, if set.
+/// The value of the sample `name` (with its labels, if any) in a metrics
+/// text, `None` when it has none.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
+}
+
 pub fn condition_status(gs: &mettaton::api::GameServer, type_: &str) -> Option<String> {
     gs.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| c.status.clone())
 }
@@ -332,4 +338,68 @@ pub async fn wait_phase(
         }
     })
     .await
+}
+
+// ---------------------------------------------------------------------------
+// Docker Swarm (tests/swarm/up).
+
+/// The Docker daemon `$DOCKER_HOST` names.
+pub fn daemon() -> mettaton::orchestrator::swarm::Daemon {
+    mettaton::orchestrator::swarm::Daemon::from_env().expect("DOCKER_HOST is usable")
+}
+
+/// A Docker client of the test engine.
+pub fn docker() -> bollard::Docker {
+    use mettaton::orchestrator::swarm::Daemon;
+    match daemon() {
+        Daemon::LocalSocket(path) => {
+            bollard::Docker::connect_with_unix(&path.to_string_lossy(), 60, bollard::API_DEFAULT_VERSION)
+        }
+        Daemon::Tcp { url, .. } => bollard::Docker::connect_with_http(&url, 60, bollard::API_DEFAULT_VERSION),
+    }
+    .expect("a Docker client: start the engine with tests/swarm/up")
+}
+
+/// The test engine's local socket, for tests that put a proxy in front of it.
+pub fn docker_socket() -> PathBuf {
+    match daemon() {
+        mettaton::orchestrator::swarm::Daemon::LocalSocket(path) => path,
+        other => panic!("this test proxies a local socket, not {other}"),
+    }
+}
+
+/// Removes what a test left on the swarm under `namespace`: its services,
+/// configs and volumes (a volume is retried while its last task goes).
+/// Blocking, on a thread of its own, so that a `Drop` can call it.
+pub fn remove_swarm_leftovers(namespace: &str) {
+    use bollard::query_parameters::{
+        ListConfigsOptionsBuilder, ListServicesOptionsBuilder, ListVolumesOptionsBuilder, RemoveVolumeOptions,
+    };
+    let ns = namespace.to_string();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let docker = docker();
+            let filters = std::collections::HashMap::from([("label", vec![format!("mettaton.dev/namespace={ns}")])]);
+            let opts = ListServicesOptionsBuilder::default().filters(&filters).build();
+            for s in docker.list_services(Some(opts)).await.unwrap_or_default() {
+                let _ = docker.delete_service(&s.id.unwrap_or_default()).await;
+            }
+            let opts = ListConfigsOptionsBuilder::default().filters(&filters).build();
+            for c in docker.list_configs(Some(opts)).await.unwrap_or_default() {
+                let _ = docker.delete_config(&c.id.unwrap_or_default()).await;
+            }
+            let opts = ListVolumesOptionsBuilder::default().filters(&filters).build();
+            let volumes = docker.list_volumes(Some(opts)).await.ok().and_then(|v| v.volumes).unwrap_or_default();
+            for v in volumes {
+                for _ in 0..30 {
+                    if docker.remove_volume(&v.name, None::<RemoveVolumeOptions>).await.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        })
+    })
+    .join();
 }

@@ -6,7 +6,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use kube::ResourceExt;
@@ -16,16 +15,9 @@ use mettaton::controller::{self, Watch};
 use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
 use tokio::sync::oneshot;
 
-use crate::support::{Proxy, TestNamespace, Upstream, ensure_crd, eventually};
+use crate::support::{Proxy, TestNamespace, Upstream, docker_socket, ensure_crd, eventually};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn docker_socket() -> PathBuf {
-    match Daemon::from_env().expect("DOCKER_HOST is usable") {
-        Daemon::LocalSocket(path) => path,
-        other => panic!("this test proxies a local socket, not {other}"),
-    }
-}
 
 async fn services_of(ns: &str) -> Vec<String> {
     let swarm = SwarmOrchestrator::connect(&Daemon::LocalSocket(docker_socket())).await.unwrap();

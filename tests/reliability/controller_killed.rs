@@ -64,15 +64,9 @@ async fn a_controller_killed_mid_flight_converges_with_nothing_lost() {
             (done, began.elapsed())
         };
         let killing = async {
-            tokio::time::sleep(kill_at).await;
-            controller.kill9();
-            tokio::time::sleep(down_for).await;
-            controller.restart();
+            controller.kill_and_restart(kill_at, down_for).await;
             if let Some((after, down)) = again {
-                tokio::time::sleep(after).await;
-                controller.kill9();
-                tokio::time::sleep(down).await;
-                controller.restart();
+                controller.kill_and_restart(after, down).await;
             }
             Instant::now()
         };

@@ -76,6 +76,14 @@ impl Controller {
         self.launch();
     }
 
+    /// Waits `after`, kills it with SIGKILL, and starts it again `down` later.
+    pub async fn kill_and_restart(&mut self, after: std::time::Duration, down: std::time::Duration) {
+        tokio::time::sleep(after).await;
+        self.kill9();
+        tokio::time::sleep(down).await;
+        self.restart();
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

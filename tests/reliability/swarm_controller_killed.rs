@@ -202,10 +202,7 @@ async fn a_swarm_controller_killed_mid_flight_leaves_no_duplicate_or_orphan() {
             (done, began.elapsed())
         };
         let killing = async {
-            tokio::time::sleep(kill_at).await;
-            controller.kill9();
-            tokio::time::sleep(down_for).await;
-            controller.restart();
+            controller.kill_and_restart(kill_at, down_for).await;
             Instant::now()
         };
         let ((done, sent_in), restarted) = futures::join!(sending, killing);
