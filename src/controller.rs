@@ -336,6 +336,18 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
     let first_apply = gs.status.as_ref().and_then(|s| s.phase).is_none();
     if let Err(e) = ctx.orchestrator.apply(gs, &plan).await {
         ctx.publish(gs, EventType::Warning, "ApplyFailed", "Apply", e.to_string()).await;
+        // The status says so too: `kubectl get` shows a server that cannot
+        // run, and its conditions why (an Event alone is gone within the hour).
+        ctx.settling.lock().unwrap().remove(&ObjectRef::from_obj(gs));
+        let refused = matches!(
+            e,
+            BackendError::Refused { .. } | BackendError::ImageMissing { .. } | BackendError::PortTaken { .. }
+        );
+        let status = status::apply_failed(gs, e.reason(), &e.to_string(), refused, &now());
+        if let Err(write) = write_status(gs, &status, ctx).await {
+            // The apply's error is the one retried and reported.
+            debug!(error = %write, "writing the status of a failed apply");
+        }
         return Err(e.into());
     }
     if first_apply {

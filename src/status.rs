@@ -331,6 +331,25 @@ pub fn terminating(gs: &GameServer, failure: Option<(&str, &str)>, now: &Time) -
     status
 }
 
+/// The status of a GameServer whose runtime objects could not be written:
+/// `Degraded=True` and `Progressing=False`, both with the backend's `reason`
+/// and `message`. Whatever already runs is not observed anew and keeps its
+/// phase, readiness and `observedGeneration` (the spec asked for is not what
+/// runs). A server that never ran is `Failed` when the backend `refused` its
+/// objects (it cannot run as specified), and `Pending` when the failure may
+/// pass (the backend unreachable or failing).
+pub fn apply_failed(gs: &GameServer, reason: &str, message: &str, refused: bool, now: &Time) -> GameServerStatus {
+    let mut status = gs.status.clone().unwrap_or_default();
+    let generation = gs.metadata.generation;
+    if status.phase.is_none() {
+        status.phase = Some(if refused { Phase::Failed } else { Phase::Pending });
+        set_condition(&mut status.conditions, READY, false, reason, message, generation, now);
+    }
+    set_condition(&mut status.conditions, PROGRESSING, false, reason, message, generation, now);
+    set_condition(&mut status.conditions, DEGRADED, true, reason, message, generation, now);
+    status
+}
+
 /// Whether `next` may wait a little before it is written over `written`: it
 /// is a passing phase (Pending, Starting, Stopping) with nothing failed, and
 /// the server was not Ready (a server losing its readiness is reported at
@@ -1034,5 +1053,56 @@ mod tests {
         assert_eq!(needs_requeue(&step(&mut gs, &running(), 1), &gs, &at_second(1)), None);
         gs.spec.state = DesiredState::Stopped;
         assert_eq!(needs_requeue(&step(&mut gs, &gone(), 2), &gs, &at_second(2)), None);
+    }
+
+    #[test]
+    fn a_server_whose_objects_are_refused_is_failed_and_says_why() {
+        let gs = server(DesiredState::Running, 1);
+        let why =
+            "backend refused apply deployment/mc: deployment/mc already exists and does not belong to GameServer mc";
+        let status = apply_failed(&gs, "BackendRefused", why, true, &at_second(0));
+        assert_eq!(status.phase, Some(Phase::Failed));
+        for type_ in [READY, PROGRESSING] {
+            let c = condition(&status.conditions, type_).unwrap();
+            assert_eq!((c.status.as_str(), c.reason.as_str(), c.message.as_str()), ("False", "BackendRefused", why));
+        }
+        let degraded = condition(&status.conditions, DEGRADED).unwrap();
+        assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "BackendRefused"));
+        assert_eq!(status.observed_generation, None, "nothing of generation 1 runs");
+
+        // Unreachable, it may run as it is once the backend answers.
+        let status = apply_failed(&gs, "BackendUnreachable", "backend unreachable: refused", false, &at_second(0));
+        assert_eq!(status.phase, Some(Phase::Pending));
+
+        // The same failure again changes nothing: no write.
+        let mut failed = gs.clone();
+        failed.status = Some(apply_failed(&gs, "BackendRefused", why, true, &at_second(0)));
+        assert_eq!(failed.status, Some(apply_failed(&failed, "BackendRefused", why, true, &at_second(30))));
+    }
+
+    #[test]
+    fn a_refused_update_of_a_running_server_keeps_what_runs() {
+        let mut gs = server(DesiredState::Running, 1);
+        let observed = Observed {
+            workload: Some(Workload { desired: 1, ready: 1, rolled_out: true, existing: 1 }),
+            instance: Some(instance(true, 0, None)),
+            endpoint: endpoint(),
+            backend_ref: Some("deployment/mc".into()),
+        };
+        let running = compute(&gs, &observed, &at_second(0));
+        gs.status = Some(running.clone());
+        gs.metadata.generation = Some(2);
+        let status = apply_failed(&gs, "BackendRefused", "quota exceeded", true, &at_second(10));
+        assert_eq!(status.phase, Some(Phase::Running));
+        assert_eq!(status.address, running.address);
+        assert_eq!(status.observed_generation, Some(1), "generation 2 does not run");
+        assert!(is_true(&status.conditions, READY), "the old version still serves players");
+        assert!(is_true(&status.conditions, DEGRADED));
+        assert!(!is_true(&status.conditions, PROGRESSING));
+
+        // Once it applies, the next observation clears it.
+        gs.status = Some(status);
+        let applied = compute(&gs, &observed, &at_second(20));
+        assert!(!is_true(&applied.conditions, DEGRADED));
     }
 }

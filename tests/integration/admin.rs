@@ -236,7 +236,8 @@ async fn probes_answer_and_metrics_count_reconciles_errors_and_phases() {
         }
     })
     .await;
-    replica.metric_is(r#"mettaton_gameservers{phase="Pending"}"#, 1.0).await;
+    // Its status says it cannot run.
+    replica.metric_is(r#"mettaton_gameservers{phase="Failed"}"#, 1.0).await;
 
     // A phase change moves the count; a deletion removes it.
     let stop = Patch::Merge(json!({ "spec": { "state": "Stopped" } }));
@@ -253,7 +254,7 @@ async fn probes_answer_and_metrics_count_reconciles_errors_and_phases() {
                 .map(|p| (p, sample(&text, &format!("mettaton_gameservers{{phase=\"{p}\"}}")).unwrap_or(-1.0)))
                 .collect();
         let nonzero: Vec<_> = counts.iter().filter(|(_, n)| *n != 0.0).collect();
-        if nonzero == [&("Pending", 1.0)] { Ok(()) } else { Err(counts) }
+        if nonzero == [&("Failed", 1.0)] { Ok(()) } else { Err(counts) }
     })
     .await;
 }

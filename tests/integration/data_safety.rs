@@ -357,6 +357,23 @@ async fn another_gameserver_cannot_take_or_delete_a_claim_that_is_not_its_own() 
         if reasons.iter().any(|r| r == "ApplyFailed") { Ok(()) } else { Err(reasons) }
     })
     .await;
+    // Its status says so: Failed, Degraded with the backend's refusal.
+    eventually("rogue's status tells why it cannot run", WAIT, || async {
+        let status = api.get("rogue").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
+        let degraded = status.conditions.iter().find(|c| c.type_ == conditions::DEGRADED);
+        match degraded {
+            Some(c)
+                if status.phase == Some(Phase::Failed)
+                    && c.status == "True"
+                    && c.reason == "BackendRefused"
+                    && c.message.contains("rogue-data") =>
+            {
+                Ok(())
+            }
+            _ => Err(format!("{status:?}")),
+        }
+    })
+    .await;
     let rogue_copy = assert_kept(&ns, "rogue-data", &copy_uid, &copy_dir, &copy_world).await;
     assert!(rogue_copy.owner_references().is_empty(), "not taken over");
     assert_eq!(rogue_copy.labels().get(plan::LABEL_GAMESERVER).map(String::as_str), Some("world"));
