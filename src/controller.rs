@@ -14,7 +14,7 @@ use futures::{Future, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalized, finalizer};
 use kube::runtime::reflector::ObjectRef;
@@ -46,6 +46,13 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// How long a passing phase (Pending, Starting, Stopping) may stand before it
 /// is written; see [`status::may_settle`].
 pub const STATUS_SETTLE: Duration = Duration::from_secs(5);
+
+/// How many GameServers are reconciled at once by default. Each reconcile in
+/// flight holds a connection to the API server (HTTP/1.1: one request per
+/// connection): unbounded, a thousand new servers opened a thousand TLS
+/// connections at once, which cost the controller most of its memory and the
+/// API server, on the same cores, CPU the children's rollouts needed.
+pub const CONCURRENCY: u16 = 32;
 
 /// Why a reconcile did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -164,11 +171,14 @@ pub struct Tuning {
     /// How long a passing phase may stand before it is written (zero writes
     /// every phase as soon as it is seen).
     pub status_settle: Duration,
+    /// How many GameServers are reconciled at once (0: no limit). One
+    /// GameServer is never reconciled twice at once either way.
+    pub concurrency: u16,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning { status_settle: STATUS_SETTLE }
+        Tuning { status_settle: STATUS_SETTLE, concurrency: CONCURRENCY }
     }
 }
 
@@ -227,8 +237,10 @@ pub async fn run_reporting<O: Orchestrator>(
         .modify(|gs| gs.metadata.managed_fields = None)
         .reflect(writer)
         .applied_objects();
-    let mut controller =
-        Controller::for_stream(gameservers, store).trigger_backoff(NoSharedPause).graceful_shutdown_on(shutdown);
+    let mut controller = Controller::for_stream(gameservers, store)
+        .with_config(controller::Config::default().concurrency(tuning.concurrency))
+        .trigger_backoff(NoSharedPause)
+        .graceful_shutdown_on(shutdown);
     if watch == Watch::KubernetesChildren {
         // The watches that wake the controller also fill the caches the
         // backend reads instead of the API server.
@@ -260,9 +272,9 @@ pub async fn run_reporting<O: Orchestrator>(
     let reconciling = controller.run(reconcile, error_policy, ctx).for_each(|result| async move {
         match result {
             // Logged by error_policy already.
-            Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+            Ok(_) | Err(controller::Error::ReconcilerFailed(..)) => {}
             // A GameServer deleted while a reconcile of it was queued.
-            Err(e @ kube::runtime::controller::Error::ObjectNotFound(_)) => debug!(error = %e, "controller"),
+            Err(e @ controller::Error::ObjectNotFound(_)) => debug!(error = %e, "controller"),
             // The controller's own: watch failures and the like.
             Err(e) => warn!(error = %e, "controller"),
         }

@@ -80,6 +80,10 @@ struct ControllerArgs {
     /// readiness and its loss are always reported at once.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=300), env = "MTN_STATUS_SETTLE_SECONDS")]
     status_settle_seconds: u64,
+    /// How many GameServers are reconciled at once (0: no limit). Each one in
+    /// flight holds a connection to the API server.
+    #[arg(long, default_value_t = controller::CONCURRENCY, env = "MTN_CONCURRENCY")]
+    concurrency: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -234,7 +238,8 @@ async fn reconcile(
 ) -> Result<(), String> {
     tracing::info!(namespace = ?args.namespace, backend = ?args.backend, "controller starting");
     let namespace = args.namespace.clone();
-    let tuning = Tuning { status_settle: Duration::from_secs(args.status_settle_seconds) };
+    let tuning =
+        Tuning { status_settle: Duration::from_secs(args.status_settle_seconds), concurrency: args.concurrency };
     match args.backend {
         Backend::Kubernetes => {
             let orchestrator = KubernetesOrchestrator::new(client.clone());

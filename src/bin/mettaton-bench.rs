@@ -28,7 +28,7 @@ use mettaton::orchestrator::kubernetes::builders;
 use mettaton::orchestrator::swarm::Daemon;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 const SWARM_IMAGE: &str = "127.0.0.1:5999/mettaton-testgame:1";
 const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=mettaton";
@@ -39,11 +39,11 @@ struct Args {
     /// GameServers for the Kubernetes parts.
     #[arg(long, default_value_t = 100)]
     n: usize,
-    /// Requests in flight at once, for the baseline and for creating and
-    /// deleting GameServers (default: N, as the controller reconciles every
-    /// object at once).
-    #[arg(long)]
-    parallelism: Option<usize>,
+    /// Requests in flight at once: the controller's `--concurrency` (each
+    /// reconcile sends one request at a time), the baseline's requests, and
+    /// the bench's own creates and deletes of GameServers.
+    #[arg(long, default_value_t = mettaton::controller::CONCURRENCY as usize)]
+    parallelism: usize,
     /// Swarm servers to spawn and remove each way (0 skips the swarm part).
     #[arg(long, default_value_t = 20)]
     swarm_k: usize,
@@ -111,7 +111,7 @@ async fn main() {
     print_table(&report);
     let doc = json!({
         "n": args.n,
-        "parallelism": args.parallelism.unwrap_or(args.n),
+        "parallelism": parallelism(&args),
         "swarm_k": args.swarm_k,
         "steady_seconds": args.steady_seconds,
         "machine": machine(),
@@ -217,7 +217,7 @@ async fn delete_namespace(client: &Client, name: &str, timeout: Duration) {
 }
 
 fn parallelism(args: &Args) -> usize {
-    args.parallelism.unwrap_or(args.n).max(1)
+    args.parallelism.max(1)
 }
 
 /// What the controller writes as the status of a Running server, so that the
@@ -251,6 +251,8 @@ fn running_status(gs: &GameServer, address: &str, port: i32) -> GameServerStatus
 /// Phase 1: the plane's own limit. A bare client makes, per GameServer, the
 /// Deployment and Service the controller would make (same builders, same
 /// server-side apply) and, once the Deployment is available, one status patch.
+/// All N servers go at once; at most `parallelism` requests are in flight,
+/// as with the controller (waiting for a Deployment holds no request).
 /// Returns (writes-only seconds, to-ready seconds).
 async fn baseline(args: &Args, client: &Client, report: &mut Report) -> Result<(f64, f64), Failure> {
     let n = args.n;
@@ -289,27 +291,32 @@ async fn baseline(args: &Args, client: &Client, report: &mut Report) -> Result<(
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     let apply = PatchParams::apply(api::FIELD_MANAGER).force();
     let writes_done: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let in_flight = Arc::new(Semaphore::new(par));
     let t0 = Instant::now();
     let results: Vec<Result<(), kube::Error>> = stream::iter(owners)
         .map(|owner| {
             let (deployments, services, gs_api, apply) =
                 (deployments.clone(), services.clone(), gs_api.clone(), apply.clone());
-            let (available, writes_done) = (available.clone(), writes_done.clone());
+            let (available, writes_done, in_flight) = (available.clone(), writes_done.clone(), in_flight.clone());
             async move {
                 let plan = mettaton::plan::plan(&owner);
                 let d = builders::deployment(&plan, &owner);
                 let s = builders::service(&plan, &owner);
-                deployments.patch(&d.name_any(), &apply, &Patch::Apply(&d)).await?;
-                let s = services.patch(&s.name_any(), &apply, &Patch::Apply(&s)).await?;
+                let s = {
+                    let _permit = in_flight.acquire().await.expect("never closed");
+                    deployments.patch(&d.name_any(), &apply, &Patch::Apply(&d)).await?;
+                    services.patch(&s.name_any(), &apply, &Patch::Apply(&s)).await?
+                };
                 writes_done.lock().unwrap().push(Instant::now());
                 available[&owner.name_any()].notified().await;
                 let port = s.spec.and_then(|s| s.ports).and_then(|p| p.first().and_then(|p| p.node_port)).unwrap_or(0);
                 let status = json!({ "status": running_status(&owner, "127.0.0.1", port) });
+                let _permit = in_flight.acquire().await.expect("never closed");
                 gs_api.patch_status(&owner.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await?;
                 Ok(())
             }
         })
-        .buffer_unordered(par)
+        .buffer_unordered(n.max(1))
         .collect()
         .await;
     let ready_s = t0.elapsed().as_secs_f64();
@@ -519,6 +526,7 @@ async fn controller_run(
     let child = Command::new(&args.controller_bin)
         .args(["controller", "--namespace", &ns, "--admin-address", &admin, "--kubeconfig"])
         .arg(&args.kubeconfig)
+        .arg(format!("--concurrency={par}"))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

@@ -318,6 +318,8 @@ fn cluster_wide_rendering_grants_exactly_what_the_controller_uses_on_every_names
     assert_eq!(of_kind(&docs, "RoleBinding").len(), 1);
 
     assert!(!deployment_args(&docs).iter().any(|a| a.starts_with("--namespace")), "watches all namespaces");
+    let docs = rendered(&["--set", "concurrency=8"]);
+    assert!(deployment_args(&docs).contains(&"--concurrency=8".to_string()));
 }
 
 #[test]
@@ -410,6 +412,7 @@ fn the_deployment_runs_two_restricted_probed_replicas_with_args_from_values() {
             "controller",
             "--admin-address=0.0.0.0:8080",
             "--backend=kubernetes",
+            "--concurrency=32",
             "--leader-election",
             "--lease-name=mtn-mettaton-controller",
             "--lease-namespace=mettaton-system",

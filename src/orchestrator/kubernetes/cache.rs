@@ -23,7 +23,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
+use super::is_ours;
 use crate::api;
+use crate::plan::{self, ServerPlan};
 
 /// Label selecting the objects mettaton manages.
 pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=mettaton";
@@ -134,6 +136,31 @@ impl ChildCache {
                 && selector.iter().all(|(k, v)| pod.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
         };
         Some(self.pods.state_filter(matches).iter().map(|p| Pod::clone(p)).collect())
+    }
+
+    /// Whether the server's runtime is shown still going away with nothing
+    /// left to ask of the API server: every Deployment, Service and ConfigMap
+    /// of the server held here is being deleted already, and one of them or a
+    /// pod is still there. `false` when the cache cannot tell.
+    pub fn shows_going(&self, plan: &ServerPlan) -> bool {
+        /// `Some(true)`: being deleted; `Some(false)`: gone (or not the
+        /// server's); `None`: not known, or still to be deleted.
+        fn going<K: Cached>(lookup: Lookup<K>, gameserver: &str) -> Option<bool> {
+            match lookup {
+                Lookup::Unknown => None,
+                Lookup::Absent => Some(false),
+                Lookup::Present(object) if !is_ours(object.meta(), gameserver) => Some(false),
+                Lookup::Present(object) => object.meta().deletion_timestamp.is_some().then_some(true),
+            }
+        }
+        let (ns, name) = (plan.namespace.as_str(), plan.name.as_str());
+        let children = [
+            going(self.get::<Deployment>(ns, name), name),
+            going(self.get::<Service>(ns, name), name),
+            going(self.get::<ConfigMap>(ns, &plan::config_name(name)), name),
+        ];
+        let Some(pods) = self.pods(ns, &plan.selector) else { return false };
+        children.iter().all(Option::is_some) && (children.contains(&Some(true)) || !pods.is_empty())
     }
 }
 
@@ -280,6 +307,68 @@ mod tests {
         assert_eq!(slim.metadata.creation_timestamp, full.metadata.creation_timestamp);
         assert_eq!(slim.status.as_ref().unwrap().pod_ip, None);
         assert_eq!(slim.metadata.managed_fields, None);
+    }
+
+    /// A store that has listed `objects`, and its writer (the store says
+    /// nothing once its writer is gone).
+    fn listed<K: Cached>(objects: Vec<K>) -> (Store<K>, reflector::store::Writer<K>) {
+        let (store, mut writer) = reflector::store::<K>();
+        writer.apply_watcher_event(&Event::Init);
+        for object in objects {
+            writer.apply_watcher_event(&Event::InitApply(object));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        (store, writer)
+    }
+
+    fn child<K: Cached + Default>(name: &str, gameserver: &str, deleting: bool) -> K {
+        let mut object = K::default();
+        let meta = object.meta_mut();
+        meta.name = Some(name.into());
+        meta.namespace = Some("games".into());
+        meta.labels = Some([(crate::plan::LABEL_GAMESERVER.to_string(), gameserver.to_string())].into());
+        if deleting {
+            meta.deletion_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+        }
+        object
+    }
+
+    #[test]
+    fn a_teardown_waits_on_the_cache_only_while_all_it_shows_is_going_away() {
+        let gs: crate::api::GameServer = serde_json::from_value(serde_json::json!({
+            "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
+            "metadata": { "name": "mc", "namespace": "games", "uid": "u1" },
+            "spec": { "image": "game:1", "ports": [{ "name": "game", "containerPort": 7777 }] }
+        }))
+        .unwrap();
+        let plan = plan::plan(&gs);
+        let labels: Vec<(&str, &str)> = plan.selector.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let game_pod = pod("games", "mc-1", &labels);
+        let shows_going = |deployments: Vec<Deployment>, services: Vec<Service>, pods: Vec<Pod>| {
+            let (deployments, _d) = listed(deployments);
+            let (services, _s) = listed(services);
+            let (pods, _p) = listed(pods);
+            let (config_maps, _c) = listed(vec![]);
+            let cache = ChildCache { deployments, services, pods, config_maps, claims: reflector::store().0 };
+            cache.shows_going(&plan)
+        };
+        // Nothing left: the teardown confirms that on fresh reads.
+        assert!(!shows_going(vec![], vec![], vec![]));
+        // Deleted, on its way out, or its pods still there: wait.
+        assert!(shows_going(vec![child("mc", "mc", true)], vec![], vec![]));
+        assert!(shows_going(vec![], vec![], vec![game_pod.clone()]));
+        assert!(shows_going(vec![child("mc", "mc", true)], vec![child("mc", "mc", true)], vec![game_pod.clone()]));
+        // Something still to delete: ask the API server.
+        assert!(!shows_going(vec![child("mc", "mc", false)], vec![], vec![game_pod.clone()]));
+        assert!(!shows_going(vec![child("mc", "mc", true)], vec![child("mc", "mc", false)], vec![]));
+        // Another server's object of that name is not this one's to wait on.
+        assert!(!shows_going(vec![child("mc", "other", false)], vec![], vec![]));
+        assert!(shows_going(vec![child("mc", "other", false)], vec![], vec![game_pod.clone()]));
+        // A store that has not listed yet cannot tell.
+        let (deployments, _d) = listed(vec![child::<Deployment>("mc", "mc", true)]);
+        let cache = ChildCache { deployments, ..empty_cache() };
+        assert!(!cache.shows_going(&plan));
     }
 
     #[test]

@@ -11,15 +11,17 @@
 //! stale answer costs at most one more request: a child the cache shows as
 //! already holding the plan is not read again (else it is read from the API
 //! server before any write), a ConfigMap the cache does not have is not looked
-//! for, and what runs is observed from the cache, except right after a write
-//! of this server's children. A reconcile of a server in its steady state then
-//! sends no request at all. Teardown, which decides about data, reads only from
-//! the API server.
+//! for, and what runs is observed from the cache, except that a Deployment or
+//! Service just written is observed as the API server answered the write (the
+//! cache may not have it yet). A reconcile of a server in its steady state then
+//! sends no request at all. Teardown decides about data on reads from the API
+//! server only; the cache just spares it those reads while it shows the
+//! server's objects still on their way out.
 
 pub mod builders;
 pub mod cache;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -52,11 +54,27 @@ pub struct KubernetesOrchestrator {
     client: Client,
     /// The controller's watch caches, once it gave them.
     cache: Arc<OnceLock<ChildCache>>,
-    /// Servers (namespace, name) whose children were written since they were
-    /// last observed: the cache may not show the write yet.
-    written: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Servers (namespace, name) whose Deployment or Service was written since
+    /// they were last observed, with both as the last apply left them: the
+    /// cache may not show the write yet.
+    written: Arc<Mutex<HashMap<(String, String), Applied>>>,
     /// Nodes read lately, by name, with when they were read.
     nodes: Arc<Mutex<HashMap<String, (Instant, Node)>>>,
+}
+
+/// A server's Deployment and Service as its last apply left them.
+struct Applied {
+    deployment: Deployment,
+    service: Service,
+}
+
+/// One child as [`KubernetesOrchestrator::ensure`] found and left it.
+struct Ensured<K> {
+    /// As it was before, `None` when it did not exist.
+    before: Option<K>,
+    /// As it is now: the API server's answer when it was written.
+    after: K,
+    written: bool,
 }
 
 /// How long a node read stays good for the addresses it gives.
@@ -90,14 +108,14 @@ impl KubernetesOrchestrator {
         self.api::<K>(plan).get_opt(name).await.map_err(|e| backend_error(format!("read {}", describe::<K>(name)), e))
     }
 
-    /// Brings one child to its desired form; returns it as it was before.
-    /// `for_existing` narrows what is applied to an object that already exists.
+    /// Brings one child to its desired form. `for_existing` narrows what is
+    /// applied to an object that already exists.
     async fn ensure<K>(
         &self,
         plan: &ServerPlan,
         desired: K,
         for_existing: fn(K, &K) -> K,
-    ) -> Result<Option<K>, BackendError>
+    ) -> Result<Ensured<K>, BackendError>
     where
         K: Cached + Serialize + DeserializeOwned,
     {
@@ -108,7 +126,8 @@ impl KubernetesOrchestrator {
             && is_ours(cached.meta(), &plan.name)
             && holds(&*cached, &for_existing(desired.clone(), &cached))
         {
-            return Ok(Some(K::clone(&cached)));
+            let cached = K::clone(&cached);
+            return Ok(Ensured { before: Some(cached.clone()), after: cached, written: false });
         }
         let current = self.read::<K>(plan, &name).await?;
         let desired = match &current {
@@ -121,29 +140,33 @@ impl KubernetesOrchestrator {
                 }
                 let desired = for_existing(desired, current);
                 if holds(current, &desired) {
-                    return Ok(Some(current.clone()));
+                    return Ok(Ensured { before: Some(current.clone()), after: current.clone(), written: false });
                 }
                 desired
             }
             None => desired,
         };
-        self.written.lock().unwrap().insert((plan.namespace.clone(), plan.name.clone()));
-        api.patch(&name, &PatchParams::apply(api::FIELD_MANAGER).force(), &Patch::Apply(&desired))
+        let after = api
+            .patch(&name, &PatchParams::apply(api::FIELD_MANAGER).force(), &Patch::Apply(&desired))
             .await
             .map_err(|e| backend_error(format!("apply {what}"), e))?;
-        Ok(current)
+        Ok(Ensured { before: current, after, written: true })
     }
 
-    /// One child of the server for observing it: from the cache unless the
-    /// server's children were just written (or there is no cache yet).
-    async fn look<K>(&self, plan: &ServerPlan, name: &str, fresh: bool) -> Result<Option<K>, BackendError>
+    /// One child of the server for observing it: as the last apply left it
+    /// when `applied` has it, else from the cache (or the API server when
+    /// there is no cache yet).
+    async fn look<K>(&self, plan: &ServerPlan, name: &str, applied: Option<K>) -> Result<Option<K>, BackendError>
     where
         K: Cached + DeserializeOwned,
     {
+        if applied.is_some() {
+            return Ok(applied);
+        }
         match self.cached::<K>(plan, name) {
-            Lookup::Present(object) if !fresh => Ok(Some(K::clone(&object))),
-            Lookup::Absent if !fresh => Ok(None),
-            _ => self.read::<K>(plan, name).await,
+            Lookup::Present(object) => Ok(Some(K::clone(&object))),
+            Lookup::Absent => Ok(None),
+            Lookup::Unknown => self.read::<K>(plan, name).await,
         }
     }
 
@@ -263,8 +286,8 @@ impl Orchestrator for KubernetesOrchestrator {
             }
         }
         if let Some(claim) = builders::persistent_volume_claim(plan, owner) {
-            let before = self.ensure(plan, claim, claim_for_existing).await?;
-            if before.is_some_and(|c| has_retained_label(&c.metadata)) {
+            let claim = self.ensure(plan, claim, claim_for_existing).await?;
+            if claim.before.is_some_and(|c| has_retained_label(&c.metadata)) {
                 let name = plan::volume_name(&plan.name);
                 let patch = json!({ "metadata": { "labels": { LABEL_RETAINED: null } } });
                 self.api::<PersistentVolumeClaim>(plan)
@@ -273,24 +296,34 @@ impl Orchestrator for KubernetesOrchestrator {
                     .map_err(|e| backend_error(format!("adopt {}", describe::<PersistentVolumeClaim>(&name)), e))?;
             }
         }
-        self.ensure(plan, builders::deployment(plan, owner), keep).await?;
-        self.ensure(plan, builders::service(plan, owner), keep).await?;
+        let deployment = self.ensure(plan, builders::deployment(plan, owner), keep).await?;
+        let service = self.ensure(plan, builders::service(plan, owner), keep).await?;
+        let key = (plan.namespace.clone(), plan.name.clone());
+        if deployment.written || service.written {
+            let applied = Applied { deployment: deployment.after, service: service.after };
+            self.written.lock().unwrap().insert(key, applied);
+        } else {
+            self.written.lock().unwrap().remove(&key);
+        }
         Ok(())
     }
 
     async fn observe(&self, plan: &ServerPlan) -> Result<Observed, BackendError> {
-        let fresh = self.written.lock().unwrap().remove(&(plan.namespace.clone(), plan.name.clone()));
-        let deployment =
-            self.look::<Deployment>(plan, &plan.name, fresh).await?.filter(|d| is_ours(&d.metadata, &plan.name));
-        let cached_pods = match (fresh, self.cache.get()) {
-            (false, Some(cache)) => cache.pods(&plan.namespace, &plan.selector),
-            _ => None,
+        let applied = self.written.lock().unwrap().remove(&(plan.namespace.clone(), plan.name.clone()));
+        let (deployment, service) = match applied {
+            Some(Applied { deployment, service }) => (Some(deployment), Some(service)),
+            None => (None, None),
         };
-        let pods = match cached_pods {
+        let deployment =
+            self.look::<Deployment>(plan, &plan.name, deployment).await?.filter(|d| is_ours(&d.metadata, &plan.name));
+        // Pods are never written here: the cache is as current for them right
+        // after an apply as at any other time (a new Deployment has none yet).
+        let pods = match self.cache.get().and_then(|cache| cache.pods(&plan.namespace, &plan.selector)) {
             Some(pods) => pods,
             None => self.pods(plan).await?,
         };
-        let service = self.look::<Service>(plan, &plan.name, fresh).await?.filter(|s| is_ours(&s.metadata, &plan.name));
+        let service =
+            self.look::<Service>(plan, &plan.name, service).await?.filter(|s| is_ours(&s.metadata, &plan.name));
 
         let pod = builders::current_pod(&pods);
         let node_name = pod.and_then(|p| p.spec.as_ref()).and_then(|s| s.node_name.clone());
@@ -309,6 +342,11 @@ impl Orchestrator for KubernetesOrchestrator {
 
     async fn teardown(&self, plan: &ServerPlan, reclaim: ReclaimPolicy) -> Result<Teardown, BackendError> {
         self.written.lock().unwrap().remove(&(plan.namespace.clone(), plan.name.clone()));
+        // Their watch events wake the teardown again as they go; every delete
+        // and the claim's fate are decided below, on fresh reads.
+        if self.cache.get().is_some_and(|cache| cache.shows_going(plan)) {
+            return Ok(Teardown::Pending);
+        }
         // Foreground: the Deployment stays visible until its pods are gone, so
         // `kubectl get deployment` tells the same story as the teardown.
         let mut pending = self.remove::<Deployment>(plan, &plan.name, DeleteParams::foreground()).await?;
