@@ -21,6 +21,7 @@
 pub mod builders;
 pub mod cache;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -318,7 +319,7 @@ impl Orchestrator for KubernetesOrchestrator {
             self.look::<Deployment>(plan, &plan.name, deployment).await?.filter(|d| is_ours(&d.metadata, &plan.name));
         // Pods are never written here: the cache is as current for them right
         // after an apply as at any other time (a new Deployment has none yet).
-        let pods = match self.cache.get().and_then(|cache| cache.pods(&plan.namespace, &plan.selector)) {
+        let pods = match self.cache.get().and_then(|cache| cache.pods(&plan.namespace, &plan.name)) {
             Some(pods) => pods,
             None => self.pods(plan).await?,
         };
@@ -525,15 +526,18 @@ fn contains(desired: &Value, actual: Option<&Value>, within: Within) -> bool {
 fn holds<K: Resource + Serialize>(current: &K, desired: &K) -> bool {
     let Some(owned) = applied_fields(current.meta()) else { return false };
     match (serde_json::to_value(desired), serde_json::to_value(current)) {
-        (Ok(desired), Ok(current)) => holds_applied(&desired, &current, owned),
+        (Ok(desired), Ok(current)) => holds_applied(&desired, &current, &owned),
         _ => false,
     }
 }
 
 /// The fields mettaton's last server-side apply set on the object (its
-/// `managedFields` entry, `fieldsV1`), if it applied it.
-fn applied_fields(meta: &ObjectMeta) -> Option<&Value> {
-    meta.managed_fields
+/// `managedFields` entry, `fieldsV1`), if it applied it. The watch cache
+/// keeps that record as its JSON text ([`cache::Cached::slim`]); it is
+/// parsed here.
+fn applied_fields(meta: &ObjectMeta) -> Option<Cow<'_, Value>> {
+    let fields = meta
+        .managed_fields
         .iter()
         .flatten()
         .find(|m| {
@@ -541,8 +545,11 @@ fn applied_fields(meta: &ObjectMeta) -> Option<&Value> {
                 && m.operation.as_deref() == Some("Apply")
                 && m.subresource.as_deref().unwrap_or_default().is_empty()
         })
-        .and_then(|m| m.fields_v1.as_ref())
-        .map(|f| &f.0)
+        .and_then(|m| m.fields_v1.as_ref())?;
+    match &fields.0 {
+        Value::String(text) => serde_json::from_str(text).ok().map(Cow::Owned),
+        fields => Some(Cow::Borrowed(fields)),
+    }
 }
 
 /// Whether an apply of `desired` over `current`, of which mettaton's last
@@ -790,6 +797,32 @@ mod tests {
         let mut desired = desired_deployment();
         desired["metadata"]["labels"] = json!({});
         assert!(!holds_applied(&desired, &current, &owned), "the label must go");
+    }
+
+    #[test]
+    fn a_cached_child_compares_as_the_one_read() {
+        let (current, _) = applied_deployment();
+        let mut read: Deployment = serde_json::from_value(current).unwrap();
+        read.metadata.managed_fields = Some(vec![
+            serde_json::from_value(json!({ "manager": "kube-controller-manager", "operation": "Update",
+                                           "subresource": "status", "fieldsV1": { "f:status": {} } }))
+            .unwrap(),
+            serde_json::from_value(json!({ "manager": api::FIELD_MANAGER, "operation": "Apply",
+                                           "fieldsV1": applied_deployment().1 }))
+            .unwrap(),
+        ]);
+        let mut cached = read.clone();
+        cached.slim();
+        let record = &cached.metadata.managed_fields.as_ref().unwrap()[..];
+        assert_eq!(record.len(), 1, "only mettaton's record is kept");
+        assert!(record[0].fields_v1.as_ref().unwrap().0.is_string(), "as its JSON text");
+        assert_eq!(applied_fields(&cached.metadata), applied_fields(&read.metadata));
+
+        let desired: Deployment = serde_json::from_value(desired_deployment()).unwrap();
+        assert!(holds(&read, &desired) && holds(&cached, &desired));
+        let mut changed = desired.clone();
+        changed.spec.as_mut().unwrap().replicas = Some(0);
+        assert!(!holds(&read, &changed) && !holds(&cached, &changed));
     }
 
     #[test]
