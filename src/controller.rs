@@ -49,10 +49,11 @@ pub const STATUS_SETTLE: Duration = Duration::from_secs(5);
 
 /// How many GameServers are reconciled at once by default. Each reconcile in
 /// flight holds a connection to the API server (HTTP/1.1: one request per
-/// connection): unbounded, a thousand new servers opened a thousand TLS
-/// connections at once, which cost the controller most of its memory and the
-/// API server, on the same cores, CPU the children's rollouts needed.
-pub const CONCURRENCY: u16 = 32;
+/// connection; two while its Deployment and Service go side by side):
+/// unbounded, a thousand new servers opened a thousand TLS connections at
+/// once, which cost the controller most of its memory and the API server, on
+/// the same cores, CPU the children's rollouts needed.
+pub const CONCURRENCY: u16 = 64;
 
 /// Why a reconcile did not complete.
 #[derive(Debug, thiserror::Error)]

@@ -412,7 +412,7 @@ fn the_deployment_runs_two_restricted_probed_replicas_with_args_from_values() {
             "controller",
             "--admin-address=0.0.0.0:8080",
             "--backend=kubernetes",
-            "--concurrency=32",
+            "--concurrency=64",
             "--leader-election",
             "--lease-name=mtn-mettaton-controller",
             "--lease-namespace=mettaton-system",

@@ -297,8 +297,12 @@ impl Orchestrator for KubernetesOrchestrator {
                     .map_err(|e| backend_error(format!("adopt {}", describe::<PersistentVolumeClaim>(&name)), e))?;
             }
         }
-        let deployment = self.ensure(plan, builders::deployment(plan, owner), keep).await?;
-        let service = self.ensure(plan, builders::service(plan, owner), keep).await?;
+        // Independent of each other: read and written side by side, the
+        // reconcile waits for one round trip instead of two.
+        let (deployment, service) = futures::try_join!(
+            self.ensure(plan, builders::deployment(plan, owner), keep),
+            self.ensure(plan, builders::service(plan, owner), keep)
+        )?;
         let key = (plan.namespace.clone(), plan.name.clone());
         if deployment.written || service.written {
             let applied = Applied { deployment: deployment.after, service: service.after };
