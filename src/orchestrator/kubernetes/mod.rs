@@ -65,17 +65,23 @@ pub struct KubernetesOrchestrator {
 
 /// A server's Deployment and Service as its last apply left them.
 struct Applied {
-    deployment: Deployment,
-    service: Service,
+    deployment: Option<Deployment>,
+    service: Option<Service>,
 }
 
 /// One child as [`KubernetesOrchestrator::ensure`] found and left it.
 struct Ensured<K> {
-    /// As it was before, `None` when it did not exist.
-    before: Option<K>,
-    /// As it is now: the API server's answer when it was written.
-    after: K,
-    written: bool,
+    /// As it was found, `None` when it did not exist.
+    found: Option<K>,
+    /// The API server's answer to the apply, when it was written.
+    applied: Option<K>,
+}
+
+impl<K> Ensured<K> {
+    /// As the apply left it.
+    fn now(self) -> Option<K> {
+        self.applied.or(self.found)
+    }
 }
 
 /// How long a node read stays good for the addresses it gives.
@@ -127,8 +133,7 @@ impl KubernetesOrchestrator {
             && is_ours(cached.meta(), &plan.name)
             && holds(&*cached, &for_existing(desired.clone(), &cached))
         {
-            let cached = K::clone(&cached);
-            return Ok(Ensured { before: Some(cached.clone()), after: cached, written: false });
+            return Ok(Ensured { found: Some(K::clone(&cached)), applied: None });
         }
         let current = self.read::<K>(plan, &name).await?;
         let desired = match &current {
@@ -140,18 +145,16 @@ impl KubernetesOrchestrator {
                     });
                 }
                 let desired = for_existing(desired, current);
-                if holds(current, &desired) {
-                    return Ok(Ensured { before: Some(current.clone()), after: current.clone(), written: false });
-                }
-                desired
+                (!holds(current, &desired)).then_some(desired)
             }
-            None => desired,
+            None => Some(desired),
         };
-        let after = api
+        let Some(desired) = desired else { return Ok(Ensured { found: current, applied: None }) };
+        let applied = api
             .patch(&name, &PatchParams::apply(api::FIELD_MANAGER).force(), &Patch::Apply(&desired))
             .await
             .map_err(|e| backend_error(format!("apply {what}"), e))?;
-        Ok(Ensured { before: current, after, written: true })
+        Ok(Ensured { found: current, applied: Some(applied) })
     }
 
     /// One child of the server for observing it: as the last apply left it
@@ -288,7 +291,7 @@ impl Orchestrator for KubernetesOrchestrator {
         }
         if let Some(claim) = builders::persistent_volume_claim(plan, owner) {
             let claim = self.ensure(plan, claim, claim_for_existing).await?;
-            if claim.before.is_some_and(|c| has_retained_label(&c.metadata)) {
+            if claim.found.is_some_and(|c| has_retained_label(&c.metadata)) {
                 let name = plan::volume_name(&plan.name);
                 let patch = json!({ "metadata": { "labels": { LABEL_RETAINED: null } } });
                 self.api::<PersistentVolumeClaim>(plan)
@@ -304,8 +307,8 @@ impl Orchestrator for KubernetesOrchestrator {
             self.ensure(plan, builders::service(plan, owner), keep)
         )?;
         let key = (plan.namespace.clone(), plan.name.clone());
-        if deployment.written || service.written {
-            let applied = Applied { deployment: deployment.after, service: service.after };
+        if deployment.applied.is_some() || service.applied.is_some() {
+            let applied = Applied { deployment: deployment.now(), service: service.now() };
             self.written.lock().unwrap().insert(key, applied);
         } else {
             self.written.lock().unwrap().remove(&key);
@@ -315,10 +318,7 @@ impl Orchestrator for KubernetesOrchestrator {
 
     async fn observe(&self, plan: &ServerPlan) -> Result<Observed, BackendError> {
         let applied = self.written.lock().unwrap().remove(&(plan.namespace.clone(), plan.name.clone()));
-        let (deployment, service) = match applied {
-            Some(Applied { deployment, service }) => (Some(deployment), Some(service)),
-            None => (None, None),
-        };
+        let (deployment, service) = applied.map_or((None, None), |a| (a.deployment, a.service));
         let deployment =
             self.look::<Deployment>(plan, &plan.name, deployment).await?.filter(|d| is_ours(&d.metadata, &plan.name));
         // Pods are never written here: the cache is as current for them right
