@@ -39,9 +39,9 @@ struct Args {
     /// GameServers for the Kubernetes parts.
     #[arg(long, default_value_t = 100)]
     n: usize,
-    /// Requests in flight at once: the controller's `--concurrency` (each
-    /// reconcile sends one request at a time), the baseline's requests, and
-    /// the bench's own creates and deletes of GameServers.
+    /// Reconciles or requests at once: the controller's `--concurrency`, the
+    /// baseline's requests in flight, and the bench's own creates and deletes
+    /// of GameServers.
     #[arg(long, default_value_t = mettaton::controller::CONCURRENCY as usize)]
     parallelism: usize,
     /// Swarm servers to spawn and remove each way (0 skips the swarm part).
@@ -201,6 +201,19 @@ async fn create_namespace(client: &Client, prefix: &str) -> Result<String, Failu
     Ok(name)
 }
 
+/// Deletes each of `names`, `par` requests at a time, without waiting for
+/// them to be gone; a failed delete is left to the phase's own checks.
+async fn delete_each<K>(api: &Api<K>, names: impl IntoIterator<Item = String>, par: usize)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let _: Vec<_> = stream::iter(names)
+        .map(|name| async move { api.delete(&name, &DeleteParams::default()).await })
+        .buffer_unordered(par)
+        .collect()
+        .await;
+}
+
 /// Deletes the namespace and waits until it is gone, so that the garbage
 /// collection of one phase does not load the plane during the next.
 async fn delete_namespace(client: &Client, name: &str, timeout: Duration) {
@@ -333,14 +346,7 @@ async fn baseline(args: &Args, client: &Client, report: &mut Report) -> Result<(
     // ports until the API server's repair loop finds them leaked (minutes
     // later), and the controller's run needs N more of the 2768.
     let names: Vec<String> = services.list(&ListParams::default()).await?.items.iter().map(|s| s.name_any()).collect();
-    let _: Vec<_> = stream::iter(names)
-        .map(|name| {
-            let services = services.clone();
-            async move { services.delete(&name, &DeleteParams::default()).await }
-        })
-        .buffer_unordered(par)
-        .collect()
-        .await;
+    delete_each(&services, names, par).await;
     delete_namespace(client, &ns, Duration::from_secs(args.timeout_seconds)).await;
     Ok((writes_s, ready_s))
 }
@@ -641,15 +647,7 @@ async fn controller_run(
 
     // Phase 4: deletion, one request per GameServer as a user would.
     let t0 = Instant::now();
-    let names: Vec<String> = (0..n).map(|i| format!("gs-{i}")).collect();
-    let _: Vec<_> = stream::iter(names)
-        .map(|name| {
-            let api = gs_api.clone();
-            async move { api.delete(&name, &DeleteParams::default()).await }
-        })
-        .buffer_unordered(par)
-        .collect()
-        .await;
+    delete_each(&gs_api, (0..n).map(|i| format!("gs-{i}")), par).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
