@@ -129,8 +129,12 @@ mod tests {
     fn quantities_scale_to_whole_units_rounding_up() {
         for (q, scale, want) in [
             ("1", 9, Some(1_000_000_000)),
+            ("2", 9, Some(2_000_000_000)),
             ("500m", 9, Some(500_000_000)),
             ("0.5", 9, Some(500_000_000)),
+            ("1.5", 9, Some(1_500_000_000)),
+            ("0.1", 9, Some(100_000_000)),
+            ("1n", 9, Some(1)),
             ("100u", 9, Some(100_000)),
             ("1e-10", 9, Some(1)), // rounded up: never less than asked
             ("1e-999", 0, Some(1)),

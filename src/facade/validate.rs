@@ -116,7 +116,6 @@ fn valid_port_name(name: &str) -> bool {
     name.len() <= 15 && valid_server_name(name)
 }
 
-/// `10Gi`, `500M`, `1.5Gi`, `1024`: a number with an optional unit, above zero.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -318,7 +318,7 @@ fn resources(plan: &ServerPlan) -> Result<Option<TaskSpecResources>, BackendErro
                     ));
                 }
             };
-            let value = Quantity::parse(&quantity.0).and_then(|q| q.scaled(scale)).ok_or_else(|| {
+            let value = Quantity::parse(quantity.0.trim()).and_then(|q| q.scaled(scale)).ok_or_else(|| {
                 refused(plan, format!("resources.{field}.{resource}: {:?} is not a quantity swarm can use", quantity.0))
             })?;
             *slot = Some(value);
