@@ -98,15 +98,18 @@ impl PrivateDockerd {
     /// `program` run in the daemon's network namespace (where its published
     /// ports are).
     pub fn in_netns(&self, program: &str) -> Command {
-        let mut cmd = Command::new("nsenter");
-        cmd.args(["-t", &self.netns.id().to_string(), "--net", "--", program]);
-        cmd
+        self.entering(Command::new("nsenter"), program)
     }
 
     /// [`in_netns`](Self::in_netns) for a process that must not outlive the
     /// test (it gets `signal` when the test process dies unannounced).
     fn tied_in_netns(&self, signal: &str, program: &str) -> Command {
-        let mut cmd = tied(signal, "nsenter");
+        self.entering(tied(signal, "nsenter"), program)
+    }
+
+    /// `cmd`, which runs `nsenter`, given the arguments that enter the
+    /// namespace and run `program` there.
+    fn entering(&self, mut cmd: Command, program: &str) -> Command {
         cmd.args(["-t", &self.netns.id().to_string(), "--net", "--", program]);
         cmd
     }
@@ -156,9 +159,9 @@ impl PrivateDockerd {
         assert!(self.daemon.is_none(), "the daemon runs already");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("dockerd.log")).unwrap();
         let dir = &self.dir;
-        // setpriv and nsenter exec dockerd (no fork for a network
-        // namespace): the child is the daemon itself. Options: see tests/swarm/README.md; the
-        // default bridge stays (host-mode ports need it), in the namespace.
+        // setpriv and nsenter exec dockerd (no fork for a network namespace):
+        // the child is the daemon itself. Options: see tests/swarm/README.md;
+        // the default bridge stays (host-mode ports need it), in the namespace.
         let mut daemon = self.tied_in_netns("TERM", "dockerd");
         daemon
             .arg(format!("--host=unix://{}", dir.join("docker.sock").display()))
