@@ -391,6 +391,28 @@ async fn execute(api: &Api<GameServer>, op: &Op, server: &Server, patience: Dura
     }
 }
 
+/// How the Deployment differs from what the model asks of server `s`
+/// (replicas, image, `REV`), `None` when it holds it.
+fn deployment_drift(d: &Deployment, s: &Server) -> Option<String> {
+    let spec = d.spec.clone().unwrap_or_default();
+    let container = spec.template.spec.as_ref().and_then(|p| p.containers.first()).cloned().unwrap_or_default();
+    let rev = container.env.iter().flatten().find(|e| e.name == "REV").and_then(|e| e.value.clone());
+    let holds = spec.replicas == Some(if s.stopped { 0 } else { 1 })
+        && container.image.as_deref() == Some(&s.image)
+        && rev == Some(s.rev.to_string());
+    (!holds).then(|| {
+        format!(
+            "deployment {}: replicas {:?} image {:?} REV {rev:?}, want stopped={} {} REV {}",
+            s.name, spec.replicas, container.image, s.stopped, s.image, s.rev
+        )
+    })
+}
+
+/// Whether the ConfigMap holds server `s`'s config file as the model has it.
+fn holds_config(cm: &ConfigMap, s: &Server) -> bool {
+    cm.data.iter().flatten().any(|(_, v)| *v == s.config_content())
+}
+
 /// Whether the controller has written what the model asks: every live
 /// server's Deployment, controlled by its current uid, with its image, `REV`
 /// and replicas, and its ConfigMap with its content. Not whether the plane
@@ -411,23 +433,13 @@ pub async fn check_applied(fleet: &Fleet) -> Result<(), Vec<String>> {
             problems.push(format!("deployment {} is missing", s.name));
             continue;
         };
-        let spec = d.spec.clone().unwrap_or_default();
-        let container = spec.template.spec.as_ref().and_then(|p| p.containers.first()).cloned().unwrap_or_default();
-        let rev = container.env.iter().flatten().find(|e| e.name == "REV").and_then(|e| e.value.clone());
-        if owner_uid(&d.metadata) != s.uid
-            || spec.replicas != Some(if s.stopped { 0 } else { 1 })
-            || container.image.as_deref() != Some(&s.image)
-            || rev != Some(s.rev.to_string())
-        {
-            problems.push(format!("deployment {} does not hold the current spec yet", s.name));
+        if owner_uid(&d.metadata) != s.uid {
+            problems.push(format!("deployment {} is not owned by the current GameServer yet", s.name));
         }
+        problems.extend(deployment_drift(d, s));
         if s.config {
             let name = plan::config_name(&s.name);
-            let holds = config_maps
-                .iter()
-                .find(|c| c.name_any() == name)
-                .is_some_and(|c| c.data.iter().flatten().any(|(_, v)| *v == s.config_content()));
-            if !holds {
+            if !config_maps.iter().find(|c| c.name_any() == name).is_some_and(|c| holds_config(c, s)) {
                 problems.push(format!("configmap {name} does not hold the current content yet"));
             }
         }
@@ -471,18 +483,7 @@ pub async fn check_kubernetes(fleet: &Fleet) -> Result<BTreeMap<String, String>,
             problems.push(format!("deployment {name} is not labelled as mettaton's"));
         }
         if let Some(s) = server {
-            let spec = d.spec.clone().unwrap_or_default();
-            let container = spec.template.spec.as_ref().and_then(|p| p.containers.first()).cloned().unwrap_or_default();
-            let rev = container.env.iter().flatten().find(|e| e.name == "REV").and_then(|e| e.value.clone());
-            if spec.replicas != Some(if s.stopped { 0 } else { 1 })
-                || container.image.as_deref() != Some(&s.image)
-                || rev != Some(s.rev.to_string())
-            {
-                problems.push(format!(
-                    "deployment {name}: replicas {:?} image {:?} REV {rev:?}, want stopped={} {} REV {}",
-                    spec.replicas, container.image, s.stopped, s.image, s.rev
-                ));
-            }
+            problems.extend(deployment_drift(d, s));
         }
         seen.entry("deployment").or_default().insert(name);
     }
@@ -495,11 +496,10 @@ pub async fn check_kubernetes(fleet: &Fleet) -> Result<BTreeMap<String, String>,
         let name = cm.name_any();
         let server = fleet.live().find(|s| s.config && plan::config_name(&s.name) == name);
         expect_child(&mut problems, "configmap", &name, &cm.metadata, server);
-        if let Some(s) = server {
-            let holds = cm.data.iter().flatten().any(|(_, v)| *v == s.config_content());
-            if !holds {
-                problems.push(format!("configmap {name} does not hold {:?}: {:?}", s.config_content(), cm.data));
-            }
+        if let Some(s) = server
+            && !holds_config(cm, s)
+        {
+            problems.push(format!("configmap {name} does not hold {:?}: {:?}", s.config_content(), cm.data));
         }
         seen.entry("configmap").or_default().insert(name);
     }
