@@ -157,6 +157,102 @@ pub struct GameServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub description: Option<String>,
+
+    /// Labels the node running the server must carry, as label key and value,
+    /// to keep game servers on dedicated game nodes. At most 32 entries. On
+    /// Kubernetes it is the pod's `nodeSelector`. On Docker Swarm each entry is
+    /// a placement constraint `node.labels.KEY==VALUE` on the swarm node's
+    /// labels (`docker node update --label-add`); swarm takes neither a key
+    /// with a prefix (`example.com/...`) nor an empty value there, and compares
+    /// values ignoring case.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "node_selector_schema")]
+    #[x_kube(validation = Rule::new(QUALIFIED_KEYS_RULE).message("nodeSelector keys must be label keys: an optional DNS subdomain prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"))]
+    #[x_kube(validation = Rule::new(LABEL_VALUES_RULE).message("nodeSelector values must be label values: empty, or at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"))]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Taints of nodes the server may run on all the same: dedicated game
+    /// nodes are often tainted so that nothing else lands on them. At most 16.
+    /// On Kubernetes they are the pod's `tolerations`. Docker Swarm has no
+    /// taints: a GameServer with tolerations is refused there (choose its
+    /// nodes with `nodeSelector` instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub tolerations: Vec<Toleration>,
+}
+
+/// A taint the server tolerates (Kubernetes only; refused on Docker Swarm).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.key) && size(self.key) > 0 || has(self.operator) && self.operator == 'Exists'").message("tolerations[].operator must be Exists when tolerations[].key is empty: such a toleration matches every taint").field_path(".operator"))]
+#[x_kube(validation = Rule::new("!has(self.operator) || self.operator != 'Exists' || !has(self.value) || size(self.value) == 0").message("tolerations[].value must be empty when tolerations[].operator is Exists").field_path(".value"))]
+#[x_kube(validation = Rule::new("!has(self.tolerationSeconds) || has(self.effect) && self.effect == 'NoExecute'").message("tolerations[].tolerationSeconds needs tolerations[].effect NoExecute").field_path(".tolerationSeconds"))]
+pub struct Toleration {
+    /// The key of the taint tolerated. Empty or absent, with operator Exists,
+    /// it tolerates every taint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 317))]
+    #[x_kube(validation = Rule::new(QUALIFIED_KEY_RULE).message("tolerations[].key must be a label key: an optional DNS subdomain prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"))]
+    pub key: Option<String>,
+    /// Equal (the default): the taint's value must be `value`. Exists: any
+    /// value of the taint, and `value` stays empty.
+    #[serde(default)]
+    pub operator: TolerationOperator,
+    /// The taint's value, with operator Equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    #[x_kube(validation = Rule::new(LABEL_VALUE_RULE).message("tolerations[].value must be a label value: empty, or at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"))]
+    pub value: Option<String>,
+    /// The taint effect tolerated: NoSchedule (no new server is placed on the
+    /// node), PreferNoSchedule (the node is avoided when another fits) or
+    /// NoExecute (servers running there are evicted too); every effect when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<TaintEffect>,
+    /// With effect NoExecute: how many seconds the server stays on a node
+    /// after such a taint appears on it, before it is evicted. Forever when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
+}
+
+/// How a toleration matches a taint's value.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum TolerationOperator {
+    /// Any value.
+    Exists,
+    /// The value given.
+    #[default]
+    Equal,
+}
+
+impl TolerationOperator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TolerationOperator::Exists => "Exists",
+            TolerationOperator::Equal => "Equal",
+        }
+    }
+}
+
+/// What a taint does to servers that do not tolerate it: NoSchedule (no new
+/// one is placed on the node), PreferNoSchedule (the node is avoided when
+/// another fits), NoExecute (those running there are evicted too).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum TaintEffect {
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
+}
+
+impl TaintEffect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaintEffect::NoSchedule => "NoSchedule",
+            TaintEffect::PreferNoSchedule => "PreferNoSchedule",
+            TaintEffect::NoExecute => "NoExecute",
+        }
+    }
 }
 
 /// When the image is pulled.
@@ -303,7 +399,7 @@ pub struct ServiceSettings {
     /// Annotations for the Service, for example a cloud load balancer's settings.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 64))]
-    #[x_kube(validation = Rule::new(ANNOTATION_KEYS_RULE).message("service.annotations keys must be annotation keys: an optional DNS subdomain prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"))]
+    #[x_kube(validation = Rule::new(QUALIFIED_KEYS_RULE).message("service.annotations keys must be annotation keys: an optional DNS subdomain prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"))]
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -489,9 +585,57 @@ pub mod conditions {
     pub const SHUTDOWN_FAILED: &str = "ShutdownFailed";
 }
 
-/// Every key of the map is a valid annotation (qualified) name, as the API
-/// server checks them on the Service.
-const ANNOTATION_KEYS_RULE: &str = "self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$') && (!k.contains('/') || size(k.split('/')[0]) <= 253))";
+/// A qualified name, as label and annotation keys are: an optional DNS
+/// subdomain prefix and '/', then at most 63 letters, digits, '-', '_' or '.',
+/// starting and ending with a letter or digit. (The prefix's own limit, 253
+/// characters, is checked beside it.)
+macro_rules! qualified_name_pattern {
+    () => {
+        "^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    };
+}
+
+/// A label value: empty, or at most 63 letters, digits, '-', '_' or '.',
+/// starting and ending with a letter or digit.
+macro_rules! label_value_pattern {
+    () => {
+        "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+    };
+}
+
+/// Every key of the map is a valid qualified name, as the API server checks
+/// annotation keys on the Service and label keys in a pod's nodeSelector.
+const QUALIFIED_KEYS_RULE: &str = concat!(
+    "self.all(k, size(k) <= 317 && k.matches('",
+    qualified_name_pattern!(),
+    "') && (!k.contains('/') || size(k.split('/')[0]) <= 253))"
+);
+
+/// Every value of the map is a valid label value (the schema bounds their
+/// length), as the API server checks a pod's nodeSelector.
+const LABEL_VALUES_RULE: &str = concat!("self.all(k, self[k].matches('", label_value_pattern!(), "'))");
+
+/// The string is empty or a qualified name (a toleration's key).
+const QUALIFIED_KEY_RULE: &str = concat!(
+    "size(self) == 0 || self.matches('",
+    qualified_name_pattern!(),
+    "') && (!self.contains('/') || size(self.split('/')[0]) <= 253)"
+);
+
+/// The string is a label value (a toleration's value).
+const LABEL_VALUE_RULE: &str = concat!("self.matches('", label_value_pattern!(), "')");
+
+/// The schema of `spec.nodeSelector`: a map of strings, with a bounded number
+/// of entries and values no longer than a label value, which keeps its rules'
+/// cost within the CRD's budget.
+fn node_selector_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<BTreeMap<String, String>>();
+    let s = schema.as_object_mut().expect("a map schema is an object");
+    s.insert("maxProperties".into(), 32.into());
+    let values = s.get_mut("additionalProperties").and_then(|v| v.as_object_mut()).expect("a map of strings");
+    values.insert("maxLength".into(), 63.into());
+    schema
+}
 
 /// The schema of `spec.env`: Kubernetes' EnvVar list, with the rules the API
 /// server applies to a container's environment (so that a GameServer it
@@ -652,7 +796,66 @@ mod tests {
         assert!(storage["storageClassName"]["pattern"].as_str().unwrap().starts_with("^[a-z0-9]"));
         let annotations = &spec["properties"]["service"]["properties"]["annotations"];
         assert_eq!(annotations["maxProperties"], 64);
-        assert_eq!(rules(annotations), vec![ANNOTATION_KEYS_RULE.to_string()]);
+        assert_eq!(rules(annotations), vec![QUALIFIED_KEYS_RULE.to_string()]);
+        let node_selector = &spec["properties"]["nodeSelector"];
+        assert_eq!(
+            (&node_selector["maxProperties"], &node_selector["additionalProperties"]["maxLength"]),
+            (&32.into(), &63.into())
+        );
+        assert_eq!(rules(node_selector), vec![QUALIFIED_KEYS_RULE.to_string(), LABEL_VALUES_RULE.to_string()]);
+        let tolerations = &spec["properties"]["tolerations"];
+        assert_eq!(tolerations["maxItems"], 16);
+        assert_eq!(rules(&tolerations["items"]).len(), 3, "{:#?}", rules(&tolerations["items"]));
+        let toleration = &tolerations["items"]["properties"];
+        assert_eq!(rules(&toleration["key"]), vec![QUALIFIED_KEY_RULE.to_string()]);
+        assert_eq!(rules(&toleration["value"]), vec![LABEL_VALUE_RULE.to_string()]);
+        assert_eq!((&toleration["key"]["maxLength"], &toleration["value"]["maxLength"]), (&317.into(), &63.into()));
+        assert_eq!(toleration["operator"]["default"], "Equal");
+    }
+
+    /// The patterns of the CEL rules (RE2, as the regex crate) accept exactly
+    /// the label keys and values the API server does, and so does the facade's
+    /// validation, which checks them without an API server.
+    #[test]
+    fn label_keys_and_values_are_checked_as_the_api_server_does() {
+        let key_pattern = regex::Regex::new(qualified_name_pattern!()).unwrap();
+        let value_pattern = regex::Regex::new(label_value_pattern!()).unwrap();
+        // The rest of QUALIFIED_KEYS_RULE, beside the pattern.
+        let key_rule = |k: &str| {
+            k.len() <= 317 && key_pattern.is_match(k) && (!k.contains('/') || k.split('/').next().unwrap().len() <= 253)
+        };
+        let long_prefix = format!("{}.com/a", "a".repeat(250));
+        let name63 = "a".repeat(63);
+        let name64 = "a".repeat(64);
+        let keys = [
+            ("pool", true),
+            ("Pool_1.x-y", true),
+            ("mettaton.dev/real-node", true),
+            ("kubernetes.io/hostname", true),
+            (name63.as_str(), true),
+            (name64.as_str(), false),
+            ("", false),
+            ("-pool", false),
+            ("pool.", false),
+            ("a b", false),
+            ("/pool", false),
+            ("Example.com/pool", false),
+            ("a/b/c", false),
+            ("example..com/pool", false),
+            ("example.com/", false),
+            (long_prefix.as_str(), false),
+        ];
+        for (key, valid) in keys {
+            assert_eq!(key_rule(key), valid, "CEL rule on key {key:?}");
+            assert_eq!(crate::facade::validate::valid_qualified_name(key), valid, "facade on key {key:?}");
+        }
+        let values =
+            [("", true), ("games", true), ("A.b_c-1", true), (name63.as_str(), true), (name64.as_str(), false)];
+        let bad_values = [("-x", false), ("x-", false), ("a b", false), ("a/b", false), ("a==b", false)];
+        for (value, valid) in values.into_iter().chain(bad_values) {
+            assert_eq!(value_pattern.is_match(value), valid, "CEL rule on value {value:?}");
+            assert_eq!(crate::facade::validate::valid_label_value(value), valid, "facade on value {value:?}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 
 use crate::api::{
     ConfigFile, DesiredState, GameServer, GameServerSpec, Health, Protocol, PullPolicy, ReclaimPolicy, ServiceType,
+    TaintEffect, TolerationOperator,
 };
 
 /// Label carrying the name of the GameServer an object belongs to; also the
@@ -34,6 +35,8 @@ pub struct ServerPlan {
     pub volume: Option<VolumePlan>,
     pub config: Option<ConfigPlan>,
     pub service: ServicePlan,
+    /// Which nodes may run the server.
+    pub placement: PlacementPlan,
     /// Seconds the server gets between the stop request and the kill.
     pub grace_period_seconds: i64,
     /// Seconds a start may take before the server counts as Failed.
@@ -120,6 +123,30 @@ pub enum ConfigSource {
     ConfigMap { name: String, key: String },
 }
 
+/// Which nodes may run the server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlacementPlan {
+    /// Node labels (key, value) the node must carry.
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the server tolerates.
+    pub tolerations: Vec<TolerationPlan>,
+}
+
+/// A taint the server tolerates. Empty strings are absent: the same to
+/// Kubernetes, and what it stores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TolerationPlan {
+    /// The taint's key; every key when `None` (with `Exists`).
+    pub key: Option<String>,
+    pub operator: TolerationOperator,
+    /// The taint's value, with `Equal`.
+    pub value: Option<String>,
+    /// The taint's effect; every effect when `None`.
+    pub effect: Option<TaintEffect>,
+    /// How long a NoExecute taint is tolerated; forever when `None`.
+    pub toleration_seconds: Option<i64>,
+}
+
 /// How players reach the server.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServicePlan {
@@ -191,6 +218,23 @@ pub fn plan_spec(name: &str, namespace: &str, spec: &GameServerSpec) -> ServerPl
         service: ServicePlan {
             type_: spec.service.as_ref().map(|s| s.type_).unwrap_or_default(),
             annotations: spec.service.as_ref().map(|s| s.annotations.clone()).unwrap_or_default(),
+        },
+        placement: PlacementPlan {
+            node_selector: spec.node_selector.clone(),
+            tolerations: spec
+                .tolerations
+                .iter()
+                .map(|t| {
+                    let present = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+                    TolerationPlan {
+                        key: present(&t.key),
+                        operator: t.operator,
+                        value: present(&t.value),
+                        effect: t.effect,
+                        toleration_seconds: t.toleration_seconds,
+                    }
+                })
+                .collect(),
         },
         grace_period_seconds: shutdown.grace_period_seconds,
         startup_timeout_seconds: health.startup_timeout_seconds,
@@ -393,6 +437,46 @@ mod tests {
         assert_eq!(a.files[1].source, ConfigSource::ConfigMap { name: "ops".into(), key: "ops.json".into() });
         s.config[0].content = Some("motd=hello".into());
         assert_ne!(a.hash, plan_spec("mc", "games", &s).config.unwrap().hash);
+    }
+
+    #[test]
+    fn placement_carries_the_node_selector_and_the_tolerations() {
+        let mut s = spec();
+        assert_eq!(plan_spec("mc", "games", &s).placement, PlacementPlan::default());
+        s = serde_json::from_value(serde_json::json!({
+            "image": "itzg/minecraft-server:java21",
+            "ports": [{ "name": "game", "containerPort": 25565 }],
+            "nodeSelector": { "mettaton.dev/pool": "games", "disk": "" },
+            "tolerations": [
+                { "key": "mettaton.dev/real-node", "value": "true", "effect": "NoSchedule" },
+                { "operator": "Exists", "key": "", "value": "", "effect": "NoExecute", "tolerationSeconds": 30 }
+            ]
+        }))
+        .unwrap();
+        let p = plan_spec("mc", "games", &s).placement;
+        assert_eq!(
+            p.node_selector,
+            BTreeMap::from([("mettaton.dev/pool".into(), "games".into()), ("disk".into(), String::new())])
+        );
+        assert_eq!(
+            p.tolerations,
+            vec![
+                TolerationPlan {
+                    key: Some("mettaton.dev/real-node".into()),
+                    operator: TolerationOperator::Equal,
+                    value: Some("true".into()),
+                    effect: Some(TaintEffect::NoSchedule),
+                    toleration_seconds: None,
+                },
+                TolerationPlan {
+                    key: None,
+                    operator: TolerationOperator::Exists,
+                    value: None,
+                    effect: Some(TaintEffect::NoExecute),
+                    toleration_seconds: Some(30),
+                },
+            ]
+        );
     }
 
     #[test]

@@ -182,6 +182,34 @@ fn health() -> impl Strategy<Value = Value> {
         })
 }
 
+fn toleration() -> impl Strategy<Value = Value> {
+    (
+        opt(field(any_string().prop_map(Value::String))),
+        opt(field(prop_oneof![Just("Exists"), Just("Equal"), Just("Like")].prop_map(Value::from))),
+        opt(field(any_string().prop_map(Value::String))),
+        opt(field(
+            prop_oneof![Just("NoSchedule"), Just("PreferNoSchedule"), Just("NoExecute"), Just("")]
+                .prop_map(Value::from),
+        )),
+        opt(field(any_int().prop_map(Value::from))),
+    )
+        .prop_map(|(key, operator, value, effect, seconds)| {
+            let mut t = json!({});
+            for (k, v) in [
+                ("key", key),
+                ("operator", operator),
+                ("value", value),
+                ("effect", effect),
+                ("tolerationSeconds", seconds),
+            ] {
+                if let Some(v) = v {
+                    t[k] = v;
+                }
+            }
+            t
+        })
+}
+
 /// A GameServer spec: every field present or not, of the right type most of
 /// the time, with values anywhere in (and far outside) their valid ranges.
 fn spec_json() -> impl Strategy<Value = Value> {
@@ -212,11 +240,13 @@ fn spec_json() -> impl Strategy<Value = Value> {
                 .prop_map(|(g, c)| json!({ "gracePeriodSeconds": g, "stopCommand": c })),
         )),
         opt(any_json()),
+        opt(field(prop::collection::btree_map(any_string(), any_string(), 0..3).prop_map(|m| json!(m)))),
+        opt(field(prop::collection::vec(toleration(), 0..3).prop_map(Value::Array))),
     );
     (first, second).prop_map(
         |(
             (image, ports, state, pull, command, args, env),
-            (resources, storage, config, service, health, shutdown, extra),
+            (resources, storage, config, service, health, shutdown, extra, node_selector, tolerations),
         )| {
             let mut s = json!({ "image": image, "ports": ports });
             let optional = [
@@ -232,6 +262,8 @@ fn spec_json() -> impl Strategy<Value = Value> {
                 ("health", health),
                 ("shutdown", shutdown),
                 ("unknownField", extra),
+                ("nodeSelector", node_selector),
+                ("tolerations", tolerations),
             ];
             for (k, v) in optional {
                 if let Some(v) = v {

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use crate::api::{GameServerSpec, Protocol};
+use crate::api::{GameServerSpec, Protocol, TaintEffect, TolerationOperator};
 use crate::quantity::Quantity;
 
 /// Every problem of the spec, each naming its field; empty when it is valid.
@@ -100,7 +100,71 @@ pub fn problems(spec: &GameServerSpec) -> Vec<String> {
             shutdown.grace_period_seconds
         ));
     }
+    if spec.node_selector.len() > 32 {
+        p.push(format!("spec.nodeSelector: Too many: {}: must have at most 32 entries", spec.node_selector.len()));
+    }
+    for (key, value) in &spec.node_selector {
+        if !valid_qualified_name(key) {
+            p.push(format!("spec.nodeSelector: Invalid key {key:?}: must be a label key"));
+        }
+        if !valid_label_value(value) {
+            p.push(format!("spec.nodeSelector[{key}]: Invalid value {value:?}: must be a label value"));
+        }
+    }
+    if spec.tolerations.len() > 16 {
+        p.push(format!("spec.tolerations: Too many: {}: must have at most 16 items", spec.tolerations.len()));
+    }
+    for (i, t) in spec.tolerations.iter().enumerate() {
+        let field = format!("spec.tolerations[{i}]");
+        let key = t.key.as_deref().unwrap_or_default();
+        let value = t.value.as_deref().unwrap_or_default();
+        if !key.is_empty() && !valid_qualified_name(key) {
+            p.push(format!("{field}.key: Invalid value {key:?}: must be a label key"));
+        }
+        if key.is_empty() && t.operator != TolerationOperator::Exists {
+            p.push(format!("{field}.operator: must be Exists when the key is empty"));
+        }
+        if t.operator == TolerationOperator::Exists && !value.is_empty() {
+            p.push(format!("{field}.value: Invalid value {value:?}: must be empty when the operator is Exists"));
+        } else if !valid_label_value(value) {
+            p.push(format!("{field}.value: Invalid value {value:?}: must be a label value"));
+        }
+        if t.toleration_seconds.is_some() && t.effect != Some(TaintEffect::NoExecute) {
+            p.push(format!("{field}.tolerationSeconds: needs effect NoExecute"));
+        }
+    }
     p
+}
+
+/// A label or annotation key: an optional DNS subdomain prefix (at most 253
+/// characters) and '/', then a name of at most 63 letters, digits, '-', '_'
+/// and '.', starting and ending with a letter or digit.
+pub(crate) fn valid_qualified_name(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            })
+    });
+    prefix_ok && !name.is_empty() && valid_label_value(name)
+}
+
+/// A label value: empty, or at most 63 letters, digits, '-', '_' and '.',
+/// starting and ending with a letter or digit.
+pub(crate) fn valid_label_value(value: &str) -> bool {
+    value.is_empty()
+        || value.len() <= 63
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && value.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 /// A name that is also valid for a GameServer (a DNS label).
@@ -133,7 +197,12 @@ mod tests {
             ],
             "storage": { "size": "1Gi", "mountPath": "/data" },
             "config": [{ "path": "/data/a.cfg", "content": "x" }],
-            "health": { "probe": { "tcpPort": "game" } }
+            "health": { "probe": { "tcpPort": "game" } },
+            "nodeSelector": { "pool": "games", "example.com/disk": "" },
+            "tolerations": [
+                { "key": "dedicated", "value": "games", "effect": "NoExecute", "tolerationSeconds": 30 },
+                { "operator": "Exists", "value": "" }
+            ]
         })
     }
 
@@ -156,6 +225,15 @@ mod tests {
             ("/storage/mountPath", serde_json::json!("data"), "spec.storage.mountPath"),
             ("/config/0/path", serde_json::json!("/data/../x"), "spec.config[0].path"),
             ("/health/probe/tcpPort", serde_json::json!("query"), "spec.health.probe.tcpPort"),
+            ("/nodeSelector", serde_json::json!({ "a b": "x" }), "spec.nodeSelector: Invalid key \"a b\""),
+            ("/nodeSelector", serde_json::json!({ "Example.com/a": "x" }), "spec.nodeSelector: Invalid key"),
+            ("/nodeSelector", serde_json::json!({ "a": "-x" }), "spec.nodeSelector[a]: Invalid value"),
+            ("/nodeSelector", serde_json::json!({ "a": "x".repeat(64) }), "spec.nodeSelector[a]"),
+            ("/tolerations/0/key", serde_json::json!("a/b/c"), "spec.tolerations[0].key"),
+            ("/tolerations/0/key", serde_json::json!(""), "spec.tolerations[0].operator"),
+            ("/tolerations/0/value", serde_json::json!("a b"), "spec.tolerations[0].value"),
+            ("/tolerations/1/value", serde_json::json!("x"), "spec.tolerations[1].value"),
+            ("/tolerations/0/effect", serde_json::json!("NoSchedule"), "spec.tolerations[0].tolerationSeconds"),
         ];
         for (pointer, value, expected) in cases {
             let mut v = good();

@@ -184,6 +184,31 @@ async fn manifests_whose_children_would_be_refused_are_refused_themselves() {
         &["spec.service.annotations"],
     )
     .await;
+    let selector = |m: Value| move |s: &mut Value| s["nodeSelector"] = m;
+    refused(&ns, "node selector key", selector(json!({ "bad key": "x" })), &["spec.nodeSelector", "label keys"]).await;
+    refused(&ns, "node selector prefix", selector(json!({ "A.com/x": "y" })), &["spec.nodeSelector", "label keys"])
+        .await;
+    refused(&ns, "node selector value", selector(json!({ "pool": "a b" })), &["spec.nodeSelector", "label values"])
+        .await;
+    refused(&ns, "node selector value length", selector(json!({ "pool": "x".repeat(64) })), &["spec.nodeSelector"])
+        .await;
+    let toleration = |t: Value| move |s: &mut Value| s["tolerations"] = json!([t]);
+    refused(&ns, "toleration of every key", toleration(json!({ "value": "x" })), &["spec.tolerations[0].operator"])
+        .await;
+    let exists = json!({ "key": "k", "operator": "Exists", "value": "v" });
+    refused(&ns, "Exists with a value", toleration(exists), &["spec.tolerations[0].value", "must be empty"]).await;
+    let seconds = json!({ "key": "k", "effect": "NoSchedule", "tolerationSeconds": 5 });
+    refused(&ns, "seconds without NoExecute", toleration(seconds), &["spec.tolerations[0].tolerationSeconds"]).await;
+    refused(&ns, "toleration key", toleration(json!({ "key": "a/b/c" })), &["spec.tolerations[0].key"]).await;
+    refused(&ns, "toleration value", toleration(json!({ "key": "k", "value": "a b" })), &["spec.tolerations[0].value"])
+        .await;
+    refused(
+        &ns,
+        "toleration effect",
+        toleration(json!({ "key": "k", "effect": "Never" })),
+        &["spec.tolerations[0].effect"],
+    )
+    .await;
     refused(
         &ns,
         "storage class not a DNS name",
@@ -231,6 +256,24 @@ async fn good_manifest_is_accepted_with_defaults() {
     let storage = gs.spec.storage.unwrap();
     assert_eq!(storage.mount_path, "/data");
     assert_eq!(storage.reclaim_policy, mettaton::api::ReclaimPolicy::Retain);
+}
+
+#[tokio::test]
+async fn placement_is_accepted_with_its_defaults() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("schema-placement").await;
+    let mut spec = good_spec();
+    spec["nodeSelector"] = json!({ "mettaton.dev/real-node": "true", "pool": "" });
+    spec["tolerations"] = json!([
+        { "key": "mettaton.dev/real-node", "value": "true", "effect": "NoSchedule" },
+        { "key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30 },
+        { "operator": "Exists" }
+    ]);
+    let created = api(&ns).create(&PostParams::default(), &manifest("placed", spec)).await.unwrap();
+    let gs: GameServer = serde_json::from_value(serde_json::to_value(created).unwrap()).unwrap();
+    assert_eq!(gs.spec.node_selector.len(), 2);
+    assert_eq!(gs.spec.tolerations[0].operator, mettaton::api::TolerationOperator::Equal, "the default");
+    assert_eq!(gs.spec.tolerations[1].toleration_seconds, Some(30));
 }
 
 /// Transition rules: a volume may grow but not shrink, its class is fixed, and

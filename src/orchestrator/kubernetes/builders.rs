@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapProjection, Container, ContainerPort, ExecAction, KeyToPath, Lifecycle, LifecycleHandler, Node,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext,
     PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SeccompProfile, SecurityContext, Service, ServicePort,
-    ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
+    ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -87,6 +87,20 @@ fn pod_spec(plan: &ServerPlan) -> PodSpec {
         }),
         containers: vec![container(plan)],
         volumes: non_empty(volumes),
+        node_selector: non_empty_map(plan.placement.node_selector.clone()),
+        tolerations: non_empty(
+            plan.placement
+                .tolerations
+                .iter()
+                .map(|t| Toleration {
+                    key: t.key.clone(),
+                    operator: Some(t.operator.as_str().into()),
+                    value: t.value.clone(),
+                    effect: t.effect.map(|e| e.as_str().into()),
+                    toleration_seconds: t.toleration_seconds,
+                })
+                .collect(),
+        ),
         ..Default::default()
     }
 }
@@ -543,6 +557,24 @@ mod tests {
         )
     }
 
+    /// A server pinned to tainted game nodes.
+    fn placed() -> GameServer {
+        game_server(
+            "pinned",
+            json!({
+                "image": "mettaton.test/game:1",
+                "ports": [{ "name": "game", "containerPort": 7777 }],
+                "nodeSelector": { "mettaton.dev/real-node": "true", "pool": "games" },
+                "tolerations": [
+                    { "key": "mettaton.dev/real-node", "value": "true", "effect": "NoSchedule" },
+                    { "key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+                      "tolerationSeconds": 30 },
+                    { "operator": "Exists" }
+                ]
+            }),
+        )
+    }
+
     fn build<T>(gs: &GameServer, f: fn(&ServerPlan, &GameServer) -> T) -> T {
         f(&plan::plan(gs), gs)
     }
@@ -595,6 +627,37 @@ mod tests {
     #[test]
     fn cluster_ip_service() {
         insta::assert_yaml_snapshot!(build(&exec_probe(), service));
+    }
+
+    #[test]
+    fn placed_deployment() {
+        insta::assert_yaml_snapshot!(build(&placed(), deployment));
+    }
+
+    #[test]
+    fn placement_maps_to_the_pod_spec_and_is_absent_without_it() {
+        let pod = |gs: &GameServer| build(gs, deployment).spec.unwrap().template.spec.unwrap();
+        let placed = pod(&placed());
+        assert_eq!(
+            placed.node_selector,
+            Some(BTreeMap::from([("mettaton.dev/real-node".into(), "true".into()), ("pool".into(), "games".into())]))
+        );
+        let tolerations = placed.tolerations.unwrap();
+        assert_eq!(
+            tolerations[0],
+            Toleration {
+                key: Some("mettaton.dev/real-node".into()),
+                operator: Some("Equal".into()),
+                value: Some("true".into()),
+                effect: Some("NoSchedule".into()),
+                toleration_seconds: None,
+            }
+        );
+        assert_eq!(tolerations[1].toleration_seconds, Some(30));
+        assert_eq!((tolerations[2].key.as_ref(), tolerations[2].operator.as_deref()), (None, Some("Exists")));
+        assert_eq!(tolerations[2].effect, None, "every effect");
+        let plain = pod(&minecraft());
+        assert_eq!((plain.node_selector, plain.tolerations), (None, None));
     }
 
     #[test]

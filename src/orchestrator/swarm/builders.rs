@@ -10,8 +10,8 @@ use bollard::models::{
     ConfigSpec, EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
     EventMessage, HealthConfig, Limit, Mount, MountType, MountVolumeOptions, Node, ResourceObject, Service,
     ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceUpdateStatusStateEnum, SwarmInfo, Task, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile1, TaskSpecResources,
-    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState, VolumeCreateRequest,
+    TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile1, TaskSpecPlacement,
+    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState, VolumeCreateRequest,
 };
 use k8s_openapi::jiff::Timestamp;
 
@@ -36,6 +36,10 @@ pub const LABEL_RECLAIM: &str = "mettaton.dev/reclaim";
 /// healthcheck under a key bollard's model does not read (`Healthcheck`, where
 /// the API documents `HealthCheck`), so a change of the check is seen here.
 pub const LABEL_READINESS: &str = "mettaton.dev/readiness";
+/// On the service: the placement constraints mettaton set (from
+/// `spec.nodeSelector`), comma-separated, so that an update replaces them and
+/// keeps the ones an operator added.
+pub const LABEL_CONSTRAINTS: &str = "mettaton.dev/constraints";
 /// On a config: the path it is mounted at, for people reading `docker config ls`.
 pub const LABEL_PATH: &str = "mettaton.dev/path";
 /// The label swarm puts on a task's container naming its service.
@@ -143,7 +147,11 @@ fn refused(plan: &ServerPlan, reason: String) -> BackendError {
 /// Refused, naming the field, for what swarm cannot do: environment from
 /// `valueFrom` (no Secrets or ConfigMaps to resolve it from), config files
 /// from a ConfigMap, a stop command (swarm has no pre-stop hook), resources
-/// other than cpu and memory.
+/// other than cpu and memory, tolerations (swarm has no taints), a node
+/// selector swarm cannot express (see [`constraints`]).
+///
+/// `nodeSelector`: one placement constraint `node.labels.KEY==VALUE` per
+/// entry, recorded in [`LABEL_CONSTRAINTS`].
 ///
 /// Readiness: an `exec` check becomes the container's healthcheck; swarm keeps
 /// such a task `starting` until the check first passes, and replaces the
@@ -160,6 +168,15 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
                 .into(),
         ));
     }
+    if !plan.placement.tolerations.is_empty() {
+        return Err(refused(
+            plan,
+            "spec.tolerations cannot be used on Docker Swarm, which has no taints: remove them, and choose the \
+             server's nodes with spec.nodeSelector (node labels) instead"
+                .into(),
+        ));
+    }
+    let constraints = constraints(plan)?;
     // The engine accepts a relative target and only its task fails; a plan
     // made outside Kubernetes has no schema that would have refused it.
     if let Some(v) = plan.volume.as_ref().filter(|v| !v.mount_path.starts_with('/')) {
@@ -184,6 +201,9 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
     let mut labels = object_labels(plan);
     if let Some(uid) = owner_uid {
         labels.insert(LABEL_UID.to_string(), uid.to_string());
+    }
+    if !constraints.is_empty() {
+        labels.insert(LABEL_CONSTRAINTS.to_string(), constraints.join(","));
     }
     let health_check = health_check(plan);
     if let Some(check) = &health_check {
@@ -251,6 +271,8 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
         task_template: Some(TaskSpec {
             container_spec: Some(container_spec),
             resources: resources(plan)?,
+            placement: (!constraints.is_empty())
+                .then(|| TaskSpecPlacement { constraints: Some(constraints), ..Default::default() }),
             // A game server that dies is started again; each restart is a new
             // task, which is how restarts are counted.
             restart_policy: Some(TaskSpecRestartPolicy {
@@ -266,6 +288,49 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
         endpoint_spec: (!ports.is_empty()).then(|| EndpointSpec { ports: Some(ports), ..Default::default() }),
         ..Default::default()
     })
+}
+
+/// The placement constraints of `spec.nodeSelector`: `node.labels.KEY==VALUE`
+/// for each entry, in key order. Refused when swarm cannot parse one: it takes
+/// only letters, digits, '-', '_' and '.' in a constraint's key (so no label
+/// key with a `prefix/`) and a value that is not empty.
+pub fn constraints(plan: &ServerPlan) -> Result<Vec<String>, BackendError> {
+    let swarm_word = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    plan.placement
+        .node_selector
+        .iter()
+        .map(|(key, value)| {
+            if key.is_empty() || !swarm_word(key) {
+                return Err(refused(
+                    plan,
+                    format!(
+                        "spec.nodeSelector key {key:?} cannot be a Docker Swarm placement constraint, whose node \
+                         label names take only letters, digits, '-', '_' and '.' (no prefix and '/')"
+                    ),
+                ));
+            }
+            if value.is_empty() || !swarm_word(value) {
+                return Err(refused(
+                    plan,
+                    format!(
+                        "spec.nodeSelector {key}: value {value:?} cannot be a Docker Swarm placement constraint, \
+                         which needs a value of letters, digits, '-', '_' and '.'"
+                    ),
+                ));
+            }
+            Ok(format!("node.labels.{key}=={value}"))
+        })
+        .collect()
+}
+
+/// The placement constraints mettaton set on a service, as its
+/// [`LABEL_CONSTRAINTS`] label records them.
+fn own_constraints(spec: &ServiceSpec) -> Vec<String> {
+    spec.labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_CONSTRAINTS))
+        .map(|v| v.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 fn protocol(p: Protocol) -> EndpointPortConfigProtocolEnum {
@@ -425,15 +490,31 @@ pub fn volume_request(plan: &ServerPlan) -> Option<VolumeCreateRequest> {
 }
 
 /// What to send to update a service: the desired spec, with what mettaton
-/// does not manage carried over from the current one (placement constraints
-/// or networks an operator added, update and rollback settings, the force
-/// counter, whose change alone would restart the server).
+/// does not manage carried over from the current one (placement settings and
+/// constraints or networks an operator added, update and rollback settings,
+/// the force counter, whose change alone would restart the server). Of the
+/// placement constraints, those mettaton set before (its label lists them)
+/// give way to the desired ones; the others stay.
 pub fn for_update(mut desired: ServiceSpec, current: &ServiceSpec) -> ServiceSpec {
     desired.update_config = current.update_config.clone();
     desired.rollback_config = current.rollback_config.clone();
     desired.networks = current.networks.clone();
+    let previous = own_constraints(current);
     if let (Some(task), Some(current_task)) = (desired.task_template.as_mut(), current.task_template.as_ref()) {
-        task.placement = current_task.placement.clone();
+        let wanted = task.placement.take().and_then(|p| p.constraints).unwrap_or_default();
+        let mut placement = current_task.placement.clone();
+        let kept = placement.as_ref().and_then(|p| p.constraints.clone()).unwrap_or_default();
+        let mut constraints: Vec<String> =
+            kept.into_iter().filter(|c| !previous.contains(c) && !wanted.contains(c)).collect();
+        constraints.extend(wanted);
+        match placement.as_mut() {
+            Some(p) => p.constraints = (!constraints.is_empty()).then_some(constraints),
+            None if !constraints.is_empty() => {
+                placement = Some(TaskSpecPlacement { constraints: Some(constraints), ..Default::default() });
+            }
+            None => {}
+        }
+        task.placement = placement;
         task.networks = current_task.networks.clone();
         task.log_driver = current_task.log_driver.clone();
         task.force_update = current_task.force_update;
@@ -460,6 +541,8 @@ struct Managed {
     reservations: (i64, i64),
     restart: Option<TaskSpecRestartPolicyConditionEnum>,
     ports: Vec<PortKey>,
+    /// mettaton's own placement constraints that the service has.
+    constraints: BTreeSet<String>,
 }
 
 /// target, source, type, read-only, volume labels.
@@ -507,6 +590,10 @@ fn managed(spec: &ServiceSpec) -> Managed {
             .map_or((0, 0), |r| (r.nano_cpus.unwrap_or(0), r.memory_bytes.unwrap_or(0))),
         restart: task.restart_policy.and_then(|r| r.condition),
         ports: spec.endpoint_spec.as_ref().map(port_keys).unwrap_or_default(),
+        constraints: {
+            let present = task.placement.and_then(|p| p.constraints).unwrap_or_default();
+            own_constraints(spec).into_iter().filter(|c| present.contains(c)).collect()
+        },
     }
 }
 
@@ -527,8 +614,9 @@ fn port_key(p: &EndpointPortConfig) -> PortKey {
 }
 
 /// Whether the service must be updated for `desired`: whether anything
-/// mettaton decides differs in `current`. What the engine adds (defaults,
-/// runtime, isolation) and what others set (placement) do not count.
+/// mettaton decides differs in `current`, its own placement constraints
+/// included. What the engine adds (defaults, runtime, isolation) and what
+/// others set (other placement settings and constraints) do not count.
 pub fn needs_update(desired: &ServiceSpec, current: &ServiceSpec) -> bool {
     managed(desired) != managed(current)
 }
@@ -1033,7 +1121,11 @@ mod tests {
         let task = &mut v["TaskTemplate"];
         task["ForceUpdate"] = json!(0);
         task["Runtime"] = json!("container");
-        task["Placement"] = json!({});
+        if task["Placement"].is_null() {
+            task["Placement"] = json!({});
+        }
+        // The engine records the platforms the image runs on beside the constraints.
+        task["Placement"]["Platforms"] = json!([{ "Architecture": "amd64", "OS": "linux" }]);
         task["ContainerSpec"]["Init"] = json!(false);
         task["ContainerSpec"]["DNSConfig"] = json!({});
         task["ContainerSpec"]["Isolation"] = json!("default");
@@ -1113,6 +1205,94 @@ mod tests {
         assert_eq!(task.force_update, Some(3), "a changed counter would restart the server");
         assert_eq!(update.update_config, current.update_config);
         assert_eq!(update.task_template.unwrap().container_spec, desired.task_template.unwrap().container_spec);
+    }
+
+    fn with_node_selector(selector: Value) -> Value {
+        let mut v = minecraft();
+        v["nodeSelector"] = selector;
+        v
+    }
+
+    fn constraints_of(spec: &ServiceSpec) -> Option<Vec<String>> {
+        spec.task_template.as_ref()?.placement.as_ref()?.constraints.clone()
+    }
+
+    #[test]
+    fn the_node_selector_becomes_placement_constraints_on_node_labels() {
+        let spec = service_spec(&plan_of(with_node_selector(json!({ "pool": "games", "disk": "ssd" }))), None).unwrap();
+        let want = vec!["node.labels.disk==ssd".to_string(), "node.labels.pool==games".to_string()];
+        assert_eq!(constraints_of(&spec), Some(want));
+        assert_eq!(spec.labels.unwrap()[LABEL_CONSTRAINTS], "node.labels.disk==ssd,node.labels.pool==games");
+        let plain = service_spec(&plan_of(minecraft()), None).unwrap();
+        assert_eq!(plain.task_template.unwrap().placement, None);
+        assert!(!plain.labels.unwrap().contains_key(LABEL_CONSTRAINTS));
+    }
+
+    #[test]
+    fn placement_swarm_cannot_express_is_refused_with_the_field_named() {
+        let mut v = minecraft();
+        v["tolerations"] = json!([{ "key": "dedicated", "value": "games", "effect": "NoSchedule" }]);
+        let reason = refusal(service_spec(&plan_of(v), None));
+        assert!(reason.starts_with("spec.tolerations cannot be used on Docker Swarm, which has no taints"), "{reason}");
+
+        let reason = refusal(service_spec(&plan_of(with_node_selector(json!({ "example.com/pool": "games" }))), None));
+        assert!(reason.contains("spec.nodeSelector key \"example.com/pool\""), "{reason}");
+        let reason = refusal(service_spec(&plan_of(with_node_selector(json!({ "pool": "" }))), None));
+        assert!(reason.contains("spec.nodeSelector pool: value \"\""), "{reason}");
+        let reason = refusal(service_spec(&plan_of(with_node_selector(json!({ "pool": "a==b" }))), None));
+        assert!(reason.contains("spec.nodeSelector pool"), "{reason}");
+    }
+
+    #[test]
+    fn own_constraints_decide_an_update_and_an_operators_do_not() {
+        let base = service_spec(&plan_of(with_node_selector(json!({ "pool": "games" }))), Some("uid-1")).unwrap();
+        let current = as_the_engine_returns(&base);
+        assert!(!needs_update(&base, &current), "as sent");
+
+        let other = service_spec(&plan_of(with_node_selector(json!({ "pool": "arena" }))), Some("uid-1")).unwrap();
+        assert!(needs_update(&other, &current), "a changed value");
+        let more = with_node_selector(json!({ "pool": "games", "disk": "ssd" }));
+        assert!(needs_update(&service_spec(&plan_of(more), Some("uid-1")).unwrap(), &current), "one more");
+        let none = service_spec(&plan_of(minecraft()), Some("uid-1")).unwrap();
+        assert!(needs_update(&none, &current), "the selector removed");
+
+        let with_constraints = |constraints: &[&str]| {
+            let mut operated = current.clone();
+            let placement = operated.task_template.as_mut().unwrap().placement.as_mut().unwrap();
+            placement.constraints = Some(constraints.iter().map(|c| c.to_string()).collect());
+            operated
+        };
+        let added = with_constraints(&["node.labels.pool==games", "node.role==worker"]);
+        assert!(!needs_update(&base, &added), "an operator's constraint is theirs");
+        let removed = with_constraints(&["node.role==worker"]);
+        assert!(needs_update(&base, &removed), "mettaton's constraint removed by hand is put back");
+    }
+
+    #[test]
+    fn an_update_replaces_its_own_constraints_and_keeps_an_operators() {
+        let old = service_spec(&plan_of(with_node_selector(json!({ "pool": "games" }))), None).unwrap();
+        let mut current = as_the_engine_returns(&old);
+        let placement = current.task_template.as_mut().unwrap().placement.as_mut().unwrap();
+        placement.constraints.as_mut().unwrap().insert(0, "node.role==worker".into());
+        placement.max_replicas = Some(1);
+
+        let desired = service_spec(&plan_of(with_node_selector(json!({ "pool": "arena" }))), None).unwrap();
+        let update = for_update(desired.clone(), &current);
+        let placement = update.task_template.as_ref().unwrap().placement.clone().unwrap();
+        assert_eq!(placement.constraints.unwrap(), ["node.role==worker", "node.labels.pool==arena"]);
+        assert_eq!(placement.max_replicas, Some(1), "the operator's other placement settings stay");
+        assert!(!needs_update(&desired, &as_the_engine_returns(&update)), "what the update sends is what is wanted");
+
+        let dropped = for_update(service_spec(&plan_of(minecraft()), None).unwrap(), &current);
+        let placement = dropped.task_template.unwrap().placement.unwrap();
+        assert_eq!(placement.constraints.unwrap(), ["node.role==worker"]);
+
+        // A service made before mettaton set constraints: nothing of it is mettaton's.
+        let mut bare = as_the_engine_returns(&service_spec(&plan_of(minecraft()), None).unwrap());
+        bare.task_template.as_mut().unwrap().placement = None;
+        let update = for_update(desired, &bare);
+        let placement = update.task_template.unwrap().placement.unwrap();
+        assert_eq!(placement.constraints.unwrap(), ["node.labels.pool==arena"]);
     }
 
     fn service(value: Value) -> Service {

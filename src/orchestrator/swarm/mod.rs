@@ -11,7 +11,10 @@
 //!
 //! What swarm cannot do is refused by [`builders::service_spec`] with the
 //! field named: environment `valueFrom`, config files from ConfigMaps, a stop
-//! command, resources other than cpu and memory. What has no meaning here is
+//! command, resources other than cpu and memory, tolerations (swarm has no
+//! taints), node selector keys with a prefix or empty values (swarm's
+//! constraints cannot say them; the others are `node.labels.KEY==VALUE`
+//! placement constraints). What has no meaning here is
 //! ignored: the image pull policy (swarm always tries the registry first and
 //! falls back to the image the node has), the service type and annotations
 //! (ports are published on the node the server runs on, which is the address
