@@ -286,7 +286,19 @@ fn owner(name: &str, namespace: &str, spec: GameServerSpec) -> GameServer {
 fn observed() -> impl Strategy<Value = Observed> {
     (
         opt((0i32..3, 0i32..3, any::<bool>(), 0i32..3)),
-        opt((any::<bool>(), any::<bool>(), any::<i32>(), opt(any_string()), any::<bool>())),
+        opt((
+            any::<bool>(),
+            any::<bool>(),
+            any::<i32>(),
+            opt(prop_oneof![
+                any_string(),
+                Just("ErrImagePull".to_string()),
+                Just("ImagePullBackOff".to_string()),
+                Just("CrashLoopBackOff".to_string())
+            ]),
+            opt(any_string()),
+            any::<bool>(),
+        )),
         opt(any_string()),
     )
         .prop_map(|(workload, instance, address)| Observed {
@@ -296,12 +308,13 @@ fn observed() -> impl Strategy<Value = Observed> {
                 rolled_out,
                 existing,
             }),
-            instance: instance.map(|(running, ready, restarts, problem, terminating)| Instance {
+            instance: instance.map(|(running, ready, restarts, problem, problem_message, terminating)| Instance {
                 name: "pod".into(),
                 running,
                 ready,
                 restarts,
                 problem,
+                problem_message,
                 terminating,
             }),
             endpoint: Endpoint { address, ports: Vec::new() },

@@ -17,9 +17,10 @@
 //!   record), so players and tools still see where it lives.
 //! - `state: Running`: `Pending` until the workload exists, `Starting` until the
 //!   instance is ready on the latest template, then `Running`. `Failed` when the
-//!   start outlasts `health.startupTimeoutSeconds` or the container keeps
-//!   crashing; readiness always wins, so a failed server that comes up is
-//!   `Running` again. The startup clock (`startingSince`) starts with
+//!   start outlasts `health.startupTimeoutSeconds`, the container keeps
+//!   crashing, or its image cannot be pulled (at once, `ImagePullFailed`, with
+//!   the image and the backend's message); readiness always wins, so a failed
+//!   server that comes up is `Running` again. The startup clock (`startingSince`) starts with
 //!   `Starting`: while `Pending` nothing runs yet that could time out.
 //! - A `Running` server whose instance stops passing its readiness check, while
 //!   the same container keeps running, stays `Running` with `Ready=False` and
@@ -52,6 +53,8 @@ pub mod reason {
     pub const STARTUP_TIMEOUT: &str = "StartupTimeout";
     /// Ready=False and Degraded=True: the container keeps crashing.
     pub const CRASH_LOOP: &str = "CrashLoop";
+    /// Ready=False and Degraded=True: the image cannot be pulled.
+    pub const IMAGE_PULL_FAILED: &str = "ImagePullFailed";
     /// Ready=False and Degraded=True: a running server fails its readiness check.
     pub const NOT_READY: &str = "NotReady";
     /// Progressing=True: a new template is being rolled out.
@@ -70,6 +73,12 @@ pub mod reason {
 
 /// The waiting reason Kubernetes gives a container it restarts with backoff.
 const CRASH_LOOP_BACK_OFF: &str = "CrashLoopBackOff";
+/// The waiting reasons Kubernetes gives a container whose image cannot be
+/// pulled: the pull failed (and is retried with back-off), the reference is
+/// invalid, or the pull policy Never finds no image on the node. (Docker Swarm
+/// finds a missing image before it creates the service, and refuses it then:
+/// `BackendError::ImageMissing`.)
+const IMAGE_PULL_FAILURES: [&str; 4] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
 /// Restarts in back-off from which a server counts as crash looping: one crash
 /// may be bad luck, three in back-off are a pattern.
 const CRASH_LOOP_RESTARTS: i32 = 3;
@@ -134,6 +143,7 @@ pub fn set_condition(
 enum Failure {
     CrashLoop,
     StartupTimeout,
+    ImagePull,
 }
 
 /// Where the server stands, before it is put into words.
@@ -169,6 +179,7 @@ pub fn compute(gs: &GameServer, observed: &Observed, now: &Time) -> GameServerSt
 
     let mut conditions = prev.conditions;
     let crash = instance.map(crash_message).unwrap_or_default();
+    let pull = instance.map(|i| pull_message(&gs.spec.image, i)).unwrap_or_default();
     let timed_out = format!("not ready after {timeout}s (health.startupTimeoutSeconds)");
     let (ready, ready_reason, ready_message) = match (a.phase, a.failure) {
         (Phase::Running, _) if a.ready => {
@@ -180,6 +191,7 @@ pub fn compute(gs: &GameServer, observed: &Observed, now: &Time) -> GameServerSt
             (false, reason::STARTING, format!("waiting for the server to become ready (startup timeout {timeout}s)"))
         }
         (Phase::Failed, Some(Failure::CrashLoop)) => (false, reason::CRASH_LOOP, crash.clone()),
+        (Phase::Failed, Some(Failure::ImagePull)) => (false, reason::IMAGE_PULL_FAILED, pull.clone()),
         (Phase::Failed, _) => (false, reason::STARTUP_TIMEOUT, timed_out.clone()),
         (Phase::Stopping, _) => (false, reason::STOPPED, "server is stopping".to_string()),
         (Phase::Stopped | Phase::Terminating, _) => (false, reason::STOPPED, "server is stopped".to_string()),
@@ -204,6 +216,7 @@ pub fn compute(gs: &GameServer, observed: &Observed, now: &Time) -> GameServerSt
     let (degraded, degraded_reason, degraded_message) = match a.failure {
         Some(Failure::CrashLoop) => (true, reason::CRASH_LOOP, crash),
         Some(Failure::StartupTimeout) => (true, reason::STARTUP_TIMEOUT, timed_out),
+        Some(Failure::ImagePull) => (true, reason::IMAGE_PULL_FAILED, pull),
         None if crashed => (true, reason::CRASH_LOOP, crash),
         None if a.phase == Phase::Running && !a.ready => {
             (true, reason::NOT_READY, "server is running but fails its readiness check".to_string())
@@ -254,6 +267,12 @@ fn assess_running(
     }
     let continuing = matches!(prev.phase, Some(Phase::Starting | Phase::Failed)) && !rollout_begins(gs, prev, workload);
     let since = prev.starting_since.clone().filter(|_| continuing).unwrap_or_else(|| seconds_after(now));
+    // Waiting for an image that cannot be pulled will not end by waiting: no
+    // need to let the startup timeout run out. Only on the latest template:
+    // an old instance's image says nothing of the new one's.
+    if workload.rolled_out && instance.is_some_and(image_pull_failing) {
+        return assessed(Phase::Failed, Some(since), Some(Failure::ImagePull));
+    }
     if instance.is_some_and(crash_looping) {
         return assessed(Phase::Failed, Some(since), Some(Failure::CrashLoop));
     }
@@ -282,6 +301,23 @@ fn crash_looping(instance: &Instance) -> bool {
         && !instance.ready
         && ((instance.problem.as_deref() == Some(CRASH_LOOP_BACK_OFF) && instance.restarts >= CRASH_LOOP_RESTARTS)
             || instance.restarts >= CRASHING_RESTARTS)
+}
+
+/// The instance waits for an image that cannot be pulled.
+fn image_pull_failing(instance: &Instance) -> bool {
+    !instance.terminating
+        && !instance.ready
+        && instance.problem.as_deref().is_some_and(|p| IMAGE_PULL_FAILURES.contains(&p))
+}
+
+/// `image "IMAGE" cannot be pulled (REASON): MESSAGE`, the image as the spec
+/// names it.
+fn pull_message(image: &str, instance: &Instance) -> String {
+    let why = instance.problem.as_deref().unwrap_or_default();
+    match instance.problem_message.as_deref().filter(|m| !m.is_empty()) {
+        Some(message) => format!("image \"{image}\" cannot be pulled ({why}): {message}"),
+        None => format!("image \"{image}\" cannot be pulled ({why})"),
+    }
 }
 
 fn crash_message(instance: &Instance) -> String {
@@ -429,9 +465,18 @@ mod tests {
             ready,
             restarts,
             problem: problem.map(str::to_string),
+            problem_message: None,
             terminating: false,
         }
     }
+
+    /// An instance waiting for its image, for `reason` with `message`.
+    fn pulling(reason: &str, message: Option<&str>) -> Instance {
+        Instance { problem_message: message.map(str::to_string), ..instance(false, 0, Some(reason)) }
+    }
+
+    /// The image of `server()`.
+    const IMAGE: &str = "itzg/minecraft-server:java21";
 
     fn endpoint() -> Endpoint {
         Endpoint {
@@ -687,6 +732,98 @@ mod tests {
         assert_eq!(cond(&s, DEGRADED).message, "container restarted 4 times (CrashLoopBackOff)");
         // And the Degraded transition happened at the first crash, not now
         assert_eq!(cond(&s, DEGRADED).last_transition_time, at_second(20));
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_pulled_fails_the_server_at_once_naming_the_image() {
+        let back_off = format!("Back-off pulling image \"{IMAGE}\"");
+        let cases = [
+            ("ErrImagePull", "failed to pull and unpack image: connection refused"),
+            ("ImagePullBackOff", back_off.as_str()),
+            ("InvalidImageName", "invalid reference format"),
+            ("ErrImageNeverPull", "image is not present with pull policy of Never"),
+        ];
+        for (why, message) in cases {
+            // Given a starting server
+            let mut gs = server(DesiredState::Running, 1);
+            step(&mut gs, &starting(), 0);
+            // When its container waits for an image that cannot be pulled
+            let s = step(&mut gs, &observed(Some(workload(true, 1)), Some(pulling(why, Some(message)))), 5);
+            // Then it is Failed right away, long before the startup timeout
+            let expected = format!("image \"{IMAGE}\" cannot be pulled ({why}): {message}");
+            assert_eq!(s.phase, Some(Phase::Failed), "{why}");
+            assert_eq!(state_of(&s, READY), ("False", reason::IMAGE_PULL_FAILED), "{why}");
+            assert_eq!(cond(&s, READY).message, expected);
+            assert_eq!(state_of(&s, DEGRADED), ("True", reason::IMAGE_PULL_FAILED), "{why}");
+            assert_eq!(cond(&s, DEGRADED).message, expected);
+            assert_eq!(cond(&s, DEGRADED).last_transition_time, at_second(5));
+            assert_eq!(state_of(&s, PROGRESSING), ("False", reason::STABLE));
+            assert_eq!(s.starting_since, Some(at_second(0)), "{why}: the start it failed");
+            assert_eq!(needs_requeue(&s, &gs, &at_second(5)), None, "nothing to wait for");
+            assert!(!may_settle(None, &s), "{why}: written at once");
+        }
+        // Without the backend's message, the reason alone
+        let gs = server(DesiredState::Running, 1);
+        let s = compute(&gs, &observed(Some(workload(true, 1)), Some(pulling("ErrImagePull", None))), &at_second(0));
+        assert_eq!(cond(&s, DEGRADED).message, format!("image \"{IMAGE}\" cannot be pulled (ErrImagePull)"));
+    }
+
+    #[test]
+    fn a_pull_failure_between_retries_keeps_its_transition_time() {
+        // Given a server whose image pull failed at second 0
+        let mut gs = server(DesiredState::Running, 1);
+        let failed = observed(Some(workload(true, 1)), Some(pulling("ErrImagePull", Some("not found"))));
+        step(&mut gs, &failed, 0);
+        // When the kubelet backs off before the next try
+        let backing_off = observed(Some(workload(true, 1)), Some(pulling("ImagePullBackOff", Some("Back-off"))));
+        let s = step(&mut gs, &backing_off, 20);
+        // Then it is still Failed, with the new message, since second 0
+        assert_eq!(s.phase, Some(Phase::Failed));
+        let expected = format!("image \"{IMAGE}\" cannot be pulled (ImagePullBackOff): Back-off");
+        assert_eq!(cond(&s, DEGRADED).message, expected);
+        assert_eq!(cond(&s, DEGRADED).last_transition_time, at_second(0));
+        assert_eq!(cond(&s, READY).last_transition_time, at_second(0));
+        assert_eq!(s.starting_since, Some(at_second(0)));
+    }
+
+    #[test]
+    fn a_pull_failure_of_an_old_or_leaving_instance_fails_nothing() {
+        // Given a running server whose new template is rolling out
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &running(), 0);
+        gs.metadata.generation = Some(2);
+        // When an instance not on the latest template cannot pull its image
+        let s = step(&mut gs, &observed(Some(workload(false, 1)), Some(pulling("ErrImagePull", None))), 10);
+        // Then the rollout is under way, not failed
+        assert_eq!(s.phase, Some(Phase::Starting));
+        assert_eq!(state_of(&s, PROGRESSING), ("True", reason::ROLLING_OUT));
+        // And an instance on its way out fails nothing either
+        let leaving = Instance { terminating: true, ..pulling("ImagePullBackOff", None) };
+        let s = step(&mut gs, &observed(Some(workload(true, 1)), Some(leaving)), 20);
+        assert_eq!(s.phase, Some(Phase::Starting));
+        assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
+    }
+
+    #[test]
+    fn a_server_whose_image_is_pulled_at_last_starts_and_runs() {
+        // Given a server failed for its image
+        let mut gs = server(DesiredState::Running, 1);
+        step(&mut gs, &observed(Some(workload(true, 1)), Some(pulling("ImagePullBackOff", None))), 0);
+        // When the image is pulled and the container starts
+        let s = step(&mut gs, &starting(), 30);
+        // Then it is Starting again, within the timeout of the same start
+        assert_eq!(s.phase, Some(Phase::Starting));
+        assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
+        assert_eq!(s.starting_since, Some(at_second(0)));
+        // And readiness wins
+        let s = step(&mut gs, &running(), 40);
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert_eq!(state_of(&s, READY), ("True", reason::SERVER_READY));
+        assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
+        // And a running server whose new pod cannot pull its image is Failed
+        let s = step(&mut gs, &observed(Some(workload(true, 1)), Some(pulling("ErrImagePull", None))), 3600);
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert_eq!(state_of(&s, READY), ("False", reason::IMAGE_PULL_FAILED));
     }
 
     #[test]
@@ -951,6 +1088,11 @@ mod tests {
                 "crash loop",
                 spec_running(),
                 observed(Some(workload(true, 1)), Some(instance(false, 4, Some("CrashLoopBackOff")))),
+            ),
+            (
+                "image pull failed",
+                spec_running(),
+                observed(Some(workload(true, 1)), Some(pulling("ImagePullBackOff", Some("Back-off pulling image")))),
             ),
             ("stopping", server(DesiredState::Stopped, 1), observed(Some(workload(true, 1)), None)),
             ("stopped", server(DesiredState::Stopped, 1), gone()),

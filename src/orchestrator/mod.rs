@@ -89,6 +89,10 @@ pub struct Instance {
     /// Why the container is waiting or was last terminated, when it is not
     /// running well (`CrashLoopBackOff`, `ImagePullBackOff`, `Error`...).
     pub problem: Option<String>,
+    /// What the backend says of `problem`, when it says more than a reason
+    /// (Kubernetes' container state message, such as `Back-off pulling image
+    /// "..."`). Swarm's `problem` is its message already.
+    pub problem_message: Option<String>,
     /// The instance is being shut down.
     pub terminating: bool,
 }

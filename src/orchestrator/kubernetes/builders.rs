@@ -418,17 +418,18 @@ pub fn instance(pod: &Pod) -> Instance {
     let ready = status
         .and_then(|s| s.conditions.as_deref())
         .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    // The reason, and the message that goes with it.
     let problem = match game {
         Some(c) => {
             let waiting = state
                 .and_then(|s| s.waiting.as_ref())
-                .and_then(|w| w.reason.clone())
-                .filter(|r| !NORMAL_WAITING.contains(&r.as_str()));
+                .and_then(|w| Some((w.reason.clone()?, w.message.clone())))
+                .filter(|(r, _)| !NORMAL_WAITING.contains(&r.as_str()));
             let terminated = || {
                 state
                     .and_then(|s| s.terminated.as_ref())
                     .or_else(|| c.last_state.as_ref().and_then(|s| s.terminated.as_ref()))
-                    .and_then(|t| t.reason.clone())
+                    .and_then(|t| Some((t.reason.clone()?, t.message.clone())))
             };
             waiting.or_else(|| if c.ready { None } else { terminated() })
         }
@@ -437,7 +438,11 @@ pub fn instance(pod: &Pod) -> Instance {
         None => status
             .and_then(|s| s.conditions.as_deref())
             .and_then(|conditions| conditions.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False"))
-            .and_then(|c| c.reason.clone()),
+            .and_then(|c| Some((c.reason.clone()?, c.message.clone()))),
+    };
+    let (problem, problem_message) = match problem {
+        Some((reason, message)) => (Some(reason), message.filter(|m| !m.is_empty())),
+        None => (None, None),
     };
     Instance {
         name: pod.metadata.name.clone().unwrap_or_default(),
@@ -445,6 +450,7 @@ pub fn instance(pod: &Pod) -> Instance {
         ready,
         restarts: game.map_or(0, |c| c.restart_count),
         problem,
+        problem_message,
         terminating: pod.metadata.deletion_timestamp.is_some(),
     }
 }
@@ -813,9 +819,61 @@ mod tests {
                 ready: true,
                 restarts: 0,
                 problem: None,
+                problem_message: None,
                 terminating: false
             }
         );
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_pulled_is_reported_with_the_kubelets_message() {
+        for (reason, message) in [
+            ("ErrImagePull", "failed to pull and unpack image \"127.0.0.1:5999/nope:1\": connection refused"),
+            ("ImagePullBackOff", "Back-off pulling image \"127.0.0.1:5999/nope:1\""),
+            ("InvalidImageName", "Failed to apply default image tag \"NOPE:\": invalid reference format"),
+            ("ErrImageNeverPull", "Container image \"nope:1\" is not present with pull policy of Never"),
+        ] {
+            let p = pod(
+                "mc-1",
+                "2025-01-01T00:00:00Z",
+                game_status(false, json!({ "state": { "waiting": { "reason": reason, "message": message } } })),
+            );
+            let i = instance(&p);
+            assert_eq!((i.running, i.ready, i.restarts), (false, false, 0), "{reason}");
+            assert_eq!((i.problem.as_deref(), i.problem_message.as_deref()), (Some(reason), Some(message)));
+        }
+        // A reason without a message, or with an empty one: no message.
+        for waiting in [json!({ "reason": "ErrImagePull" }), json!({ "reason": "ErrImagePull", "message": "" })] {
+            let p = pod("mc-1", "2025-01-01T00:00:00Z", game_status(false, json!({ "state": { "waiting": waiting } })));
+            let i = instance(&p);
+            assert_eq!((i.problem.as_deref(), i.problem_message), (Some("ErrImagePull"), None));
+        }
+    }
+
+    #[test]
+    fn a_termination_and_an_unschedulable_pod_carry_their_message() {
+        let p = pod(
+            "mc-1",
+            "2025-01-01T00:00:00Z",
+            game_status(
+                false,
+                json!({
+                    "restartCount": 1,
+                    "state": { "running": {} },
+                    "lastState": { "terminated": { "exitCode": 1, "reason": "Error", "message": "world corrupt" } }
+                }),
+            ),
+        );
+        assert_eq!(instance(&p).problem_message.as_deref(), Some("world corrupt"));
+        let message = "0/4 nodes are available: 1 node(s) had untolerated taint {mettaton.dev/real-node: true}";
+        let p = pod(
+            "mc-1",
+            "2025-01-01T00:00:00Z",
+            json!({ "phase": "Pending", "conditions": [
+                { "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message }
+            ] }),
+        );
+        assert_eq!(instance(&p).problem_message.as_deref(), Some(message));
     }
 
     #[test]

@@ -814,6 +814,8 @@ pub fn instance(service_name: &str, task: &Task, tasks: &[Task], restarts: usize
         ready,
         restarts: i32::try_from(restarts).unwrap_or(i32::MAX),
         problem,
+        // Swarm has no reason codes: its problem is the task's message.
+        problem_message: None,
         terminating: !wants_running(task),
     }
 }
@@ -1440,6 +1442,7 @@ mod tests {
                 ready: true,
                 restarts: 1,
                 problem: None,
+                problem_message: None,
                 terminating: false,
             }
         );
