@@ -311,6 +311,44 @@ async fn a_crash_looping_server_is_degraded_with_its_restart_count() {
     ctl.stop().await;
 }
 
+/// The kwok stage `pod-pull-fails` reports the container of this image waiting
+/// in ImagePullBackOff with the kubelet's message: the server is Failed at
+/// once, naming the image, not after its startup timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_cannot_be_pulled_fails_the_server_at_once_naming_the_image() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("ctl-pull").await;
+    let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
+    let api = ns.api::<GameServer>();
+    let image = "mettaton.test/pull-fails";
+    let timeout = Duration::from_secs(600);
+    let spec = json!({
+        "image": image,
+        "ports": [{ "name": "game", "containerPort": 7777 }],
+        "health": { "startupTimeoutSeconds": timeout.as_secs() }
+    });
+    let created = std::time::Instant::now();
+    api.create(&PostParams::default(), &server("nopull", spec)).await.unwrap();
+    let failed = phase(&api, "nopull", Phase::Failed).await;
+    assert!(created.elapsed() < timeout / 10, "Failed after {:?}: well before the startup timeout", created.elapsed());
+    let status = failed.status.unwrap();
+    let message = format!("image \"{image}\" cannot be pulled (ImagePullBackOff): Back-off pulling image \"{image}\"");
+    for type_ in [conditions::DEGRADED, conditions::READY] {
+        let c = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
+        let want = if type_ == conditions::DEGRADED { "True" } else { "False" };
+        assert_eq!((c.status.as_str(), c.reason.as_str()), (want, "ImagePullFailed"), "{type_}");
+        assert_eq!(c.message, message, "{type_}");
+    }
+    eventually("a Failed warning event", WAIT, || async {
+        let reasons = event_reasons(&ns, "nopull").await;
+        if reasons.iter().any(|r| r == "Failed") { Ok(()) } else { Err(reasons) }
+    })
+    .await;
+    api.delete("nopull", &DeleteParams::default()).await.unwrap();
+    gone(&api, "nopull").await;
+    ctl.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retain_keeps_the_volume_and_a_new_server_of_the_same_name_adopts_it() {
     ensure_crd().await;
