@@ -37,3 +37,25 @@ POD_CIDR=10.244.0.0/16
 
 export GOTOOLCHAIN=local
 export GOFLAGS="-mod=mod -trimpath"
+
+# The one real node (kubelet, containerd, kube-proxy, CNI) beside the kwok nodes:
+# MTN_REAL_NODE=0 leaves it out (the big benchmarks need only kwok). See README.md.
+REAL_NODE="${MTN_REAL_NODE:-1}"
+NODE_NAME=mettaton-node
+NODE_NETNS=mtn-node
+# The node lives in its own network namespace, joined to the host by a veth pair:
+# the host side is the address the node (and its pods) reach the API server at,
+# the node side is the node's InternalIP, where players reach NodePorts.
+NODE_HOST_IP=10.213.0.1
+NODE_IP=10.213.0.2
+NODE_POD_CIDR=10.245.0.0/24
+NODE_DIR="$PLANE_DIR/node"
+# The cgroup (in every v1 hierarchy) holding the node's processes and its pods,
+# so that down finds and kills all of them, whatever was left by a crash.
+NODE_CGROUP=mettaton-node
+# A pod runs on the real node only when it tolerates this taint.
+NODE_TAINT_KEY=mettaton.dev/real-node
+# The test game's image (tests/testgame), as tests/swarm names it too; the real
+# node gets it under both tags, :1 and :2 (an image change with the same game).
+TESTGAME_IMAGE=127.0.0.1:5999/mettaton-testgame:1
+TESTGAME_IMAGE_2=127.0.0.1:5999/mettaton-testgame:2
