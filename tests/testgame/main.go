@@ -13,9 +13,23 @@
 //	GAME_READY_FILE=/path               written once both ports listen.
 //	GAME_CRASH_AFTER_SECONDS=N          exits 1 after N seconds.
 //	GAME_SAVE_SECONDS=N                 "saving world" takes N seconds on stop.
+//	GAME_SAVE_FILE=/path                the world: loaded at start ("loaded world
+//	                                    starts=N data=D"), saved on stop (written
+//	                                    to a temporary file, synced, renamed) as
+//	                                    "starts=N\ndata=D\n". A TCP player sets
+//	                                    D with "set D" and reads it with "get".
+//	GAME_LISTEN_DELAY_SECONDS=N         listens only after N seconds (a world
+//	                                    that loads slowly, or never).
+//	GAME_HANG_AFTER_SECONDS=N           after N seconds stops answering TCP
+//	                                    (closes its listener) but keeps running,
+//	                                    as a hung server does.
 //
-// On SIGTERM or SIGINT it prints "saving world" then "stopped" and exits 0.
-// Every log line goes to stdout.
+// On SIGTERM or SIGINT it prints "saving world", saves, prints "stopped" and
+// exits 0. Every log line goes to stdout.
+//
+// "testgame -touch PATH" writes PATH (with the time) and exits: a stop command
+// for tests, run in the container before the stop signal. "testgame -cat PATH"
+// prints PATH and exits (the image has no shell; `kubectl exec` runs this).
 package main
 
 import (
@@ -28,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -57,7 +72,25 @@ func envInt(name string, def int) int {
 func main() {
 	tcpPort := flag.Int("tcp", envInt("GAME_TCP_PORT", 7777), "TCP port (env GAME_TCP_PORT)")
 	udpPort := flag.Int("udp", envInt("GAME_UDP_PORT", 7778), "UDP port (env GAME_UDP_PORT)")
+	touch := flag.String("touch", "", "write this file and exit")
+	cat := flag.String("cat", "", "print this file and exit")
 	flag.Parse()
+	if *cat != "" {
+		data, err := os.ReadFile(*cat)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cat %s: %v\n", *cat, err)
+			os.Exit(1)
+		}
+		os.Stdout.Write(data)
+		os.Exit(0)
+	}
+	if *touch != "" {
+		if err := os.WriteFile(*touch, []byte(time.Now().UTC().Format(time.RFC3339Nano)+"\n"), 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "touch %s: %v\n", *touch, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 
 	name := os.Getenv("GAME_NAME")
 	if name == "" {
@@ -80,6 +113,19 @@ func main() {
 				logf("  %s", line)
 			}
 		}
+	}
+
+	saveFile := os.Getenv("GAME_SAVE_FILE")
+	if saveFile != "" {
+		w := loadWorld(saveFile)
+		w.starts++
+		world.Store(w)
+		logf("loaded world starts=%d data=%s", w.starts, w.data)
+	}
+
+	if n := envInt("GAME_LISTEN_DELAY_SECONDS", 0); n > 0 {
+		logf("loading world for %d s", n)
+		time.Sleep(time.Duration(n) * time.Second)
 	}
 
 	tl, err := net.Listen("tcp", fmt.Sprintf(":%d", *tcpPort))
@@ -111,6 +157,14 @@ func main() {
 		}()
 	}
 
+	if n := envInt("GAME_HANG_AFTER_SECONDS", 0); n > 0 {
+		go func() {
+			time.Sleep(time.Duration(n) * time.Second)
+			logf("hanging after %d s as asked", n)
+			tl.Close()
+		}()
+	}
+
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	sig := <-sigs
@@ -118,6 +172,13 @@ func main() {
 	logf("saving world")
 	if n := envInt("GAME_SAVE_SECONDS", 0); n > 0 {
 		time.Sleep(time.Duration(n) * time.Second)
+	}
+	if saveFile != "" {
+		if err := saveWorld(saveFile, world.Load().(gameWorld)); err != nil {
+			logf("cannot save world to %s: %v", saveFile, err)
+			os.Exit(1)
+		}
+		logf("world saved to %s", saveFile)
 	}
 	tl.Close()
 	uc.Close()
@@ -138,7 +199,18 @@ func serveTCP(l net.Listener, name string) {
 			fmt.Fprintf(c, "hello from %s\n", name)
 			s := bufio.NewScanner(c)
 			for s.Scan() {
-				if _, err := fmt.Fprintf(c, "echo: %s\n", s.Text()); err != nil {
+				line := s.Text()
+				reply := "echo: " + line
+				if d, ok := strings.CutPrefix(line, "set "); ok {
+					w, _ := world.Load().(gameWorld)
+					w.data = d
+					world.Store(w)
+					reply = "set: " + d
+				} else if line == "get" {
+					w, _ := world.Load().(gameWorld)
+					reply = fmt.Sprintf("world: starts=%d data=%s", w.starts, w.data)
+				}
+				if _, err := fmt.Fprintf(c, "%s\n", reply); err != nil {
 					break
 				}
 			}
@@ -158,4 +230,53 @@ func serveUDP(c net.PacketConn) {
 		logf("udp datagram from %s", addr)
 		c.WriteTo([]byte("pong: "+payload+"\n"), addr)
 	}
+}
+
+// gameWorld is what the game keeps across restarts in GAME_SAVE_FILE.
+type gameWorld struct {
+	starts int
+	data   string
+}
+
+var world atomic.Value // gameWorld
+
+func init() { world.Store(gameWorld{}) }
+
+func loadWorld(path string) gameWorld {
+	var w gameWorld
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if !os.IsNotExist(err) {
+			logf("cannot load world from %s: %v", path, err)
+		}
+		return w
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "starts="); ok {
+			w.starts, _ = strconv.Atoi(v)
+		} else if v, ok := strings.CutPrefix(line, "data="); ok {
+			w.data = v
+		}
+	}
+	return w
+}
+
+func saveWorld(path string, w gameWorld) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(f, "starts=%d\ndata=%s\n", w.starts, w.data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
