@@ -25,7 +25,10 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_yaml::Value;
 
-use crate::support::{TestNamespace, api_status, ensure_crd, eventually, kubeconfig_path, wait_phase, wait_ready};
+use crate::support::{
+    TestNamespace, api_status, ensure_crd, eventually, helm, kubeconfig_path, kubectl, output, root, succeed,
+    wait_phase, wait_ready,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 /// The Kubernetes version `helm template` renders for (that of the local plane);
@@ -88,52 +91,8 @@ fn permissions(group: &str, resources: &[&str], verbs: &[&str]) -> BTreeSet<Perm
 
 // --- running helm and kubectl ------------------------------------------------------
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn chart_dir() -> PathBuf {
     root().join("charts/mettaton")
-}
-
-fn plane_tool(name: &str) -> PathBuf {
-    let path = root().join("target/controlplane/bin").join(name);
-    assert!(path.exists(), "{} is missing: build it with tests/controlplane/up", path.display());
-    path
-}
-
-/// helm with the plane's kubeconfig and its own state under target/, so that
-/// the user's helm configuration plays no part.
-fn helm() -> Command {
-    let home = root().join("target/chart-tests/helm");
-    let mut cmd = Command::new(plane_tool("helm"));
-    cmd.env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig_path());
-    cmd
-}
-
-fn kubectl() -> Command {
-    let mut cmd = Command::new(plane_tool("kubectl"));
-    cmd.arg("--kubeconfig").arg(kubeconfig_path());
-    cmd
-}
-
-fn output(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"))
-}
-
-fn succeed(cmd: &mut Command) -> String {
-    let out = output(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// `helm template` of the chart with these extra arguments: the rendered

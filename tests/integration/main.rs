@@ -15,6 +15,7 @@ mod gameserver_schema;
 mod kubernetes_backend;
 mod leader;
 mod plane;
+mod real_node;
 mod support;
 mod swarm_backend;
 mod swarm_controller;

@@ -21,6 +21,55 @@ pub fn kubeconfig_path() -> PathBuf {
     }
 }
 
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A binary the plane's build made (kubectl, helm...).
+pub fn plane_tool(name: &str) -> PathBuf {
+    let path = root().join("target/controlplane/bin").join(name);
+    assert!(path.exists(), "{} is missing: build it with tests/controlplane/up", path.display());
+    path
+}
+
+/// The plane's kubectl, on the plane's kubeconfig.
+pub fn kubectl() -> std::process::Command {
+    let mut cmd = std::process::Command::new(plane_tool("kubectl"));
+    cmd.arg("--kubeconfig").arg(kubeconfig_path());
+    cmd
+}
+
+/// The plane's helm with the plane's kubeconfig and its own state under
+/// target/, so that the user's helm configuration plays no part.
+pub fn helm() -> std::process::Command {
+    let home = root().join("target/chart-tests/helm");
+    let mut cmd = std::process::Command::new(plane_tool("helm"));
+    cmd.env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path());
+    cmd
+}
+
+/// Runs `cmd` to its end; panics only when it cannot start.
+pub fn output(cmd: &mut std::process::Command) -> std::process::Output {
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"))
+}
+
+/// Runs `cmd`, which must succeed, and returns what it printed.
+pub fn succeed(cmd: &mut std::process::Command) -> String {
+    let out = output(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A client for the local control plane. Panics with what to do when it is not up.
 pub async fn client() -> Client {
     let path = kubeconfig_path();
