@@ -16,6 +16,8 @@ mod kubernetes_backend;
 mod leader;
 mod plane;
 mod real_node;
+#[path = "../common/real_node.rs"]
+mod real_node_common;
 mod support;
 mod swarm_backend;
 mod swarm_controller;

@@ -7,8 +7,7 @@
 //! Every GameServer here selects the node (`nodeSelector: {type: real}`) and
 //! tolerates its taint; the kwok nodes keep everything else.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,56 +18,14 @@ use mettaton::api::{GameServer, Phase, conditions};
 use serde_json::{Value, json};
 
 use crate::controller::{RunningController, gone};
+use crate::real_node_common::{
+    IMAGE_2, NODE, NODE_IP, POD_PREFIX, TAINT, kill_container, on_real_node, play_when_up, published,
+};
 use crate::support::{
     TestNamespace, ensure_crd, eventually, helm, kubectl, output, root, succeed, wait_phase, wait_ready,
 };
 
-/// The real node, as tests/controlplane/env.sh names and addresses it.
-const NODE: &str = "mettaton-node";
-const NODE_IP: &str = "10.213.0.2";
-const POD_PREFIX: &str = "10.245.0.";
-const TAINT: &str = "mettaton.dev/real-node";
-/// The test game, imported into the node's containerd under both tags.
-const IMAGE: &str = "127.0.0.1:5999/mettaton-testgame:1";
-const IMAGE_2: &str = "127.0.0.1:5999/mettaton-testgame:2";
 const WAIT: Duration = Duration::from_secs(120);
-
-/// `base` with `extra` merged in: objects key by key, anything else replaced.
-fn merged(mut base: Value, extra: Value) -> Value {
-    match (&mut base, extra) {
-        (Value::Object(b), Value::Object(e)) => {
-            for (k, v) in e {
-                let slot = b.remove(&k).unwrap_or(Value::Null);
-                b.insert(k, merged(slot, v));
-            }
-            base
-        }
-        (_, e) => e,
-    }
-}
-
-/// A GameServer of the test game that must run on the real node: a TCP game
-/// port probed every second and a UDP query port.
-fn on_real_node(name: &str, spec: Value) -> GameServer {
-    let base = json!({
-        "image": IMAGE,
-        "ports": [
-            { "name": "game", "containerPort": 7777 },
-            { "name": "query", "containerPort": 7778, "protocol": "UDP" }
-        ],
-        "nodeSelector": { "type": "real" },
-        "tolerations": [{ "operator": "Exists", "effect": "NoSchedule" }],
-        "health": { "probe": { "tcpPort": "game" }, "periodSeconds": 1, "failureThreshold": 2, "startupTimeoutSeconds": 60 },
-        "shutdown": { "gracePeriodSeconds": 15 }
-    });
-    serde_json::from_value(json!({
-        "apiVersion": "mettaton.dev/v1alpha1",
-        "kind": "GameServer",
-        "metadata": { "name": name },
-        "spec": merged(base, spec)
-    }))
-    .unwrap()
-}
 
 async fn start(prefix: &str) -> (TestNamespace, RunningController, Api<GameServer>) {
     ensure_crd().await;
@@ -100,56 +57,6 @@ fn pod_name(pod: &Pod) -> String {
 fn game_status(pod: &Pod) -> k8s_openapi::api::core::v1::ContainerStatus {
     let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
     statuses.into_iter().find(|c| c.name == "game").expect("the game container has a status")
-}
-
-/// The port players use for `name`, from the status.
-fn published(gs: &GameServer, name: &str) -> u16 {
-    let status = gs.status.as_ref().unwrap();
-    let port = status.ports.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("{name} in {status:?}"));
-    u16::try_from(port.port).unwrap()
-}
-
-/// A player's session over TCP at the status' address: the greeting, then
-/// the answer to each line.
-fn play(gs: &GameServer, lines: &[&str]) -> Vec<String> {
-    let address = gs.status.as_ref().and_then(|s| s.address.clone()).expect("an address");
-    let stream = TcpStream::connect_timeout(
-        &format!("{address}:{}", published(gs, "game")).parse().unwrap(),
-        Duration::from_secs(5),
-    )
-    .expect("the game answers over TCP at its status address");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut answers = Vec::new();
-    let mut read = |answers: &mut Vec<String>| {
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("the game answers");
-        answers.push(line.trim_end().to_string());
-    };
-    read(&mut answers);
-    for line in lines {
-        writeln!(writer, "{line}").unwrap();
-        read(&mut answers);
-    }
-    answers
-}
-
-/// A player's session that may fail while the server (re)starts.
-async fn play_when_up(gs: &GameServer, lines: &[&str]) -> Vec<String> {
-    let (gs, lines) = (gs.clone(), lines.iter().map(|l| l.to_string()).collect::<Vec<_>>());
-    eventually("the game answers over TCP", Duration::from_secs(30), || {
-        let (gs, lines) = (gs.clone(), lines.clone());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-                std::panic::catch_unwind(|| play(&gs, &refs)).map_err(|_| "not yet".to_string())
-            })
-            .await
-            .unwrap()
-        }
-    })
-    .await
 }
 
 /// The directory on this machine behind the server's volume (the plane's
@@ -510,35 +417,6 @@ impl Taint {
 impl Drop for Taint {
     fn drop(&mut self) {
         let _ = kubectl().args(["taint", "node", NODE, &format!("{}-", self.0)]).output();
-    }
-}
-
-/// SIGKILL to every process of the pod's container `name`, found on this
-/// machine through the node's cgroups (the container id names its cgroup).
-fn kill_container(pod: &Pod, name: &str) {
-    let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
-    let id = statuses.iter().find(|c| c.name == name).and_then(|c| c.container_id.clone()).expect("a container id");
-    let id = id.rsplit("//").next().unwrap().to_string();
-    fn find(dir: &std::path::Path, id: &str) -> Option<PathBuf> {
-        for entry in std::fs::read_dir(dir).ok()?.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                if entry.file_name().to_str() == Some(id) {
-                    return Some(path);
-                }
-                if let Some(found) = find(&path, id) {
-                    return Some(found);
-                }
-            }
-        }
-        None
-    }
-    let cgroup = find(std::path::Path::new("/sys/fs/cgroup/pids/mettaton-node"), &id)
-        .unwrap_or_else(|| panic!("no cgroup of container {id} under the node's"));
-    let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap();
-    assert!(!procs.trim().is_empty(), "container {id} has processes");
-    for pid in procs.split_whitespace() {
-        succeed(std::process::Command::new("kill").args(["-KILL", pid]));
     }
 }
 

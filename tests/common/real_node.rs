@@ -1,0 +1,152 @@
+//! The real node of the local cluster (tests/controlplane/node), as the
+//! integration and reliability tests use it: its names, a GameServer of the
+//! test game placed on it, a player's session, and its containers' processes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use mettaton::api::GameServer;
+use serde_json::{Value, json};
+
+use crate::support::eventually;
+
+/// The real node, as tests/controlplane/env.sh names and addresses it.
+pub const NODE: &str = "mettaton-node";
+pub const NODE_IP: &str = "10.213.0.2";
+pub const POD_PREFIX: &str = "10.245.0.";
+pub const TAINT: &str = "mettaton.dev/real-node";
+/// The test game, imported into the node's containerd under both tags.
+pub const IMAGE: &str = "127.0.0.1:5999/mettaton-testgame:1";
+pub const IMAGE_2: &str = "127.0.0.1:5999/mettaton-testgame:2";
+/// `base` with `extra` merged in: objects key by key, anything else replaced.
+pub fn merged(mut base: Value, extra: Value) -> Value {
+    match (&mut base, extra) {
+        (Value::Object(b), Value::Object(e)) => {
+            for (k, v) in e {
+                let slot = b.remove(&k).unwrap_or(Value::Null);
+                b.insert(k, merged(slot, v));
+            }
+            base
+        }
+        (_, e) => e,
+    }
+}
+
+/// A GameServer of the test game that must run on the real node: a TCP game
+/// port probed every second and a UDP query port.
+pub fn on_real_node(name: &str, spec: Value) -> GameServer {
+    let base = json!({
+        "image": IMAGE,
+        "ports": [
+            { "name": "game", "containerPort": 7777 },
+            { "name": "query", "containerPort": 7778, "protocol": "UDP" }
+        ],
+        "nodeSelector": { "type": "real" },
+        "tolerations": [{ "operator": "Exists", "effect": "NoSchedule" }],
+        "health": { "probe": { "tcpPort": "game" }, "periodSeconds": 1, "failureThreshold": 2, "startupTimeoutSeconds": 60 },
+        "shutdown": { "gracePeriodSeconds": 15 }
+    });
+    serde_json::from_value(json!({
+        "apiVersion": "mettaton.dev/v1alpha1",
+        "kind": "GameServer",
+        "metadata": { "name": name },
+        "spec": merged(base, spec)
+    }))
+    .unwrap()
+}
+
+/// The port players use for `name`, from the status.
+pub fn published(gs: &GameServer, name: &str) -> u16 {
+    let status = gs.status.as_ref().unwrap();
+    let port = status.ports.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("{name} in {status:?}"));
+    u16::try_from(port.port).unwrap()
+}
+
+/// A player's session over TCP at the status' address: the greeting, then
+/// the answer to each line.
+pub fn play(gs: &GameServer, lines: &[&str]) -> Vec<String> {
+    let address = gs.status.as_ref().and_then(|s| s.address.clone()).expect("an address");
+    let stream = TcpStream::connect_timeout(
+        &format!("{address}:{}", published(gs, "game")).parse().unwrap(),
+        Duration::from_secs(5),
+    )
+    .expect("the game answers over TCP at its status address");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut answers = Vec::new();
+    let mut read = |answers: &mut Vec<String>| {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("the game answers");
+        answers.push(line.trim_end().to_string());
+    };
+    read(&mut answers);
+    for line in lines {
+        writeln!(writer, "{line}").unwrap();
+        read(&mut answers);
+    }
+    answers
+}
+
+/// A player's session that may fail while the server (re)starts.
+pub async fn play_when_up(gs: &GameServer, lines: &[&str]) -> Vec<String> {
+    let (gs, lines) = (gs.clone(), lines.iter().map(|l| l.to_string()).collect::<Vec<_>>());
+    eventually("the game answers over TCP", Duration::from_secs(30), || {
+        let (gs, lines) = (gs.clone(), lines.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+                std::panic::catch_unwind(|| play(&gs, &refs)).map_err(|_| "not yet".to_string())
+            })
+            .await
+            .unwrap()
+        }
+    })
+    .await
+}
+
+/// The processes of the pod's container `name` on this machine, found through
+/// the node's cgroups (the container id names its cgroup).
+pub fn container_pids(pod: &Pod, name: &str) -> Vec<u32> {
+    let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
+    let id = statuses.iter().find(|c| c.name == name).and_then(|c| c.container_id.clone()).expect("a container id");
+    let id = id.rsplit("//").next().unwrap().to_string();
+    fn find(dir: &Path, id: &str) -> Option<PathBuf> {
+        for entry in std::fs::read_dir(dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if entry.file_name().to_str() == Some(id) {
+                    return Some(path);
+                }
+                if let Some(found) = find(&path, id) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+    let cgroup =
+        find(Path::new(NODE_CGROUP), &id).unwrap_or_else(|| panic!("no cgroup of container {id} under the node's"));
+    let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap();
+    procs.split_whitespace().map(|p| p.parse().unwrap()).collect()
+}
+
+/// SIGKILL to every process of the pod's container `name`.
+pub fn kill_container(pod: &Pod, name: &str) {
+    let pids = container_pids(pod, name);
+    assert!(!pids.is_empty(), "the container has processes");
+    kill9(&pids);
+}
+
+/// SIGKILL to each of `pids` (one already gone is no error).
+pub fn kill9(pids: &[u32]) {
+    for pid in pids {
+        let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
+}
+
+/// The node's cgroup in the pids hierarchy: every process of the node and its pods is below it.
+pub const NODE_CGROUP: &str = "/sys/fs/cgroup/pids/mettaton-node";
