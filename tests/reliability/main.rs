@@ -12,6 +12,8 @@
 //! - `dockerd_restart`: a private Docker daemon restarted under servers run by
 //!   the facade and by the controller on the swarm backend.
 //! - `swarm_controller_killed`: the kill -9 churn on the swarm backend.
+//! - `node_crash`: every process of the real Kubernetes node SIGKILLed under a
+//!   running game; `node down` cleans it all, the node and the game come back.
 //!
 //! They restart the plane's API server and etcd, so they must not run beside
 //! other tests: each is `#[ignore]`d, so that `cargo test` builds and lints
@@ -39,6 +41,10 @@ mod apiserver_restart;
 mod controller_killed;
 mod dockerd_restart;
 mod fleet;
+mod node_crash;
 mod process;
+#[allow(dead_code)]
+#[path = "../common/real_node.rs"]
+mod real_node_common;
 mod setup;
 mod swarm_controller_killed;
