@@ -18,6 +18,12 @@ pub const LABEL_GAMESERVER: &str = "mettaton.dev/gameserver";
 /// Annotation on the pod template holding a hash of the inline config files, so
 /// that a change to them restarts the server with the new files.
 pub const ANNOTATION_CONFIG_HASH: &str = "mettaton.dev/config-hash";
+/// Annotation on a GameServer asking for a restart, as `kubectl rollout
+/// restart` does for a Deployment: a new value (by convention the time it was
+/// asked, RFC 3339; `mettaton restart` sets it) replaces the server's pod or
+/// task with a new one, on the same volume. The same key on the pod template
+/// carries it to the Deployment.
+pub const ANNOTATION_RESTARTED_AT: &str = "mettaton.dev/restartedAt";
 
 /// Everything a backend needs to run one game server.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +47,11 @@ pub struct ServerPlan {
     pub grace_period_seconds: i64,
     /// Seconds a start may take before the server counts as Failed.
     pub startup_timeout_seconds: i32,
+    /// The restart asked for last ([`ANNOTATION_RESTARTED_AT`]), if any. The
+    /// backends carry it into what the instance is made from (the pod
+    /// template, the swarm task's container), so that a new value makes a new
+    /// instance and the same value none. `None` when not asked (or empty).
+    pub restart_token: Option<String>,
 }
 
 /// The game's container.
@@ -158,10 +169,20 @@ pub struct ServicePlan {
 pub fn plan(gs: &GameServer) -> ServerPlan {
     let name = gs.metadata.name.clone().unwrap_or_default();
     let namespace = gs.metadata.namespace.clone().unwrap_or_default();
-    plan_spec(&name, &namespace, &gs.spec)
+    let mut plan = plan_spec(&name, &namespace, &gs.spec);
+    plan.restart_token = restart_token(gs.metadata.annotations.as_ref());
+    plan
 }
 
-/// The plan for a spec, given the server's name and namespace.
+/// The restart asked for in these annotations: the value of
+/// [`ANNOTATION_RESTARTED_AT`], unless it is empty.
+pub fn restart_token(annotations: Option<&BTreeMap<String, String>>) -> Option<String> {
+    annotations?.get(ANNOTATION_RESTARTED_AT).filter(|v| !v.is_empty()).cloned()
+}
+
+/// The plan for a spec, given the server's name and namespace. No restart is
+/// asked for: that is in the GameServer's metadata ([`plan`]), or set by the
+/// caller.
 pub fn plan_spec(name: &str, namespace: &str, spec: &GameServerSpec) -> ServerPlan {
     let selector = BTreeMap::from([(LABEL_GAMESERVER.to_string(), name.to_string())]);
     let mut labels = selector.clone();
@@ -238,6 +259,7 @@ pub fn plan_spec(name: &str, namespace: &str, spec: &GameServerSpec) -> ServerPl
         },
         grace_period_seconds: shutdown.grace_period_seconds,
         startup_timeout_seconds: health.startup_timeout_seconds,
+        restart_token: None,
     }
 }
 
@@ -477,6 +499,26 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_restart_is_the_annotations_value_and_nothing_else_plans_one() {
+        let gs = |annotations: serde_json::Value| -> GameServer {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
+                "metadata": { "name": "mc", "namespace": "games", "annotations": annotations },
+                "spec": spec()
+            }))
+            .unwrap()
+        };
+        let asked = gs(serde_json::json!({ ANNOTATION_RESTARTED_AT: "2026-12-03T10:00:00Z", "other": "x" }));
+        let p = plan(&asked);
+        assert_eq!(p.restart_token.as_deref(), Some("2026-12-03T10:00:00Z"));
+        // Everything else is the plan of the spec: a restart changes nothing but itself.
+        assert_eq!(ServerPlan { restart_token: None, ..p }, plan_spec("mc", "games", &spec()));
+        assert_eq!(plan(&gs(serde_json::json!({ "other": "x" }))).restart_token, None);
+        assert_eq!(plan(&gs(serde_json::json!({ ANNOTATION_RESTARTED_AT: "" }))).restart_token, None, "empty");
+        assert_eq!(plan_spec("mc", "games", &spec()).restart_token, None);
     }
 
     #[test]

@@ -239,8 +239,15 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
     let container_spec = TaskSpecContainerSpec {
         image: Some(container.image.clone()),
         // Containers carry the identity labels (service labels do not reach
-        // them), so that engine events name the server.
-        labels: Some(identity_labels(plan).into_iter().collect()),
+        // them), so that engine events name the server. A restart asked for is
+        // a label of the task's container too: a new value changes the task
+        // template, which makes the engine replace the task (same volume).
+        labels: Some(
+            identity_labels(plan)
+                .into_iter()
+                .chain(plan.restart_token.clone().map(|t| (crate::plan::ANNOTATION_RESTARTED_AT.to_string(), t)))
+                .collect(),
+        ),
         command: non_empty(container.command.clone()),
         args: non_empty(container.args.clone()),
         env: non_empty(env),
@@ -1207,6 +1214,37 @@ mod tests {
         assert_eq!(task.force_update, Some(3), "a changed counter would restart the server");
         assert_eq!(update.update_config, current.update_config);
         assert_eq!(update.task_template.unwrap().container_spec, desired.task_template.unwrap().container_spec);
+    }
+
+    /// A restart asked for is a label of the task's container: a new value is
+    /// an update of the task template (the engine makes a new task), the same
+    /// one is none, and the update keeps it.
+    #[test]
+    fn a_restart_token_updates_the_task_once() {
+        let restarted = |token: Option<&str>| {
+            let mut plan = plan_of(minecraft());
+            plan.restart_token = token.map(String::from);
+            service_spec(&plan, None).unwrap()
+        };
+        let container_labels =
+            |spec: &ServiceSpec| spec.task_template.clone().unwrap().container_spec.unwrap().labels.unwrap();
+        let never = restarted(None);
+        assert!(!container_labels(&never).contains_key(plan::ANNOTATION_RESTARTED_AT));
+        let first = restarted(Some("2026-12-03T10:00:00Z"));
+        assert_eq!(container_labels(&first)[plan::ANNOTATION_RESTARTED_AT], "2026-12-03T10:00:00Z");
+        // Nothing else of the service changes.
+        let mut without = first.clone();
+        without.task_template.as_mut().unwrap().container_spec.as_mut().unwrap().labels =
+            never.task_template.as_ref().unwrap().container_spec.as_ref().unwrap().labels.clone();
+        assert_eq!(without, never);
+
+        let running = as_the_engine_returns(&never);
+        assert!(needs_update(&first, &running), "asked: the task is replaced");
+        let update = for_update(first.clone(), &running);
+        assert_eq!(container_labels(&update), container_labels(&first), "the update carries it");
+        let restarted_once = as_the_engine_returns(&update);
+        assert!(!needs_update(&first, &restarted_once), "the same token again: no new task");
+        assert!(needs_update(&restarted(Some("2026-12-03T11:00:00Z")), &restarted_once), "a new one: again");
     }
 
     fn with_node_selector(selector: Value) -> Value {
