@@ -66,32 +66,37 @@ pub fn published(gs: &GameServer, name: &str) -> u16 {
 }
 
 /// A player's session over TCP at the status' address: the greeting, then
-/// the answer to each line.
-pub fn play(gs: &GameServer, lines: &[&str]) -> Vec<String> {
-    let address = gs.status.as_ref().and_then(|s| s.address.clone()).expect("an address");
-    let stream = TcpStream::connect_timeout(
-        &format!("{address}:{}", published(gs, "game")).parse().unwrap(),
-        Duration::from_secs(5),
-    )
-    .expect("the game answers over TCP at its status address");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut writer = stream.try_clone().unwrap();
+/// the answer to each line; the first thing that failed, as text.
+pub fn play(gs: &GameServer, lines: &[&str]) -> Result<Vec<String>, String> {
+    let address = gs.status.as_ref().and_then(|s| s.address.clone()).ok_or("no address")?;
+    let at = format!("{address}:{}", published(gs, "game"));
+    let stream = TcpStream::connect_timeout(&at.parse().map_err(|e| format!("{at}: {e}"))?, Duration::from_secs(5))
+        .map_err(|e| format!("connect to {at}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(stream);
     let mut answers = Vec::new();
-    let mut read = |answers: &mut Vec<String>| {
+    let mut read = |answers: &mut Vec<String>| -> Result<(), String> {
         let mut line = String::new();
-        reader.read_line(&mut line).expect("the game answers");
-        answers.push(line.trim_end().to_string());
+        match reader.read_line(&mut line) {
+            Ok(0) => Err(format!("{at} closed the connection")),
+            Ok(_) => {
+                answers.push(line.trim_end().to_string());
+                Ok(())
+            }
+            Err(e) => Err(format!("read from {at}: {e}")),
+        }
     };
-    read(&mut answers);
+    read(&mut answers)?;
     for line in lines {
-        writeln!(writer, "{line}").unwrap();
-        read(&mut answers);
+        writeln!(writer, "{line}").map_err(|e| format!("write to {at}: {e}"))?;
+        read(&mut answers)?;
     }
-    answers
+    Ok(answers)
 }
 
-/// A player's session that may fail while the server (re)starts.
+/// A player's session, tried until the game answers (kube-proxy's rules may
+/// follow readiness by a moment; a restarting server answers again later).
 pub async fn play_when_up(gs: &GameServer, lines: &[&str]) -> Vec<String> {
     let (gs, lines) = (gs.clone(), lines.iter().map(|l| l.to_string()).collect::<Vec<_>>());
     eventually("the game answers over TCP", Duration::from_secs(30), || {
@@ -99,7 +104,7 @@ pub async fn play_when_up(gs: &GameServer, lines: &[&str]) -> Vec<String> {
         async move {
             tokio::task::spawn_blocking(move || {
                 let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-                std::panic::catch_unwind(|| play(&gs, &refs)).map_err(|_| "not yet".to_string())
+                play(&gs, &refs)
             })
             .await
             .unwrap()
