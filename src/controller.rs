@@ -4,7 +4,9 @@
 //!
 //! Writes happen only when something changes: the orchestrator skips children
 //! that already match, the status is written only when it differs, and Events
-//! are published only on transitions. A steady-state reconcile only reads.
+//! are published only on transitions of what the status reports: one for each
+//! phase it enters (Pending and Terminating included) and one `Created` when it
+//! first names the runtime object. A steady-state reconcile only reads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -114,6 +116,30 @@ pub struct Context<O> {
     /// Statuses computed but not written yet, while a passing phase settles.
     settling: Mutex<HashMap<ObjectRef<GameServer>, Settling>>,
     status_settle: Duration,
+    /// What the last status this controller wrote reported, per server: the
+    /// "before" of its Events, since the GameServer a reconcile is handed may
+    /// not show that write yet (and must not announce it twice).
+    reported: Mutex<HashMap<ObjectRef<GameServer>, Reported>>,
+}
+
+/// What a written status reports, as far as Events tell it.
+#[derive(Clone, Debug, PartialEq)]
+struct Reported {
+    /// The incarnation of the GameServer it was written to.
+    uid: Option<String>,
+    phase: Option<Phase>,
+    /// It names the runtime object (`backendRef`): the server was created.
+    created: bool,
+}
+
+impl Reported {
+    fn of(gs: &GameServer, status: Option<&GameServerStatus>) -> Self {
+        Reported {
+            uid: gs.uid(),
+            phase: status.and_then(|s| s.phase),
+            created: status.is_some_and(|s| s.backend_ref.is_some()),
+        }
+    }
 }
 
 /// A status held back while it settles.
@@ -140,6 +166,7 @@ impl<O: Orchestrator> Context<O> {
             metrics: Arc::default(),
             settling: Mutex::new(HashMap::new()),
             status_settle: STATUS_SETTLE,
+            reported: Mutex::new(HashMap::new()),
         }
     }
 
@@ -346,7 +373,6 @@ fn now() -> Time {
 /// The GameServer exists: make the runtime match it and report what runs.
 async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Action, Error> {
     let plan = plan::plan(gs);
-    let first_apply = gs.status.as_ref().and_then(|s| s.phase).is_none();
     if let Err(e) = ctx.orchestrator.apply(gs, &plan).await {
         ctx.publish(gs, EventType::Warning, "ApplyFailed", "Apply", e.to_string()).await;
         // The status says so too: `kubectl get` shows a server that cannot
@@ -357,15 +383,11 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
             BackendError::Refused { .. } | BackendError::ImageMissing { .. } | BackendError::PortTaken { .. }
         );
         let status = status::apply_failed(gs, e.reason(), &e.to_string(), refused, &now());
-        if let Err(write) = write_status(gs, &status, ctx).await {
+        if let Err(write) = report(gs, &status, ctx).await {
             // The apply's error is the one retried and reported.
             debug!(error = %write, "writing the status of a failed apply");
         }
         return Err(e.into());
-    }
-    if first_apply {
-        ctx.publish(gs, EventType::Normal, "Created", "Apply", format!("created the runtime objects of {}", plan.name))
-            .await;
     }
     let observed = ctx.orchestrator.observe(&plan).await?;
     let now = now();
@@ -391,8 +413,7 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
         }
         None => {
             ctx.settling.lock().unwrap().remove(&key);
-            write_status(gs, &status, ctx).await?;
-            announce_transition(gs, &status, ctx).await;
+            report(gs, &status, ctx).await?;
         }
     }
     let wait = ctx.poll.map_or(wait, |poll| wait.min(poll));
@@ -418,7 +439,8 @@ fn settle_until(
 /// The GameServer is being deleted: tear the runtime down, honouring the
 /// reclaim policy, and keep the finalizer until that is done.
 async fn cleanup<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Action, Error> {
-    ctx.settling.lock().unwrap().remove(&ObjectRef::from_obj(gs));
+    let key = ObjectRef::from_obj(gs);
+    ctx.settling.lock().unwrap().remove(&key);
     let plan = plan::plan(gs);
     // Read from the object as it is now: a policy changed during deletion
     // counts, and anything but an explicit Delete keeps the data.
@@ -431,11 +453,12 @@ async fn cleanup<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<A
                 (false, _) => "removed".to_string(),
             };
             ctx.publish(gs, EventType::Normal, "Deleted", "Teardown", note).await;
+            ctx.reported.lock().unwrap().remove(&key);
             Ok(Action::await_change())
         }
         Ok(Teardown::Pending) => {
             let status = status::terminating(gs, None, &now());
-            write_status(gs, &status, ctx).await?;
+            report(gs, &status, ctx).await?;
             Err(Error::TeardownPending)
         }
         Err(e) => {
@@ -447,7 +470,7 @@ async fn cleanup<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<A
             );
             // The status write may fail for the same reason; the Event and the
             // error still say why.
-            let _ = write_status(gs, &status, ctx).await;
+            let _ = report(gs, &status, ctx).await;
             if first {
                 ctx.publish(gs, EventType::Warning, "ShutdownFailed", "Teardown", message).await;
             }
@@ -473,15 +496,47 @@ async fn write_status<O>(gs: &GameServer, status: &GameServerStatus, ctx: &Conte
     Ok(())
 }
 
-/// Publishes an Event when the phase changed.
-async fn announce_transition<O: Orchestrator>(gs: &GameServer, status: &GameServerStatus, ctx: &Context<O>) {
-    let before = gs.status.as_ref().and_then(|s| s.phase);
-    let Some(after) = status.phase else { return };
-    if before == Some(after) {
-        return;
+/// Writes the status (when it differs) and publishes the Events of what it
+/// reports anew, compared with the last status written: `Created` once it
+/// names the runtime object, and one Event for the phase it enters.
+async fn report<O: Orchestrator>(gs: &GameServer, status: &GameServerStatus, ctx: &Context<O>) -> Result<(), Error> {
+    let key = ObjectRef::from_obj(gs);
+    let remembered = ctx.reported.lock().unwrap().get(&key).filter(|r| r.uid == gs.uid()).cloned();
+    let before = remembered.unwrap_or_else(|| Reported::of(gs, gs.status.as_ref()));
+    write_status(gs, status, ctx).await?;
+    let after = Reported::of(gs, Some(status));
+    ctx.reported.lock().unwrap().insert(key, after.clone());
+    for (type_, reason, note) in announcements(gs, &before, &after, status) {
+        ctx.publish(gs, type_, reason, "Reconcile", note).await;
     }
-    info!(from = ?before, to = ?after, "phase changed");
-    let (type_, reason, note) = match after {
+    Ok(())
+}
+
+/// The Events of a status that reports `after` where the last one reported
+/// `before`.
+fn announcements(
+    gs: &GameServer,
+    before: &Reported,
+    after: &Reported,
+    status: &GameServerStatus,
+) -> Vec<(EventType, &'static str, String)> {
+    let mut events = Vec::new();
+    let name = gs.name_any();
+    if after.created && !before.created {
+        let what = status.backend_ref.as_deref().unwrap_or_default();
+        events.push((EventType::Normal, "Created", format!("created the runtime objects of {name} ({what})")));
+    }
+    let Some(phase) = after.phase.filter(|p| before.phase != Some(*p)) else { return events };
+    info!(from = ?before.phase, to = ?phase, "phase changed");
+    let ready_message = status::condition(&status.conditions, api::conditions::READY)
+        .map(|c| c.message.clone())
+        .filter(|m| !m.is_empty());
+    events.push(match phase {
+        Phase::Pending => (
+            EventType::Normal,
+            "Pending",
+            ready_message.unwrap_or_else(|| "waiting for the runtime to create the server".to_string()),
+        ),
         Phase::Running => (
             EventType::Normal,
             "Started",
@@ -495,9 +550,16 @@ async fn announce_transition<O: Orchestrator>(gs: &GameServer, status: &GameServ
         Phase::Stopping => (EventType::Normal, "Stopping", "stopping the game server; data is kept".to_string()),
         Phase::Stopped => (EventType::Normal, "Stopped", "the game server is stopped; data is kept".to_string()),
         Phase::Failed => (EventType::Warning, "Failed", failure_note(status)),
-        Phase::Pending | Phase::Terminating => return,
-    };
-    ctx.publish(gs, type_, reason, "Reconcile", note).await;
+        Phase::Terminating => {
+            let volume = match gs.spec.storage.as_ref().map(|s| s.reclaim_policy) {
+                Some(ReclaimPolicy::Retain) => format!("; volume {} is kept", plan::volume_name(&name)),
+                Some(ReclaimPolicy::Delete) => format!("; volume {} goes too", plan::volume_name(&name)),
+                None => String::new(),
+            };
+            (EventType::Normal, "Terminating", format!("deleting the game server{volume}"))
+        }
+    });
+    events
 }
 
 /// Why the server failed, from its Degraded or Ready condition.
@@ -535,6 +597,7 @@ fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn every_reason_is_listed() {
@@ -581,6 +644,54 @@ mod tests {
         assert_eq!(settle_until(Some(&pending), &pending, now, settle), None);
         // A zero settle time writes everything at once
         assert_eq!(settle_until(None, &status(Phase::Pending), now, Duration::ZERO), None);
+    }
+
+    fn reasons(events: Vec<(EventType, &'static str, String)>) -> Vec<&'static str> {
+        events.into_iter().map(|(_, reason, _)| reason).collect()
+    }
+
+    /// One Event per phase the status enters, Pending and Terminating
+    /// included, and `Created` once: when the status first names the runtime
+    /// object, not on every reconcile before that.
+    #[test]
+    fn events_announce_what_the_status_reports_anew() {
+        let gs: GameServer = serde_json::from_value(json!({
+            "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
+            "metadata": { "name": "mc", "namespace": "games", "uid": "u1" },
+            "spec": { "image": "game:1", "ports": [{ "name": "game", "containerPort": 7777 }],
+                      "storage": { "size": "1Gi" } }
+        }))
+        .unwrap();
+        let status = |phase: Phase, created: bool| GameServerStatus {
+            phase: Some(phase),
+            backend_ref: created.then(|| "deployment/mc".to_string()),
+            ..Default::default()
+        };
+        let events = |before: Option<&GameServerStatus>, after: &GameServerStatus| {
+            reasons(announcements(&gs, &Reported::of(&gs, before), &Reported::of(&gs, Some(after)), after))
+        };
+        // A quick start: the first status written is Running.
+        assert_eq!(events(None, &status(Phase::Running, true)), ["Created", "Started"]);
+        // A start that waited: each phase written is announced once; the
+        // runtime object's creation once, when it first shows.
+        let pending = status(Phase::Pending, false);
+        assert_eq!(events(None, &pending), ["Pending"]);
+        assert_eq!(events(Some(&pending), &status(Phase::Starting, true)), ["Created", "Starting"]);
+        assert_eq!(events(Some(&status(Phase::Starting, true)), &status(Phase::Running, true)), ["Started"]);
+        // Nothing new, nothing announced.
+        assert_eq!(events(Some(&status(Phase::Running, true)), &status(Phase::Running, true)), Vec::<&str>::new());
+        // Deletion.
+        let terminating = announcements(
+            &gs,
+            &Reported::of(&gs, Some(&status(Phase::Running, true))),
+            &Reported::of(&gs, Some(&status(Phase::Terminating, true))),
+            &status(Phase::Terminating, true),
+        );
+        assert_eq!(terminating.len(), 1);
+        assert_eq!(
+            (terminating[0].1, terminating[0].2.as_str()),
+            ("Terminating", "deleting the game server; volume mc-data is kept")
+        );
     }
 
     #[test]

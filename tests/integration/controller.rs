@@ -135,6 +135,40 @@ pub(crate) async fn event_reasons(ns: &TestNamespace, name: &str) -> Vec<String>
         .collect()
 }
 
+/// How many times each reason was published about a GameServer: a repeated
+/// Event is one object with a series count, each repeat a write.
+pub(crate) async fn event_counts(ns: &TestNamespace, name: &str) -> std::collections::BTreeMap<String, i32> {
+    let mut counts = std::collections::BTreeMap::new();
+    for e in ns.api::<Event>().list(&ListParams::default()).await.unwrap().items {
+        let regarding = e.regarding.as_ref();
+        if regarding.and_then(|r| r.kind.as_deref()) != Some("GameServer")
+            || regarding.and_then(|r| r.name.as_deref()) != Some(name)
+        {
+            continue;
+        }
+        let times = e.series.as_ref().map_or(1, |s| s.count);
+        *counts.entry(e.reason.unwrap_or_default()).or_insert(0) += times;
+    }
+    counts
+}
+
+/// Waits until the Events about `name` include `reason`, then until they
+/// have stood still for 3 s, and returns them.
+async fn settled_events(ns: &TestNamespace, name: &str, reason: &str) -> std::collections::BTreeMap<String, i32> {
+    eventually(&format!("a {reason} event about {name}"), WAIT, || async {
+        let counts = event_counts(ns, name).await;
+        if counts.contains_key(reason) { Ok(()) } else { Err(counts) }
+    })
+    .await;
+    eventually(&format!("the events about {name} to stand still"), WAIT, || async {
+        let before = event_counts(ns, name).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let after = event_counts(ns, name).await;
+        if after == before { Ok(after) } else { Err((before, after)) }
+    })
+    .await
+}
+
 pub(crate) fn owned_by(obj: &impl ResourceExt, gs: &GameServer) -> bool {
     obj.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == gs.uid().unwrap())
 }
@@ -520,5 +554,73 @@ async fn a_steady_state_reconcile_makes_no_write() {
     assert_eq!(requests.calls(), requests_before, "steady-state reconciles sent requests");
     api.delete("calm", &DeleteParams::default()).await.unwrap();
     gone(&api, "calm").await;
+    ctl.stop().await;
+}
+
+/// Events tell the story the status tells, once: a new server is `Created`
+/// once (not on every reconcile until its first status), each phase it enters
+/// is announced once (`Pending` while its backend cannot be reached,
+/// `Started`), and its deletion is `Terminating`, then `Deleted`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transition_has_one_event_and_created_comes_once() {
+    use std::collections::BTreeMap;
+    ensure_crd().await;
+    let ns = TestNamespace::new("ctl-events").await;
+    let proxy = Proxy::start(apiserver_addr().await).await;
+    let ctl = RunningController::start(&ns, ns.client.clone(), proxy.client().await);
+    let api = ns.api::<GameServer>();
+    let spec = json!({
+        "image": "mettaton.test/game:1",
+        "ports": [{ "name": "game", "containerPort": 7777 }],
+        "storage": { "size": "1Gi", "reclaimPolicy": "Delete" }
+    });
+    let counts =
+        |pairs: &[(&str, i32)]| -> BTreeMap<String, i32> { pairs.iter().map(|(r, n)| (r.to_string(), *n)).collect() };
+    // Starting is announced only when the start outlasts the settle time.
+    let without_starting = |mut events: BTreeMap<String, i32>| {
+        let starting = events.remove("Starting").unwrap_or(0);
+        assert!(starting <= 1, "Starting announced {starting} times");
+        events
+    };
+
+    // A quick start: one status write, Running; two Events.
+    api.create(&PostParams::default(), &server("quick", spec.clone())).await.unwrap();
+    ready(&api, "quick").await;
+    let events = settled_events(&ns, "quick", "Started").await;
+    assert_eq!(without_starting(events), counts(&[("Created", 1), ("Started", 1)]));
+
+    // The backend unreachable at first: Pending (with the failed apply's
+    // warning), then created and started once it is back.
+    proxy.set_up(false);
+    api.create(&PostParams::default(), &server("late", spec)).await.unwrap();
+    let pending = phase(&api, "late", Phase::Pending).await;
+    assert!(condition_status(&pending, conditions::DEGRADED).as_deref() == Some("True"));
+    settled_events(&ns, "late", "Pending").await;
+    proxy.set_up(true);
+    ready(&api, "late").await;
+    let mut events = without_starting(settled_events(&ns, "late", "Started").await);
+    let warnings = events.remove("ApplyFailed").unwrap_or(0);
+    assert!(warnings >= 1, "the failed apply is told");
+    assert_eq!(events, counts(&[("Created", 1), ("Pending", 1), ("Started", 1)]));
+
+    // Deletion: Terminating while the teardown waits, Deleted once done.
+    api.delete("quick", &DeleteParams::default()).await.unwrap();
+    gone(&api, "quick").await;
+    let events = without_starting(settled_events(&ns, "quick", "Deleted").await);
+    assert_eq!(events, counts(&[("Created", 1), ("Started", 1), ("Terminating", 1), ("Deleted", 1)]));
+    let notes: Vec<String> = ns
+        .api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Terminating"))
+        .filter_map(|e| e.note)
+        .collect();
+    assert_eq!(notes, vec!["deleting the game server; volume quick-data goes too".to_string()]);
+
+    api.delete("late", &DeleteParams::default()).await.unwrap();
+    gone(&api, "late").await;
     ctl.stop().await;
 }
