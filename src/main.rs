@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use kube::api::{Api, ListParams};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use mettaton::admin::{self, Role};
@@ -36,6 +37,24 @@ enum Command {
     Controller(ControllerArgs),
     /// Run GameServers on a Docker Swarm, without Kubernetes.
     Swarm(swarm_cli::SwarmArgs),
+    /// Restart a GameServer: its pod is replaced by a new one on the same
+    /// volume (as `kubectl rollout restart` does for a Deployment), without a
+    /// change to its spec. Sets the annotation `mettaton.dev/restartedAt` to
+    /// now; the controller does the rest.
+    Restart(RestartArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RestartArgs {
+    /// The GameServer to restart.
+    name: String,
+    /// Its namespace (default: the kubeconfig context's namespace, else `default`).
+    #[arg(long, short = 'n', env = "MTN_NAMESPACE")]
+    namespace: Option<String>,
+    /// Kubeconfig to use; otherwise $KUBECONFIG, ~/.kube/config, or the
+    /// in-cluster service account.
+    #[arg(long, env = "MTN_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -110,6 +129,9 @@ fn main() -> ExitCode {
             runtime.shutdown_timeout(Duration::from_secs(1));
             finish("mettaton controller", result)
         }
+        Command::Restart(args) => {
+            finish("mettaton restart", tokio::runtime::Runtime::new().expect("tokio runtime").block_on(restart(args)))
+        }
         Command::Swarm(args) => finish(
             "mettaton swarm",
             tokio::runtime::Runtime::new().expect("tokio runtime").block_on(swarm_cli::run(args)),
@@ -145,6 +167,35 @@ async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
         None => Config::infer().await.map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
     };
     Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"))
+}
+
+/// The field manager of the restart annotation, as `kubectl rollout restart`
+/// writes under its own.
+const RESTART_FIELD_MANAGER: &str = "mettaton-restart";
+
+async fn restart(args: RestartArgs) -> Result<(), String> {
+    let client = client(args.kubeconfig.as_ref()).await?;
+    let namespace = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    let api: Api<GameServer> = Api::namespaced(client, &namespace);
+    let what = format!("gameserver {namespace}/{}", args.name);
+    let gs = api.get_opt(&args.name).await.map_err(|e| format!("reading {what}: {e}"))?;
+    let gs = gs.ok_or_else(|| format!("{what} not found"))?;
+    let token =
+        restart_token(mettaton::plan::restart_token(gs.metadata.annotations.as_ref()).as_deref(), Timestamp::now());
+    let patch =
+        serde_json::json!({ "metadata": { "annotations": { mettaton::plan::ANNOTATION_RESTARTED_AT: token } } });
+    let params = PatchParams { field_manager: Some(RESTART_FIELD_MANAGER.into()), ..Default::default() };
+    api.patch(&args.name, &params, &Patch::Merge(&patch)).await.map_err(|e| format!("annotating {what}: {e}"))?;
+    println!("{what} restart asked ({}={token})", mettaton::plan::ANNOTATION_RESTARTED_AT);
+    Ok(())
+}
+
+/// The restart token for `now`: RFC 3339 to the second, as kubectl's; finer
+/// when that is the token the server has already (a second restart within
+/// the same second must still be a new value).
+fn restart_token(current: Option<&str>, now: Timestamp) -> String {
+    let seconds = Timestamp::from_second(now.as_second()).unwrap_or(now).to_string();
+    if current != Some(seconds.as_str()) { seconds } else { now.to_string() }
 }
 
 async fn run_controller(args: ControllerArgs) -> Result<(), String> {
@@ -281,4 +332,27 @@ fn shutdown_signal() -> Shared<BoxFuture<'static, ()>> {
     }
     .boxed()
     .shared()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_token_is_the_time_to_the_second_and_always_new() {
+        let now: Timestamp = "2026-12-03T10:00:00.75Z".parse().unwrap();
+        assert_eq!(restart_token(None, now), "2026-12-03T10:00:00Z", "not a time to come");
+        assert_eq!(restart_token(Some("2026-12-02T09:00:00Z"), now), "2026-12-03T10:00:00Z");
+        // The same second as the last restart: finer, so still a new value.
+        assert_eq!(restart_token(Some("2026-12-03T10:00:00Z"), now), "2026-12-03T10:00:00.75Z");
+    }
+
+    #[test]
+    fn restart_takes_a_name_a_namespace_and_a_kubeconfig() {
+        let cli = Cli::try_parse_from(["mettaton", "restart", "mc", "-n", "games", "--kubeconfig", "/k"]).unwrap();
+        let Command::Restart(args) = cli.command else { panic!("{:?}", cli.command) };
+        assert_eq!((args.name.as_str(), args.namespace.as_deref()), ("mc", Some("games")));
+        assert_eq!(args.kubeconfig, Some(PathBuf::from("/k")));
+        assert!(Cli::try_parse_from(["mettaton", "restart"]).is_err(), "the name is required");
+    }
 }

@@ -624,3 +624,100 @@ async fn every_transition_has_one_event_and_created_comes_once() {
     gone(&api, "late").await;
     ctl.stop().await;
 }
+
+/// `mettaton restart NAME -n NAMESPACE`, run as a user runs it, replaces the
+/// server's pod with a new one on the same volume, without a change to the
+/// spec; the same restart asked again makes no new pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mettaton_restart_makes_a_new_pod_on_the_same_volume() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("ctl-restart").await;
+    let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
+    let api = ns.api::<GameServer>();
+    let spec = json!({
+        "image": "mettaton.test/game:1",
+        "ports": [{ "name": "game", "containerPort": 7777 }],
+        "storage": { "size": "1Gi" },
+        "config": [{ "path": "/data/game.cfg", "content": "x=1" }]
+    });
+    api.create(&PostParams::default(), &server("again", spec)).await.unwrap();
+    let before = ready(&api, "again").await;
+    let claim_uid = ns.api::<PersistentVolumeClaim>().get("again-data").await.unwrap().uid();
+    let pods = ns.api::<Pod>();
+    let selector = ListParams::default().labels("mettaton.dev/gameserver=again");
+    let live_pods = || async {
+        let list = pods.list(&selector).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(list.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect::<Vec<_>>())
+    };
+    let first = live_pods().await.unwrap();
+    assert_eq!(first.len(), 1);
+    let first_uid = first[0].uid();
+
+    let restart = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mettaton"))
+            .arg("restart")
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(crate::support::kubeconfig_path())
+            .output()
+            .unwrap()
+    };
+    let out = restart(&["again", "-n", &ns.name]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.starts_with(&format!("gameserver {}/again restart asked (mettaton.dev/restartedAt=", ns.name)),
+        "{said}"
+    );
+
+    // A new pod, ready, in place of the old one; the same claim mounted.
+    let second = eventually("a new pod, and the old one gone", WAIT, || async {
+        let all = pods.list(&selector).await.map(|l| l.items).unwrap_or_default();
+        let ready = |p: &Pod| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        };
+        match &all[..] {
+            [only] if only.uid() != first_uid && ready(only) => Ok(only.clone()),
+            _ => Err(all.iter().map(|p| (p.name_any(), p.metadata.deletion_timestamp.is_some())).collect::<Vec<_>>()),
+        }
+    })
+    .await;
+    let claims: Vec<String> = second
+        .spec
+        .unwrap()
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v.persistent_volume_claim.map(|c| c.claim_name))
+        .collect();
+    assert_eq!(claims, vec!["again-data".to_string()]);
+    assert_eq!(ns.api::<PersistentVolumeClaim>().get("again-data").await.unwrap().uid(), claim_uid, "same volume");
+    let after = ready(&api, "again").await;
+    assert_eq!(after.metadata.generation, before.metadata.generation, "the spec did not change");
+    assert_eq!(after.spec, before.spec);
+    let token = after.annotations()["mettaton.dev/restartedAt"].clone();
+    let template = ns.api::<Deployment>().get("again").await.unwrap().spec.unwrap().template.metadata.unwrap();
+    assert_eq!(template.annotations.unwrap()["mettaton.dev/restartedAt"], token, "carried to the pod template");
+
+    // The same token once more (as a GitOps tool re-applying it would): no new pod.
+    let same = Patch::Merge(
+        json!({ "metadata": { "annotations": { "mettaton.dev/restartedAt": token, "test/touched": "1" } } }),
+    );
+    api.patch("again", &PatchParams::default(), &same).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let still: Vec<String> = live_pods().await.unwrap().iter().map(|p| p.uid().unwrap()).collect();
+    assert_eq!(still, vec![second.metadata.uid.clone().unwrap()], "no restart without a new token");
+
+    // A namespace or a name that is not there: a message and a failure.
+    let out = restart(&["nobody", "-n", &ns.name]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("gameserver {}/nobody not found", ns.name)), "{err}");
+
+    api.delete("again", &DeleteParams::default()).await.unwrap();
+    gone(&api, "again").await;
+    ctl.stop().await;
+}

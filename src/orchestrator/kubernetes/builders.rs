@@ -30,8 +30,15 @@ const CONFIG_VOLUME: &str = "config";
 
 /// The Deployment running the game server.
 pub fn deployment(plan: &ServerPlan, owner: &GameServer) -> Deployment {
-    let config_hash =
-        plan.config.as_ref().map(|c| BTreeMap::from([(plan::ANNOTATION_CONFIG_HASH.to_string(), c.hash.clone())]));
+    // What the pod is made from beside the spec: a change of either makes
+    // the Deployment roll out a new pod (on the same claim).
+    let annotations: BTreeMap<String, String> = plan
+        .config
+        .as_ref()
+        .map(|c| (plan::ANNOTATION_CONFIG_HASH.to_string(), c.hash.clone()))
+        .into_iter()
+        .chain(plan.restart_token.clone().map(|t| (plan::ANNOTATION_RESTARTED_AT.to_string(), t)))
+        .collect();
     Deployment {
         metadata: metadata(plan, &plan.name, owner),
         spec: Some(DeploymentSpec {
@@ -44,7 +51,7 @@ pub fn deployment(plan: &ServerPlan, owner: &GameServer) -> Deployment {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(plan.labels.clone()),
-                    annotations: config_hash,
+                    annotations: non_empty_map(annotations),
                     ..Default::default()
                 }),
                 spec: Some(pod_spec(plan)),
@@ -664,6 +671,42 @@ mod tests {
         assert_eq!(tolerations[2].effect, None, "every effect");
         let plain = pod(&minecraft());
         assert_eq!((plain.node_selector, plain.tolerations), (None, None));
+    }
+
+    /// A restart asked for on the GameServer is an annotation of the pod
+    /// template beside the config hash: a new value is a new template (the
+    /// Deployment rolls out a new pod) on the same claim; nothing else moves.
+    #[test]
+    fn a_restart_is_a_pod_template_annotation_and_only_that() {
+        let restarted = |gs: &GameServer, token: Option<&str>| {
+            let mut gs = gs.clone();
+            if let Some(token) = token {
+                gs.metadata.annotations = Some(BTreeMap::from([(plan::ANNOTATION_RESTARTED_AT.into(), token.into())]));
+            }
+            build(&gs, deployment)
+        };
+        let annotations = |d: &Deployment| d.spec.clone().unwrap().template.metadata.unwrap().annotations;
+        let hash = plan::plan(&minecraft()).config.unwrap().hash;
+        let asked = restarted(&minecraft(), Some("2026-12-03T10:00:00Z"));
+        assert_eq!(
+            annotations(&asked),
+            Some(BTreeMap::from([
+                (plan::ANNOTATION_CONFIG_HASH.into(), hash.clone()),
+                (plan::ANNOTATION_RESTARTED_AT.into(), "2026-12-03T10:00:00Z".into()),
+            ]))
+        );
+        let never = restarted(&minecraft(), None);
+        assert_eq!(annotations(&never), Some(BTreeMap::from([(plan::ANNOTATION_CONFIG_HASH.into(), hash)])));
+        let mut same_but_annotations = asked.clone();
+        same_but_annotations.spec.as_mut().unwrap().template.metadata.as_mut().unwrap().annotations =
+            annotations(&never);
+        assert_eq!(same_but_annotations, never, "the pod, its claim and the rest are the same");
+        // Without config files the restart is the only annotation; without either, none.
+        assert_eq!(
+            annotations(&restarted(&udp_only(), Some("t1"))),
+            Some(BTreeMap::from([(plan::ANNOTATION_RESTARTED_AT.into(), "t1".into())]))
+        );
+        assert_eq!(annotations(&restarted(&udp_only(), None)), None);
     }
 
     #[test]
