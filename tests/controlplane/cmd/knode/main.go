@@ -8,9 +8,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 
 	"k8s.io/component-base/cli"
 	_ "k8s.io/component-base/logs/json/register"
@@ -18,29 +15,13 @@ import (
 	_ "k8s.io/component-base/metrics/prometheus/version"
 	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
+
+	"mettaton.dev/controlplane/internal/multicall"
 )
 
-const usage = "usage: knode <kubelet|kube-proxy> [flags...]"
-
 func main() {
-	name := filepath.Base(os.Args[0])
-	args := os.Args
-	if name == "knode" {
-		if len(os.Args) < 2 {
-			fmt.Fprintln(os.Stderr, usage)
-			os.Exit(2)
-		}
-		name = os.Args[1]
-		args = os.Args[1:]
-	}
-	os.Args = args
-	switch name {
-	case "kubelet":
-		os.Exit(cli.Run(kubelet.NewKubeletCommand(context.Background())))
-	case "kube-proxy":
-		os.Exit(cli.Run(proxy.NewProxyCommand()))
-	default:
-		fmt.Fprintf(os.Stderr, "knode: unknown component %q\n%s\n", name, usage)
-		os.Exit(2)
-	}
+	multicall.Main("knode", map[string]func([]string) int{
+		"kubelet":    func([]string) int { return cli.Run(kubelet.NewKubeletCommand(context.Background())) },
+		"kube-proxy": func([]string) int { return cli.Run(proxy.NewProxyCommand()) },
+	})
 }

@@ -9,9 +9,6 @@
 package main
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	_ "time/tzdata" // for timeZone support in CronJob
 
 	"go.etcd.io/etcd/server/v3/etcdmain"
@@ -25,40 +22,25 @@ import (
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+
+	"mettaton.dev/controlplane/internal/multicall"
 )
 
-const usage = "usage: kplane <etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubectl> [flags...]"
-
 func main() {
-	name := filepath.Base(os.Args[0])
-	args := os.Args
-	if name == "kplane" {
-		if len(os.Args) < 2 {
-			fmt.Fprintln(os.Stderr, usage)
-			os.Exit(2)
-		}
-		name = os.Args[1]
-		args = os.Args[1:]
-	}
-	// Each component parses os.Args itself: present it as if it were its own binary.
-	os.Args = args
-
-	switch name {
-	case "etcd":
-		etcdmain.Main(args)
-	case "kube-apiserver":
-		os.Exit(cli.Run(apiserver.NewAPIServerCommand()))
-	case "kube-controller-manager":
-		os.Exit(cli.Run(controllermanager.NewControllerManagerCommand()))
-	case "kube-scheduler":
-		os.Exit(cli.Run(scheduler.NewSchedulerCommand()))
-	case "kubectl":
-		logs.GlogSetter(kubectl.GetLogVerbosity(args)) // nolint:errcheck
-		if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {
-			kubectlutil.CheckErr(err)
-		}
-	default:
-		fmt.Fprintf(os.Stderr, "kplane: unknown component %q\n%s\n", name, usage)
-		os.Exit(2)
-	}
+	multicall.Main("kplane", map[string]func([]string) int{
+		"etcd": func(args []string) int {
+			etcdmain.Main(args)
+			return 0
+		},
+		"kube-apiserver":          func([]string) int { return cli.Run(apiserver.NewAPIServerCommand()) },
+		"kube-controller-manager": func([]string) int { return cli.Run(controllermanager.NewControllerManagerCommand()) },
+		"kube-scheduler":          func([]string) int { return cli.Run(scheduler.NewSchedulerCommand()) },
+		"kubectl": func(args []string) int {
+			logs.GlogSetter(kubectl.GetLogVerbosity(args)) // nolint:errcheck
+			if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {
+				kubectlutil.CheckErr(err)
+			}
+			return 0
+		},
+	})
 }

@@ -134,4 +134,3 @@ func fail(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "mkimage: "+format+"\n", args...)
 	os.Exit(1)
 }
-
