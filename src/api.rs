@@ -135,7 +135,12 @@ pub struct GameServerSpec {
     pub storage: Option<Storage>,
 
     /// Files mounted into the server, from inline content or from a ConfigMap.
-    /// A change restarts the server with the new files.
+    /// A change to this list (a file added, removed or moved, its inline
+    /// content, the ConfigMap or key it names) restarts the server with the
+    /// new files. An edit inside a referenced ConfigMap does not restart it,
+    /// and the running server does not see it either (each file is mounted on
+    /// its own, which Kubernetes does not update in place): it takes effect
+    /// at the server's next start, such as `mettaton restart NAME`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["path".into()]))]
@@ -371,7 +376,9 @@ pub struct ConfigFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 262144))]
     pub content: Option<String>,
-    /// A key of a ConfigMap in the GameServer's namespace holding the content.
+    /// A key of a ConfigMap in the GameServer's namespace holding the content,
+    /// as it is when the server starts: later edits of the ConfigMap reach the
+    /// server at its next start, and do not restart it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_key_ref: Option<ConfigMapKey>,
 }

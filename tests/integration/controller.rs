@@ -721,3 +721,66 @@ async fn mettaton_restart_makes_a_new_pod_on_the_same_volume() {
     gone(&api, "again").await;
     ctl.stop().await;
 }
+
+/// What `kubectl explain` says of `spec.config` is what happens: a change of
+/// the list restarts the server (the config hash in the pod template), an
+/// edit inside a referenced ConfigMap restarts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_of_a_referenced_config_map_restarts_nothing_as_explained() {
+    ensure_crd().await;
+    // The API server publishes a CRD's schema a moment after it changes.
+    eventually("kubectl explain to tell what restarts the server", WAIT, || async {
+        let explained = crate::support::succeed(crate::support::kubectl().args(["explain", "gameservers.spec.config"]));
+        let explained = explained.split_whitespace().collect::<Vec<_>>().join(" ");
+        let says = ["A change to this list", "An edit inside a referenced ConfigMap does not restart it"];
+        if says.iter().all(|s| explained.contains(s)) { Ok(()) } else { Err(explained) }
+    })
+    .await;
+
+    let ns = TestNamespace::new("ctl-cmref").await;
+    let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
+    let config_maps = ns.api::<ConfigMap>();
+    let ops: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "ops" }, "data": { "ops.json": "[]" }
+    }))
+    .unwrap();
+    config_maps.create(&PostParams::default(), &ops).await.unwrap();
+    let api = ns.api::<GameServer>();
+    let spec = json!({
+        "image": "mettaton.test/game:1",
+        "ports": [{ "name": "game", "containerPort": 7777 }],
+        "config": [{ "path": "/etc/game/ops.json", "configMapKeyRef": { "name": "ops", "key": "ops.json" } }]
+    });
+    api.create(&PostParams::default(), &server("refs", spec)).await.unwrap();
+    ready(&api, "refs").await;
+    let template = || async {
+        let d = ns.api::<Deployment>().get("refs").await.unwrap();
+        (d.metadata.generation, d.spec.unwrap().template)
+    };
+    let pod_uids = || async {
+        let lp = ListParams::default().labels("mettaton.dev/gameserver=refs");
+        ns.api::<Pod>().list(&lp).await.unwrap().items.iter().map(|p| p.uid().unwrap()).collect::<Vec<_>>()
+    };
+    let (before, pods_before) = (template().await, pod_uids().await);
+
+    let edit = Patch::Merge(json!({ "data": { "ops.json": "[\"alice\"]" } }));
+    config_maps.patch("ops", &PatchParams::default(), &edit).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(template().await, before, "the Deployment did not change");
+    assert_eq!(pod_uids().await, pods_before, "the same pod runs");
+
+    // A change of the list itself does restart it.
+    let moved = Patch::Merge(json!({ "spec": { "config": [
+        { "path": "/etc/game/admins.json", "configMapKeyRef": { "name": "ops", "key": "ops.json" } }
+    ] } }));
+    api.patch("refs", &PatchParams::default(), &moved).await.unwrap();
+    eventually("a new pod for the moved file", WAIT, || async {
+        let uids = pod_uids().await;
+        if !uids.is_empty() && uids.iter().all(|u| !pods_before.contains(u)) { Ok(()) } else { Err(uids) }
+    })
+    .await;
+
+    api.delete("refs", &DeleteParams::default()).await.unwrap();
+    gone(&api, "refs").await;
+    ctl.stop().await;
+}
