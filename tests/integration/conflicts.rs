@@ -372,3 +372,84 @@ async fn fields_mettaton_no_longer_wants_are_removed_from_the_children() {
     // Deletion is data_safety.rs's subject; the namespace goes with the test.
     ctl.stop().await;
 }
+
+/// GitOps (issue 13, item 3): a GitOps tool applies the GameServer
+/// server-side under its own field manager, the controller makes it Ready
+/// (finalizer, status), and the tool applies the same manifest again, without
+/// force, as it does at every sync: no conflict (the controller owns none of
+/// the tool's fields), no drift (every field of the manifest is live as
+/// written; spec and generation as they were), and no write from the
+/// controller in answer. A restart asked for by another manager meanwhile
+/// survives the tool's next apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gitops_tool_reapplying_its_manifest_meets_no_conflict_and_no_drift() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("gitops").await;
+    let (client, requests) = counting_client().await;
+    let ctl = RunningController::start(&ns, client.clone(), client);
+    let api = ns.api::<GameServer>();
+    let manifest = json!({
+        "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
+        "metadata": {
+            "name": "arena",
+            "labels": { "app.kubernetes.io/instance": "games" },
+            "annotations": { "argocd.argoproj.io/tracking-id": "games:mettaton.dev/GameServer:arena" }
+        },
+        "spec": arena_spec()
+    });
+    const ARGOCD: &str = "argocd-controller";
+    let sync = PatchParams::apply(ARGOCD);
+    let created = api.patch("arena", &sync, &Patch::Apply(&manifest)).await.expect("the first sync");
+    wait_ready(&api, "arena", WAIT).await;
+    let settled = quiet(&requests).await;
+    let live = api.get("arena").await.unwrap();
+    assert!(live.finalizers().iter().any(|f| f == mettaton::api::FINALIZER), "the controller took part");
+    let managers = |gs: &GameServer| {
+        gs.metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .map(|m| (m.manager.clone(), m.subresource.clone()))
+            .collect::<Vec<_>>()
+    };
+    let tools_fields = |gs: &GameServer| {
+        let entry = gs.metadata.managed_fields.iter().flatten().find(|m| m.manager.as_deref() == Some(ARGOCD));
+        entry.map(|m| serde_json::to_value(&m.fields_v1).unwrap())
+    };
+
+    let resynced = api.patch("arena", &sync, &Patch::Apply(&manifest)).await.expect("no conflict on a re-sync");
+    // No drift: the manifest, field by field, is what is live.
+    let as_json = serde_json::to_value(&resynced).unwrap();
+    assert!(mettaton::orchestrator::kubernetes::is_subset(&manifest, &as_json), "drift: {as_json:#}");
+    assert_eq!(resynced.spec, created.spec, "the spec is the one the tool applied");
+    assert_eq!((resynced.metadata.generation, created.metadata.generation), (Some(1), Some(1)));
+    assert_eq!(resynced.resource_version(), live.resource_version(), "the re-sync changed nothing");
+    assert_eq!(tools_fields(&resynced), tools_fields(&created), "the tool owns what it owned");
+    assert_eq!(managers(&resynced), managers(&live));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(requests.writes().len(), settled, "the controller wrote in answer: {:?}", &requests.writes()[settled..]);
+
+    // A restart asked for by another manager (`mettaton restart`) is not the
+    // tool's to take away: its next sync keeps it, and does not conflict.
+    let restart = Patch::Merge(
+        json!({ "metadata": { "annotations": { mettaton::plan::ANNOTATION_RESTARTED_AT: "2026-12-03T10:00:00Z" } } }),
+    );
+    api.patch("arena", &edit_by("mettaton-restart"), &restart).await.unwrap();
+    let synced = api.patch("arena", &sync, &Patch::Apply(&manifest)).await.expect("no conflict after a restart");
+    assert_eq!(
+        synced.annotations().get(mettaton::plan::ANNOTATION_RESTARTED_AT).map(String::as_str),
+        Some("2026-12-03T10:00:00Z")
+    );
+    assert_eq!(synced.metadata.generation, Some(1));
+    wait_ready(&api, "arena", WAIT).await;
+
+    api.delete("arena", &DeleteParams::default()).await.unwrap();
+    eventually("arena deleted", WAIT, || async {
+        match api.get_opt("arena").await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    ctl.stop().await;
+}
