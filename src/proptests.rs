@@ -1,8 +1,9 @@
 //! Property tests of the pure parts against random, mostly invalid input: a
 //! GameServer spec of any shape that deserializes (the API server's schema is
 //! not there to refuse it: a hand-made object, the swarm facade, an older CRD)
-//! must plan and build without panicking, and the comparisons the backends
-//! decide their writes with must hold for what they build.
+//! must plan and build without panicking, into objects that carry what the
+//! spec asked for; and the comparisons the backends decide their writes with
+//! must tell what they build from anything that differs from it in one field.
 //!
 //! `PROPTEST_CASES` sets the number of cases (1024 by default) for a soak run.
 
@@ -322,6 +323,46 @@ fn observed() -> impl Strategy<Value = Observed> {
         })
 }
 
+/// The JSON pointers of the scalar leaves of `value` (strings, numbers,
+/// booleans; not nulls, which match anything), but for those under a
+/// top-level `status`, which the comparison ignores.
+fn leaves(value: &Value) -> Vec<String> {
+    fn walk(value: &Value, path: String, top: bool, out: &mut Vec<String>) {
+        match value {
+            Value::Null => {}
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if !(top && k == "status") {
+                        let key = k.replace('~', "~0").replace('/', "~1");
+                        walk(v, format!("{path}/{key}"), false, out);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, format!("{path}/{i}"), false, out);
+                }
+            }
+            _ => out.push(path),
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, String::new(), true, &mut out);
+    out
+}
+
+/// `value` with the leaf at `pointer` replaced by a value of another type,
+/// which no comparison may take for the same.
+fn changed_at(value: &Value, pointer: &str) -> Value {
+    let mut changed = value.clone();
+    let leaf = changed.pointer_mut(pointer).expect("a leaf of the value");
+    *leaf = match leaf {
+        Value::Bool(_) | Value::Number(_) => json!("changed"),
+        _ => json!(true),
+    };
+    changed
+}
+
 /// 1024 cases by default (a second or two), `PROPTEST_CASES` for more.
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
@@ -331,19 +372,26 @@ fn config() -> ProptestConfig {
 proptest! {
     #![proptest_config(config())]
 
-    /// Whatever deserializes as a spec plans, builds for both backends, is
-    /// checked by the facade's validation and gets a status, without a panic;
-    /// and what the Kubernetes builders make compares equal to itself (else
-    /// the backend would write it on every reconcile).
+    /// Whatever deserializes as a spec survives a round trip through JSON,
+    /// plans, builds for both backends into objects that carry what it asks
+    /// for, is checked by the facade's validation and gets a status that
+    /// settles. What the Kubernetes builders make compares equal to itself
+    /// (else the backend would write it on every reconcile) and not to
+    /// itself with any one field changed (else a change would go unwritten);
+    /// a swarm service matches itself and not one with another image or
+    /// replica count.
     #[test]
     fn any_spec_that_deserializes_plans_and_builds(
         spec in spec_json(),
+        leaf in any::<prop::sample::Index>(),
         name in prop_oneof![Just("mc".to_string()), any_string()],
         namespace in prop_oneof![Just("games".to_string()), Just(String::new()), any_string()],
         observed in observed(),
         now in 0i64..4_000_000_000,
     ) {
         let Ok(spec) = serde_json::from_value::<GameServerSpec>(spec) else { return Ok(()) };
+        let round_trip = serde_json::from_value::<GameServerSpec>(serde_json::to_value(&spec).unwrap());
+        prop_assert_eq!(round_trip.as_ref().ok(), Some(&spec), "a spec reads back as written");
         let gs = owner(&name, &namespace, spec.clone());
         let planned = plan::plan(&gs);
         prop_assert_eq!(&planned, &plan::plan(&gs), "planning is deterministic");
@@ -356,6 +404,7 @@ proptest! {
         prop_assert_eq!(claim.is_some(), spec.storage.is_some());
         let replicas = deployment.spec.as_ref().and_then(|s| s.replicas);
         prop_assert!(replicas == Some(0) || replicas == Some(1), "{:?}", replicas);
+        assert_builds_what_the_spec_asks(&spec, &deployment, &service, claim.as_ref(), config.as_ref())?;
         for object in [
             serde_json::to_value(&deployment),
             serde_json::to_value(&service),
@@ -364,6 +413,12 @@ proptest! {
         ] {
             let object = object.expect("a built object serializes");
             prop_assert!(is_subset(&object, &object), "{object}");
+            let leaves = leaves(&object);
+            if !leaves.is_empty() {
+                let pointer = &leaves[leaf.index(leaves.len())];
+                let changed = changed_at(&object, pointer);
+                prop_assert!(!is_subset(&object, &changed), "{} changed at {} still compares equal", object, pointer);
+            }
         }
         let _ = k8s::endpoint(&planned, Some(&service), None);
 
@@ -372,6 +427,22 @@ proptest! {
                 let name = service.name.clone().unwrap_or_default();
                 prop_assert!(!name.is_empty() && name.len() <= 63, "{}", name);
                 prop_assert!(!swarm::needs_update(&service, &service), "a service always matches itself");
+                let container = service.task_template.as_ref().and_then(|t| t.container_spec.as_ref()).unwrap();
+                prop_assert_eq!(container.image.as_deref(), Some(spec.image.as_str()));
+                prop_assert_eq!(container.env.as_ref().map_or(0, Vec::len), spec.env.len());
+                let replicas = service.mode.as_ref().and_then(|m| m.replicated.as_ref()).and_then(|r| r.replicas);
+                prop_assert_eq!(replicas, Some(i64::from(planned.replicas)));
+                let targets: Vec<Option<i64>> =
+                    service.endpoint_spec.iter().flat_map(|e| e.ports.iter().flatten()).map(|p| p.target_port).collect();
+                let asked: Vec<Option<i64>> = spec.ports.iter().map(|p| Some(i64::from(p.container_port))).collect();
+                prop_assert_eq!(targets, asked);
+                let mut other_image = service.clone();
+                other_image.task_template.as_mut().unwrap().container_spec.as_mut().unwrap().image =
+                    Some(format!("{}-other", spec.image));
+                prop_assert!(swarm::needs_update(&other_image, &service), "another image is an update");
+                let mut other_count = service.clone();
+                other_count.mode.as_mut().unwrap().replicated.as_mut().unwrap().replicas = Some(1 - i64::from(planned.replicas));
+                prop_assert!(swarm::needs_update(&other_count, &service), "another replica count is an update");
             }
             // Refusals name what swarm cannot do; they must not be empty.
             Err(e) => prop_assert!(!e.to_string().is_empty()),
@@ -390,15 +461,17 @@ proptest! {
         let _ = status::terminating(&again, Some(("BackendRefused", "no")), &now);
     }
 
-    /// Random JSON in place of a spec is refused by deserialization or
-    /// planned like any other spec: never a panic.
+    /// Random JSON in place of a spec is refused by deserialization, or read
+    /// as a spec that writes back to JSON that reads as the same spec and
+    /// plans the same: nothing of it is lost or changed on the way, however
+    /// odd it was.
     #[test]
-    fn any_json_either_fails_to_deserialize_or_plans(value in any_json()) {
+    fn any_json_either_fails_to_deserialize_or_round_trips(value in any_json()) {
         if let Ok(spec) = serde_json::from_value::<GameServerSpec>(value) {
-            let gs = owner("mc", "games", spec);
-            let planned = plan::plan(&gs);
-            let _ = k8s::deployment(&planned, &gs);
-            let _ = swarm::service_spec(&planned, None);
+            let written = serde_json::to_value(&spec).unwrap();
+            let read = serde_json::from_value::<GameServerSpec>(written).unwrap();
+            prop_assert_eq!(&read, &spec);
+            prop_assert_eq!(plan::plan_spec("mc", "games", &read), plan::plan_spec("mc", "games", &spec));
         }
     }
 
@@ -419,12 +492,25 @@ proptest! {
         }
     }
 
-    /// `is_subset` is reflexive, and an object holds everything it had once
+    /// `is_subset` is reflexive; an object holds everything it had once
     /// more fields are added to it (what the API server does to every object:
-    /// defaults, status, metadata).
+    /// defaults, status, metadata); and a value that differs in any one field
+    /// is not held, either way round.
     #[test]
-    fn subset_is_reflexive_and_survives_additions(value in any_json(), extra in any_json(), key in any_string()) {
+    fn subset_is_reflexive_survives_additions_and_sees_a_change(
+        value in any_json(),
+        extra in any_json(),
+        key in any_string(),
+        leaf in any::<prop::sample::Index>(),
+    ) {
         prop_assert!(is_subset(&value, &value));
+        let leaves = leaves(&value);
+        if !leaves.is_empty() {
+            let pointer = &leaves[leaf.index(leaves.len())];
+            let changed = changed_at(&value, pointer);
+            prop_assert!(!is_subset(&value, &changed), "{} changed at {}", value, pointer);
+            prop_assert!(!is_subset(&changed, &value), "{} changed at {}", value, pointer);
+        }
         if let Value::Object(mut bigger) = value.clone()
             && !bigger.contains_key(&key)
         {
@@ -432,6 +518,92 @@ proptest! {
             prop_assert!(is_subset(&value, &Value::Object(bigger)));
         }
     }
+}
+
+/// What the Kubernetes builders made carries what the spec asked for: the
+/// image, command, arguments, environment, ports (container and Service),
+/// the replica count, the placement, the claim and its size, and every config
+/// file mounted read-only at its path with its inline content in the
+/// ConfigMap.
+fn assert_builds_what_the_spec_asks(
+    spec: &GameServerSpec,
+    deployment: &k8s_openapi::api::apps::v1::Deployment,
+    service: &k8s_openapi::api::core::v1::Service,
+    claim: Option<&k8s_openapi::api::core::v1::PersistentVolumeClaim>,
+    config: Option<&k8s_openapi::api::core::v1::ConfigMap>,
+) -> Result<(), TestCaseError> {
+    let d = deployment.spec.as_ref().unwrap();
+    let running = spec.state == crate::api::DesiredState::Running;
+    prop_assert_eq!(d.replicas, Some(i32::from(running)));
+    let pod = d.template.spec.as_ref().unwrap();
+    let game = pod.containers.iter().find(|c| c.name == k8s::CONTAINER).unwrap();
+    prop_assert_eq!(game.image.as_deref(), Some(spec.image.as_str()));
+    prop_assert_eq!(game.command.clone().unwrap_or_default(), spec.command.clone());
+    prop_assert_eq!(game.args.clone().unwrap_or_default(), spec.args.clone());
+    prop_assert_eq!(game.env.clone().unwrap_or_default(), spec.env.clone());
+    let container_ports: Vec<(Option<String>, i32, Option<String>)> =
+        game.ports.iter().flatten().map(|p| (p.name.clone(), p.container_port, p.protocol.clone())).collect();
+    let asked: Vec<(Option<String>, i32, Option<String>)> = spec
+        .ports
+        .iter()
+        .map(|p| (Some(p.name.clone()), p.container_port, Some(p.protocol.as_str().to_string())))
+        .collect();
+    prop_assert_eq!(&container_ports, &asked);
+    let service_ports: Vec<(Option<String>, i32, Option<String>)> = service
+        .spec
+        .as_ref()
+        .unwrap()
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| {
+            let target = match &p.target_port {
+                Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port)) => *port,
+                other => panic!("a numbered target port, not {other:?}"),
+            };
+            (p.name.clone(), target, p.protocol.clone())
+        })
+        .collect();
+    prop_assert_eq!(&service_ports, &asked);
+    prop_assert_eq!(pod.node_selector.clone().unwrap_or_default(), spec.node_selector.clone());
+    prop_assert_eq!(pod.tolerations.as_ref().map_or(0, Vec::len), spec.tolerations.len());
+
+    let mounts = game.volume_mounts.clone().unwrap_or_default();
+    match (&spec.storage, claim) {
+        (Some(storage), Some(claim)) => {
+            let requests = claim.spec.as_ref().and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref());
+            prop_assert_eq!(requests.and_then(|r| r.get("storage")), Some(&storage.size));
+            prop_assert!(mounts.iter().any(|m| m.mount_path == storage.mount_path && m.sub_path.is_none()));
+        }
+        (None, None) => {}
+        (storage, claim) => prop_assert!(false, "storage {:?}, claim {:?}", storage, claim),
+    }
+    for file in &spec.config {
+        prop_assert!(
+            mounts.iter().any(|m| m.mount_path == file.path && m.read_only == Some(true) && m.sub_path.is_some()),
+            "{} is mounted read-only",
+            file.path
+        );
+    }
+    let data = config.and_then(|c| c.data.clone()).unwrap_or_default();
+    // Content wins over a reference; a file with neither is empty.
+    let inline: Vec<String> = spec
+        .config
+        .iter()
+        .filter_map(|f| match (&f.content, &f.config_map_key_ref) {
+            (Some(content), _) => Some(content.clone()),
+            (None, Some(_)) => None,
+            (None, None) => Some(String::new()),
+        })
+        .collect();
+    // Keys begin with the file's position.
+    let mut data: Vec<(usize, String)> = data
+        .into_iter()
+        .map(|(key, content)| (key.split('-').next().and_then(|i| i.parse().ok()).unwrap_or(usize::MAX), content))
+        .collect();
+    data.sort();
+    prop_assert_eq!(data.into_iter().map(|(_, c)| c).collect::<Vec<_>>(), inline, "every inline file, in order");
+    Ok(())
 }
 
 /// The labels the swarm builders look objects up by are the ones they put on
