@@ -141,7 +141,7 @@ mod tests {
 
     #[tokio::test]
     async fn probes_and_metrics_answer() {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::new(&[]));
         let health = Arc::new(Health::default());
         let app = router(metrics.clone(), health.clone());
 

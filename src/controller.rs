@@ -163,7 +163,7 @@ impl<O: Orchestrator> Context<O> {
             orchestrator,
             failures: Mutex::new(HashMap::new()),
             poll: None,
-            metrics: Arc::default(),
+            metrics: Arc::new(Metrics::new(&Error::REASONS)),
             settling: Mutex::new(HashMap::new()),
             status_settle: STATUS_SETTLE,
             reported: Mutex::new(HashMap::new()),
@@ -211,10 +211,16 @@ impl Default for Tuning {
 }
 
 /// Where the controller reports on itself, for the admin server.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Reporting {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+}
+
+impl Default for Reporting {
+    fn default() -> Self {
+        Reporting { metrics: Arc::new(Metrics::new(&Error::REASONS)), health: Arc::default() }
+    }
 }
 
 /// Runs the controller until `shutdown` completes. `namespace` limits it to one

@@ -21,7 +21,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::api::{GameServer, Phase};
-use crate::controller::Error;
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -45,12 +44,6 @@ pub struct Metrics {
     watched: Mutex<Option<Store<GameServer>>>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
@@ -58,10 +51,13 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    /// The registry, with the error counter of each of `error_reasons` (every
+    /// reason a reconcile can fail with) at zero, so that the first failure of
+    /// a kind shows as an increase.
+    pub fn new(error_reasons: &[&'static str]) -> Self {
         let reconciles = Counter::default();
         let reconcile_errors = Family::<Labels, Counter>::default();
-        for reason in Error::REASONS {
+        for &reason in error_reasons {
             let _ = reconcile_errors.get_or_create(&[("reason", reason)]);
         }
         let reconcile_duration = Histogram::new(DURATION_BUCKETS);
@@ -192,7 +188,7 @@ mod tests {
 
     #[test]
     fn reconciles_errors_and_durations_are_exposed() {
-        let m = Metrics::new();
+        let m = Metrics::new(&crate::controller::Error::REASONS);
         m.reconciled(Duration::from_millis(3), None);
         m.reconciled(Duration::from_millis(30), Some("KubeApiError"));
         m.reconciled(Duration::from_secs(20), Some("KubeApiError"));
@@ -212,7 +208,7 @@ mod tests {
 
     #[test]
     fn leader_is_zero_until_set() {
-        let m = Metrics::new();
+        let m = Metrics::new(&crate::controller::Error::REASONS);
         assert!(m.encode().contains("\nmettaton_leader 0\n"));
         m.set_leader(true);
         assert!(m.encode().contains("\nmettaton_leader 1\n"));
@@ -237,7 +233,7 @@ mod tests {
             line(text, &prefix).map(|l| l[prefix.len()..].to_string())
         };
 
-        let m = Metrics::new();
+        let m = Metrics::new(&crate::controller::Error::REASONS);
         // A standby watches nothing and claims nothing.
         assert_eq!(gauge(&m.encode(), "Running"), None);
 
