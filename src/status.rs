@@ -55,6 +55,9 @@ pub mod reason {
     pub const CRASH_LOOP: &str = "CrashLoop";
     /// Ready=False and Degraded=True: the image cannot be pulled.
     pub const IMAGE_PULL_FAILED: &str = "ImagePullFailed";
+    /// Ready=False and Degraded=True: the server's pod cannot even be created
+    /// (refused by admission: Pod Security, a quota, a webhook).
+    pub const PODS_REFUSED: &str = "PodsRefused";
     /// Ready=False and Degraded=True: a running server fails its readiness check.
     pub const NOT_READY: &str = "NotReady";
     /// Progressing=True: a new template is being rolled out.
@@ -79,6 +82,10 @@ const CRASH_LOOP_BACK_OFF: &str = "CrashLoopBackOff";
 /// finds a missing image before it creates the service, and refuses it then:
 /// `BackendError::ImageMissing`.)
 const IMAGE_PULL_FAILURES: [&str; 4] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
+/// The reason Kubernetes gives when the server's pod could not be created
+/// (the Deployment's ReplicaFailure condition; the backend reports it as an
+/// instance that has no pod).
+pub const FAILED_CREATE: &str = "FailedCreate";
 /// Restarts in back-off from which a server counts as crash looping: one crash
 /// may be bad luck, three in back-off are a pattern.
 const CRASH_LOOP_RESTARTS: i32 = 3;
@@ -144,6 +151,7 @@ enum Failure {
     CrashLoop,
     StartupTimeout,
     ImagePull,
+    PodsRefused,
 }
 
 /// Where the server stands, before it is put into words.
@@ -180,6 +188,7 @@ pub fn compute(gs: &GameServer, observed: &Observed, now: &Time) -> GameServerSt
     let mut conditions = prev.conditions;
     let crash = instance.map(crash_message).unwrap_or_default();
     let pull = instance.map(|i| pull_message(&gs.spec.image, i)).unwrap_or_default();
+    let refused = instance.map(refused_message).unwrap_or_default();
     let timed_out = format!("not ready after {timeout}s (health.startupTimeoutSeconds)");
     let (ready, ready_reason, ready_message) = match (a.phase, a.failure) {
         (Phase::Running, _) if a.ready => {
@@ -192,6 +201,7 @@ pub fn compute(gs: &GameServer, observed: &Observed, now: &Time) -> GameServerSt
         }
         (Phase::Failed, Some(Failure::CrashLoop)) => (false, reason::CRASH_LOOP, crash.clone()),
         (Phase::Failed, Some(Failure::ImagePull)) => (false, reason::IMAGE_PULL_FAILED, pull.clone()),
+        (Phase::Failed, Some(Failure::PodsRefused)) => (false, reason::PODS_REFUSED, refused.clone()),
         (Phase::Failed, _) => (false, reason::STARTUP_TIMEOUT, timed_out.clone()),
         (Phase::Stopping, _) => (false, reason::STOPPED, "server is stopping".to_string()),
         (Phase::Stopped | Phase::Terminating, _) => (false, reason::STOPPED, "server is stopped".to_string()),
@@ -217,6 +227,7 @@ pub fn compute(gs: &GameServer, observed: &Observed, now: &Time) -> GameServerSt
         Some(Failure::CrashLoop) => (true, reason::CRASH_LOOP, crash),
         Some(Failure::StartupTimeout) => (true, reason::STARTUP_TIMEOUT, timed_out),
         Some(Failure::ImagePull) => (true, reason::IMAGE_PULL_FAILED, pull),
+        Some(Failure::PodsRefused) => (true, reason::PODS_REFUSED, refused),
         None if crashed => (true, reason::CRASH_LOOP, crash),
         None if a.phase == Phase::Running && !a.ready => {
             (true, reason::NOT_READY, "server is running but fails its readiness check".to_string())
@@ -273,6 +284,11 @@ fn assess_running(
     if workload.rolled_out && instance.is_some_and(image_pull_failing) {
         return assessed(Phase::Failed, Some(since), Some(Failure::ImagePull));
     }
+    // Nor will a pod that admission refuses to create (the latest template's:
+    // the rollout waits on it, so the workload is not rolled out).
+    if instance.is_some_and(|i| i.problem.as_deref() == Some(FAILED_CREATE)) {
+        return assessed(Phase::Failed, Some(since), Some(Failure::PodsRefused));
+    }
     if instance.is_some_and(crash_looping) {
         return assessed(Phase::Failed, Some(since), Some(Failure::CrashLoop));
     }
@@ -317,6 +333,14 @@ fn pull_message(image: &str, instance: &Instance) -> String {
     match instance.problem_message.as_deref().filter(|m| !m.is_empty()) {
         Some(message) => format!("image \"{image}\" cannot be pulled ({why}): {message}"),
         None => format!("image \"{image}\" cannot be pulled ({why})"),
+    }
+}
+
+/// `the server's pod cannot be created: MESSAGE` (the API server's refusal).
+fn refused_message(instance: &Instance) -> String {
+    match instance.problem_message.as_deref().filter(|m| !m.is_empty()) {
+        Some(message) => format!("the server's pod cannot be created: {message}"),
+        None => "the server's pod cannot be created".to_string(),
     }
 }
 
@@ -732,6 +756,34 @@ mod tests {
         assert_eq!(cond(&s, DEGRADED).message, "container restarted 4 times (CrashLoopBackOff)");
         // And the Degraded transition happened at the first crash, not now
         assert_eq!(cond(&s, DEGRADED).last_transition_time, at_second(20));
+    }
+
+    #[test]
+    fn a_server_whose_pod_admission_refuses_is_failed_at_once_with_the_api_servers_words() {
+        let mut gs = server(DesiredState::Running, 1);
+        let message = "pods \"mc-5d\" is forbidden: violates PodSecurity \"restricted:latest\": runAsNonRoot != true";
+        let refused = Instance {
+            problem: Some(FAILED_CREATE.into()),
+            problem_message: Some(message.into()),
+            ..Instance::default()
+        };
+        // Given a new Deployment (not rolled out: its pod never came) whose pod is refused
+        let s = step(&mut gs, &observed(Some(workload(false, 0)), Some(refused.clone())), 10);
+        // Then the server is Failed at once, long before its startup timeout, with the refusal
+        assert_eq!(s.phase, Some(Phase::Failed));
+        let said = format!("the server's pod cannot be created: {message}");
+        assert_eq!(
+            (state_of(&s, READY), cond(&s, READY).message.as_str()),
+            (("False", reason::PODS_REFUSED), said.as_str())
+        );
+        assert_eq!(state_of(&s, DEGRADED), ("True", reason::PODS_REFUSED));
+        assert_eq!(cond(&s, DEGRADED).message, said);
+        // And the same observation later says the same
+        assert_eq!(step(&mut gs, &observed(Some(workload(false, 0)), Some(refused)), 40), s);
+        // When the namespace lets it in and it comes up, it is Running
+        let s = step(&mut gs, &running(), 50);
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
     }
 
     #[test]

@@ -384,6 +384,44 @@ async fn an_image_that_cannot_be_pulled_fails_the_server_at_once_naming_the_imag
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_pod_is_refused_by_pod_security_is_failed_at_once_with_the_refusal() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("ctl-psa").await;
+    // Game images run as whatever user they need: a namespace enforcing
+    // `restricted` refuses their pods.
+    let patch = json!({ "metadata": { "labels": { "pod-security.kubernetes.io/enforce": "restricted" } } });
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(ns.client.clone())
+        .patch(&ns.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
+    let api = ns.api::<GameServer>();
+    let spec = json!({
+        "image": "mettaton.test/game:1",
+        "ports": [{ "name": "game", "containerPort": 7777 }],
+        "health": { "startupTimeoutSeconds": 600 }
+    });
+    let created = std::time::Instant::now();
+    api.create(&PostParams::default(), &server("refused", spec)).await.unwrap();
+    let failed = phase(&api, "refused", Phase::Failed).await;
+    assert!(created.elapsed() < Duration::from_secs(60), "Failed after {:?}", created.elapsed());
+    let status = failed.status.unwrap();
+    for type_ in [conditions::DEGRADED, conditions::READY] {
+        let c = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
+        assert_eq!(c.reason, "PodsRefused", "{type_}: {}", c.message);
+        assert!(
+            c.message.starts_with("the server's pod cannot be created: ")
+                && c.message.contains("violates PodSecurity \"restricted:latest\""),
+            "{type_}: {}",
+            c.message
+        );
+    }
+    api.delete("refused", &DeleteParams::default()).await.unwrap();
+    gone(&api, "refused").await;
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retain_keeps_the_volume_and_a_new_server_of_the_same_name_adopts_it() {
     ensure_crd().await;
     let ns = TestNamespace::new("ctl-retain").await;

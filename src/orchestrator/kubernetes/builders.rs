@@ -415,6 +415,21 @@ pub fn current_pod(pods: &[Pod]) -> Option<&Pod> {
 /// Waiting reasons every start goes through: not problems.
 const NORMAL_WAITING: [&str; 2] = ["ContainerCreating", "PodInitializing"];
 
+/// The instance a Deployment that should run a pod reports when its pod
+/// cannot be created at all (condition ReplicaFailure, reason FailedCreate:
+/// refused by Pod Security, a quota, a webhook), with the API server's words.
+/// `None` while it reports no such failure, or wants no pod.
+pub fn refused_instance(deployment: &Deployment) -> Option<Instance> {
+    let wanted = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) > 0;
+    let conditions = deployment.status.as_ref()?.conditions.as_deref()?;
+    let failure = conditions.iter().find(|c| c.type_ == "ReplicaFailure" && c.status == "True")?;
+    wanted.then(|| Instance {
+        problem: Some(failure.reason.clone().unwrap_or_else(|| "FailedCreate".to_string())),
+        problem_message: failure.message.clone(),
+        ..Instance::default()
+    })
+}
+
 /// What a pod says about the game server running in it.
 pub fn instance(pod: &Pod) -> Instance {
     let status = pod.status.as_ref();
@@ -866,6 +881,29 @@ mod tests {
                 terminating: false
             }
         );
+    }
+
+    #[test]
+    fn a_deployment_whose_pods_are_refused_reports_an_instance_with_the_refusal() {
+        let deployment = |replicas: i32, conditions: serde_json::Value| -> Deployment {
+            serde_json::from_value(json!({
+                "metadata": { "name": "mc" },
+                "spec": { "replicas": replicas, "selector": {}, "template": {} },
+                "status": { "conditions": conditions }
+            }))
+            .unwrap()
+        };
+        let failure = json!([{ "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+            "message": "pods \"mc-1\" is forbidden: exceeded quota" }]);
+        let i = refused_instance(&deployment(1, failure.clone())).expect("an instance with the refusal");
+        assert_eq!(i.problem.as_deref(), Some("FailedCreate"));
+        assert_eq!(i.problem_message.as_deref(), Some("pods \"mc-1\" is forbidden: exceeded quota"));
+        assert!(!i.running && !i.ready && !i.terminating);
+        // Stopped (no pod wanted), a failure that passed, or none: nothing to report.
+        assert_eq!(refused_instance(&deployment(0, failure)), None);
+        let passed = json!([{ "type": "ReplicaFailure", "status": "False", "reason": "FailedCreate" }]);
+        assert_eq!(refused_instance(&deployment(1, passed)), None);
+        assert_eq!(refused_instance(&deployment(1, json!([{ "type": "Available", "status": "False" }]))), None);
     }
 
     #[test]

@@ -341,7 +341,8 @@ impl Orchestrator for KubernetesOrchestrator {
 
         Ok(Observed {
             workload: deployment.as_ref().map(|d| workload(d, pods.len())),
-            instance: pod.map(builders::instance),
+            // No pod at all may be the Deployment's pods being refused.
+            instance: pod.map(builders::instance).or_else(|| deployment.as_ref().and_then(builders::refused_instance)),
             endpoint: builders::endpoint(plan, service.as_ref(), node.as_ref()),
             backend_ref: deployment.map(|_| format!("deployment/{}", plan.name)),
         })
