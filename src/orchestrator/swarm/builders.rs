@@ -8,14 +8,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use base64::Engine as _;
 use bollard::models::{
     ConfigSpec, EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
-    EventMessage, HealthConfig, Limit, Mount, MountType, MountVolumeOptions, Node, ResourceObject, Service,
-    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceUpdateStatusStateEnum, SwarmInfo, Task, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile1, TaskSpecPlacement,
-    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState, VolumeCreateRequest,
+    EventMessage, HealthConfig, Limit, Mount, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig, Node,
+    ResourceObject, Service, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceUpdateStatusStateEnum,
+    SwarmInfo, Task, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile1,
+    TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
+    VolumeCreateRequest,
 };
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{Protocol, PublishedPort};
+use crate::api::{Protocol, PublishedPort, ServiceType};
 use crate::orchestrator::{BackendError, Endpoint, Instance, Workload};
 use crate::plan::{Check, ConfigSource, Fnv1a, LABEL_GAMESERVER, ServerPlan};
 use crate::quantity::Quantity;
@@ -32,6 +33,8 @@ pub const LABEL_UID: &str = "mettaton.dev/uid";
 /// On the data volume: the reclaim policy it was created under (Docker volume
 /// labels cannot change later, so it records the first one).
 pub const LABEL_RECLAIM: &str = "mettaton.dev/reclaim";
+/// On the data volume: the `storage.size` asked for, which no driver is told.
+pub const LABEL_SIZE: &str = "mettaton.dev/size";
 /// On the service: a hash of its healthcheck. The engine returns the
 /// healthcheck under a key bollard's model does not read (`Healthcheck`, where
 /// the API documents `HealthCheck`), so a change of the check is seen here.
@@ -146,7 +149,7 @@ fn refused(plan: &ServerPlan, reason: String) -> BackendError {
 ///
 /// Refused, naming the field, for what swarm cannot do: environment from
 /// `valueFrom` (no Secrets or ConfigMaps to resolve it from), config files
-/// from a ConfigMap, a stop command (swarm has no pre-stop hook), resources
+/// from a ConfigMap, resources
 /// other than cpu and memory, tolerations (swarm has no taints), a node
 /// selector swarm cannot express (see [`constraints`]).
 ///
@@ -156,24 +159,38 @@ fn refused(plan: &ServerPlan, reason: String) -> BackendError {
 /// Readiness: an `exec` check becomes the container's healthcheck; swarm keeps
 /// such a task `starting` until the check first passes, and replaces the
 /// container when it turns unhealthy. A TCP check has no swarm equivalent
-/// without a client inside the image, so none is set (an image's own
-/// HEALTHCHECK still applies) and the server counts as ready once its task runs.
+/// without a client inside the image (game images seldom have a shell or
+/// `nc`), so mettaton probes the published port itself (see [`TcpProbe`]);
+/// the service gets no healthcheck for it (an image's own HEALTHCHECK still
+/// applies).
 pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<ServiceSpec, BackendError> {
     let container = &plan.container;
-    if !container.stop_command.is_empty() {
-        return Err(refused(
-            plan,
-            "shutdown.stopCommand cannot run on Docker Swarm, which has no pre-stop hook: \
-             the server gets SIGTERM, then shutdown.gracePeriodSeconds to save and exit"
-                .into(),
-        ));
-    }
     if !plan.placement.tolerations.is_empty() {
         return Err(refused(
             plan,
             "spec.tolerations cannot be used on Docker Swarm, which has no taints: remove them, and choose the \
              server's nodes with spec.nodeSelector (node labels) instead"
                 .into(),
+        ));
+    }
+    if plan.service.type_ != ServiceType::NodePort {
+        return Err(refused(
+            plan,
+            format!(
+                "spec.service.type {:?} cannot be used on Docker Swarm, which has no load balancer or cluster \
+                 network for players: ports are published on the node that runs the server (what NodePort means \
+                 here); remove spec.service.type or set NodePort",
+                plan.service.type_
+            ),
+        ));
+    }
+    if let Some(key) = plan.service.annotations.keys().next() {
+        return Err(refused(
+            plan,
+            format!(
+                "spec.service.annotations ({key:?}) cannot be used on Docker Swarm, which has no Service object to \
+                 annotate: remove them"
+            ),
         ));
     }
     let constraints = constraints(plan)?;
@@ -190,7 +207,8 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
                 plan,
                 format!(
                     "env {} uses valueFrom, which Docker Swarm cannot resolve (it has no Secrets or ConfigMaps): \
-                     give it a value",
+                     give it a value (the swarm facade and CLI resolve secretKeyRef from a secrets directory, \
+                     `mettaton swarm --secrets DIR`)",
                     var.name
                 ),
             )),
@@ -218,7 +236,14 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
             typ: Some(MountType::VOLUME),
             // Were the volume gone when a task starts, the engine would create
             // it from the mount: these labels keep it findable then too.
-            volume_options: Some(MountVolumeOptions { labels: Some(volume_labels(plan)), ..Default::default() }),
+            volume_options: Some(MountVolumeOptions {
+                labels: Some(volume_labels(plan)),
+                driver_config: v
+                    .storage_class_name
+                    .clone()
+                    .map(|driver| MountVolumeOptionsDriverConfig { name: Some(driver), ..Default::default() }),
+                ..Default::default()
+            }),
             ..Default::default()
         }]
     });
@@ -485,15 +510,39 @@ fn volume_labels(plan: &ServerPlan) -> HashMap<String, String> {
     labels.into_iter().collect()
 }
 
-/// The data volume to create, when the server has one. Docker's local driver
-/// has no size or class: `storage.size` and `storage.storageClassName` do not
-/// apply on swarm.
+/// The data volume to create, when the server has one. `storage.storageClassName`
+/// names the volume driver (Docker's `local` when absent); `storage.size` is
+/// recorded in the [`LABEL_SIZE`] label and reported by [`limitations`]: no
+/// driver option for a size is common to Docker's volume drivers, and the
+/// local driver has none.
 pub fn volume_request(plan: &ServerPlan) -> Option<VolumeCreateRequest> {
-    plan.volume.as_ref().map(|_| VolumeCreateRequest {
-        name: Some(volume_name(plan)),
-        labels: Some(volume_labels(plan)),
-        ..Default::default()
+    plan.volume.as_ref().map(|v| {
+        let mut labels = volume_labels(plan);
+        labels.insert(LABEL_SIZE.to_string(), v.size.clone());
+        VolumeCreateRequest {
+            name: Some(volume_name(plan)),
+            driver: v.storage_class_name.clone(),
+            labels: Some(labels),
+            ..Default::default()
+        }
     })
+}
+
+/// What of the plan Docker Swarm runs differently than asked, each naming its
+/// field, for the user to see (the facade returns them, the CLI prints them).
+/// Everything else is honoured or refused by [`service_spec`].
+pub fn limitations(plan: &ServerPlan) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some(v) = &plan.volume {
+        let driver = v.storage_class_name.as_deref().unwrap_or("local");
+        found.push(format!(
+            "spec.storage.size {} is not enforced on Docker Swarm: volume driver {driver} is given no size (the \
+             volume grows with what the game writes, up to the node's free disk); the size is recorded in the \
+             volume's {LABEL_SIZE} label",
+            v.size
+        ));
+    }
+    found
 }
 
 /// What to send to update a service: the desired spec, with what mettaton
@@ -628,6 +677,17 @@ pub fn needs_update(desired: &ServiceSpec, current: &ServiceSpec) -> bool {
     managed(desired) != managed(current)
 }
 
+/// Whether updating `current` to `desired` replaces the task (swarm stops
+/// the running container): anything of the task differs, or it scales to
+/// zero. A change of the service's own labels alone does not.
+pub fn replaces_task(desired: &ServiceSpec, current: &ServiceSpec) -> bool {
+    let mut d = managed(desired);
+    let c = managed(current);
+    d.labels = c.labels.clone();
+    d.name = c.name.clone();
+    d != c
+}
+
 /// Whether the published ports of the two specs differ.
 pub fn ports_differ(desired: &ServiceSpec, current: &ServiceSpec) -> bool {
     managed(desired).ports != managed(current).ports
@@ -727,6 +787,65 @@ pub fn manager_problem(swarm: Option<&SwarmInfo>, daemon: &str) -> Option<String
         )),
         _ => Some(format!("the Docker daemon at {daemon} is not a swarm manager: run `docker swarm init`")),
     }
+}
+
+/// mettaton's own TCP readiness probe of a server on swarm, as Kubernetes'
+/// kubelet runs one: a connection to the published port every
+/// `health.periodSeconds`; ready after one success, not ready after
+/// `health.failureThreshold` failures in a row. Until the first success it
+/// probes every second (`health.startupTimeoutSeconds` bounds that phase, as
+/// the Kubernetes backend's startup probe does), so that a spawn does not
+/// wait a whole period for a server that listens a moment after it starts.
+/// The decisions only; the orchestrator connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpProbe {
+    /// The task probed: a new task starts afresh.
+    pub task: String,
+    pub ready: bool,
+    /// It passed once: the startup phase is over.
+    pub passed_once: bool,
+    /// Failures in a row.
+    pub failures: i32,
+    /// When the last probe ran, in milliseconds of the caller's clock.
+    pub last_ms: Option<u64>,
+}
+
+impl TcpProbe {
+    pub fn new(task: &str) -> TcpProbe {
+        TcpProbe { task: task.to_string(), ready: false, passed_once: false, failures: 0, last_ms: None }
+    }
+
+    /// Whether a probe is due at `now_ms`.
+    pub fn due(&self, now_ms: u64, period_seconds: i32) -> bool {
+        let period_ms = match self.passed_once {
+            true => u64::try_from(period_seconds.max(1)).unwrap_or(1) * 1000,
+            false => 1000,
+        };
+        self.last_ms.is_none_or(|last| now_ms.saturating_sub(last) >= period_ms)
+    }
+
+    /// The result of a probe run at `now_ms`.
+    pub fn record(&mut self, now_ms: u64, ok: bool, failure_threshold: i32) {
+        self.last_ms = Some(now_ms);
+        if ok {
+            self.ready = true;
+            self.passed_once = true;
+            self.failures = 0;
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            if self.failures >= failure_threshold.max(1) {
+                self.ready = false;
+            }
+        }
+    }
+}
+
+/// The published TCP port the readiness check of the plan connects to, when
+/// it is a TCP check and the endpoint has that port.
+pub fn probe_port(plan: &ServerPlan, endpoint: &Endpoint) -> Option<i32> {
+    let Some(Check::Tcp { port }) = plan.container.readiness else { return None };
+    let name = plan.container.ports.iter().find(|p| p.container_port == port && p.protocol == Protocol::TCP)?;
+    endpoint.ports.iter().find(|p| p.name == name.name && p.protocol == Protocol::TCP).map(|p| p.port)
 }
 
 /// A task has ended (or never will run): its container is gone or going.
@@ -1079,9 +1198,11 @@ mod tests {
         let reason = refusal(service_spec(&plan_of(v), None));
         assert!(reason.contains("config file /data/ops.json comes from key ops.json of ConfigMap ops"), "{reason}");
 
+        // A stop command is run by the orchestrator (swarm has no pre-stop
+        // hook), so it is no refusal.
         let mut v = minecraft();
         v["shutdown"] = json!({ "stopCommand": ["rcon-cli", "stop"] });
-        assert!(refusal(service_spec(&plan_of(v), None)).contains("shutdown.stopCommand"));
+        assert!(service_spec(&plan_of(v), None).is_ok());
 
         let mut v = minecraft();
         v["resources"] = json!({ "limits": { "nvidia.com/gpu": "1" } });
@@ -1214,6 +1335,86 @@ mod tests {
         assert_eq!(task.force_update, Some(3), "a changed counter would restart the server");
         assert_eq!(update.update_config, current.update_config);
         assert_eq!(update.task_template.unwrap().container_spec, desired.task_template.unwrap().container_spec);
+    }
+
+    /// A service type other than NodePort and service annotations have no
+    /// meaning on swarm: refused, naming the field.
+    #[test]
+    fn service_types_and_annotations_swarm_cannot_honour_are_refused_by_name() {
+        for (service, field) in [
+            (json!({ "type": "LoadBalancer" }), "spec.service.type LoadBalancer"),
+            (json!({ "type": "ClusterIP" }), "spec.service.type ClusterIP"),
+            (json!({ "annotations": { "lb.example.com/x": "y" } }), "spec.service.annotations"),
+        ] {
+            let mut v = minecraft();
+            v["service"] = service;
+            let reason = refusal(service_spec(&plan_of(v), None));
+            assert!(reason.starts_with(field), "{reason}");
+        }
+        let mut v = minecraft();
+        v["service"] = json!({ "type": "NodePort" });
+        assert!(service_spec(&plan_of(v), None).is_ok());
+    }
+
+    /// storageClassName names the volume driver; the size is told to none,
+    /// recorded on the volume and reported as a limitation naming the field.
+    #[test]
+    fn the_storage_class_is_the_volume_driver_and_the_size_a_limitation() {
+        let mut v = minecraft();
+        v["storage"]["storageClassName"] = json!("rexray");
+        let p = plan_of(v);
+        let request = volume_request(&p).unwrap();
+        assert_eq!(request.driver.as_deref(), Some("rexray"));
+        assert_eq!(request.labels.unwrap()[LABEL_SIZE], "10Gi");
+        let spec = service_spec(&p, None).unwrap();
+        let mount = &spec.task_template.unwrap().container_spec.unwrap().mounts.unwrap()[0];
+        let driver = mount.volume_options.as_ref().unwrap().driver_config.as_ref().unwrap();
+        assert_eq!(driver.name.as_deref(), Some("rexray"));
+        let found = limitations(&p);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].starts_with("spec.storage.size 10Gi is not enforced on Docker Swarm: volume driver rexray"));
+        let plain = plan_of(minecraft());
+        assert_eq!(volume_request(&plain).unwrap().driver, None, "Docker's default: local");
+        let mut none = minecraft();
+        none.as_object_mut().unwrap().remove("storage");
+        assert!(limitations(&plan_of(none)).is_empty());
+    }
+
+    /// mettaton's TCP probe: every second until it first passes, then every
+    /// period; ready after one success, not ready after the failure threshold
+    /// in a row; a new task starts afresh (the orchestrator makes a new one).
+    #[test]
+    fn the_tcp_probe_follows_the_period_and_the_failure_threshold() {
+        let mut p = TcpProbe::new("t1");
+        assert!(p.due(0, 10) && !p.ready);
+        p.record(0, false, 3);
+        assert!(!p.due(999, 10) && p.due(1000, 10), "a second apart before the first success");
+        p.record(1000, true, 3);
+        assert!(p.ready);
+        assert!(!p.due(10_999, 10) && p.due(11_000, 10), "then a period apart");
+        p.record(11_000, false, 3);
+        p.record(21_000, false, 3);
+        assert!(p.ready, "two failures of three");
+        p.record(31_000, false, 3);
+        assert!(!p.ready, "the third in a row");
+        p.record(41_000, true, 3);
+        assert!(p.ready && p.failures == 0);
+    }
+
+    #[test]
+    fn the_probe_port_is_the_published_port_of_the_checked_one() {
+        let mut v = minecraft();
+        v["health"]["probe"] = json!({ "tcpPort": "game" });
+        let p = plan_of(v);
+        let endpoint = Endpoint {
+            address: Some("127.0.0.1".into()),
+            ports: vec![
+                PublishedPort { name: "query".into(), port: 30001, protocol: Protocol::UDP },
+                PublishedPort { name: "game".into(), port: 30000, protocol: Protocol::TCP },
+            ],
+        };
+        assert_eq!(probe_port(&p, &endpoint), Some(30000));
+        assert_eq!(probe_port(&plan_of(minecraft()), &endpoint), None, "an exec check");
     }
 
     /// A restart asked for is a label of the task's container: a new value is

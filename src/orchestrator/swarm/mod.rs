@@ -10,16 +10,19 @@
 //! changed or removed.
 //!
 //! What swarm cannot do is refused by [`builders::service_spec`] with the
-//! field named: environment `valueFrom`, config files from ConfigMaps, a stop
-//! command, resources other than cpu and memory, tolerations (swarm has no
+//! field named: environment `valueFrom`, config files from ConfigMaps, resources other than cpu and memory, tolerations (swarm has no
 //! taints), node selector keys with a prefix or empty values (swarm's
 //! constraints cannot say them; the others are `node.labels.KEY==VALUE`
-//! placement constraints). What has no meaning here is
-//! ignored: the image pull policy (swarm always tries the registry first and
-//! falls back to the image the node has), the service type and annotations
-//! (ports are published on the node the server runs on, which is the address
-//! reported), the volume's size and storage class (Docker's local driver has
-//! neither).
+//! placement constraints), a service type other than NodePort and service
+//! annotations (ports are published on the node the server runs on, which is
+//! the address reported; there is no Service object). `imagePullPolicy` is
+//! honoured before the service is created (Never: the image must be on the
+//! manager's node; Always: pulled first; IfNotPresent: pulled when missing).
+//! A TCP readiness probe is run by mettaton on the published port, with the
+//! probe's period and failure threshold ([`builders::TcpProbe`]); a stop
+//! command is run by mettaton in the container before swarm stops it.
+//! `storage.storageClassName` names the volume driver; `storage.size` is told
+//! to no driver and reported as a limitation ([`builders::limitations`]).
 //!
 //! The volume is local to a node: on a swarm of several nodes, a server
 //! rescheduled elsewhere gets an empty volume of the same name there.
@@ -41,7 +44,7 @@ use bollard::query_parameters::{
 use bollard::{API_DEFAULT_VERSION, Docker};
 use futures::{Stream, StreamExt};
 
-use crate::api::{GameServer, ReclaimPolicy};
+use crate::api::{GameServer, PullPolicy, ReclaimPolicy};
 use crate::orchestrator::{BackendError, Observed, Orchestrator, Teardown, error_chain};
 use crate::plan::{LABEL_GAMESERVER, ServerPlan};
 
@@ -166,6 +169,10 @@ pub struct SwarmOrchestrator {
     /// of a slot (5 by default), which would cap the restart count below what
     /// a crash loop needs; what this process has seen keeps counting.
     seen_failures: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
+    /// mettaton's TCP readiness probes, per service id.
+    probes: Arc<Mutex<HashMap<String, builders::TcpProbe>>>,
+    /// The clock of the probes.
+    started: std::time::Instant,
 }
 
 impl fmt::Debug for SwarmOrchestrator {
@@ -202,9 +209,137 @@ impl SwarmOrchestrator {
         // The engine refuses an API version newer than its own (Debian's 20.10
         // speaks 1.41); this also proves it answers.
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        let orchestrator = SwarmOrchestrator { docker, daemon: daemon.clone(), seen_failures: Default::default() };
+        let orchestrator = SwarmOrchestrator::new(docker, daemon.clone());
         orchestrator.ensure_manager().await?;
         Ok(orchestrator)
+    }
+
+    fn new(docker: Docker, daemon: Daemon) -> Self {
+        SwarmOrchestrator {
+            docker,
+            daemon,
+            seen_failures: Default::default(),
+            probes: Default::default(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Whether the server's data volume exists (its own or not).
+    pub async fn volume_exists(&self, plan: &ServerPlan) -> Result<bool, BackendError> {
+        if plan.volume.is_none() {
+            return Ok(false);
+        }
+        let name = builders::volume_name(plan);
+        match self.docker.inspect_volume(&name).await {
+            Ok(_) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(self.error(format!("read volume {name}"), e)),
+        }
+    }
+
+    /// Restarts the server: a forced update of its service, so that swarm
+    /// replaces its task with a new one (same spec, same volume). Nothing is
+    /// done to a stopped server or one that has no service.
+    pub async fn restart(&self, plan: &ServerPlan) -> Result<(), BackendError> {
+        let name = builders::service_name(plan);
+        let what = format!("restart GameServer {}", builders::display_name(plan));
+        let Some(service) = self
+            .find_service(&name)
+            .await?
+            .filter(|s| builders::is_ours(s.spec.as_ref().and_then(|s| s.labels.as_ref()), plan))
+        else {
+            return Err(BackendError::Other { what, reason: format!("no service {name} runs the server") });
+        };
+        if let Some(id) = service.id.as_deref() {
+            self.run_stop_command(plan, id).await;
+        }
+        let mut spec = service.spec.clone().unwrap_or_default();
+        let task = spec.task_template.get_or_insert_with(Default::default);
+        task.force_update = Some(task.force_update.unwrap_or(0).wrapping_add(1));
+        let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+        let options =
+            UpdateServiceOptionsBuilder::default().version(i32::try_from(version).unwrap_or(i32::MAX)).build();
+        let id = service.id.as_deref().unwrap_or(&name);
+        self.docker.update_service(id, spec, options, None).await.map_err(|e| self.error(what, e))?;
+        Ok(())
+    }
+
+    /// `shutdown.stopCommand`, run in the server's running container before
+    /// swarm stops it (swarm has no pre-stop hook), for at most the grace
+    /// period; then swarm sends SIGTERM and gives the grace period again. As a
+    /// failing preStop hook on Kubernetes, a command that fails or times out
+    /// is logged and the stop goes on. The engine runs it only for a container
+    /// on its own node: on a larger swarm, keep such servers on the manager.
+    async fn run_stop_command(&self, plan: &ServerPlan, service_id: &str) {
+        use bollard::exec::StartExecResults;
+        let command = &plan.container.stop_command;
+        if command.is_empty() {
+            return;
+        }
+        let filters = HashMap::from([("service", vec![service_id.to_string()])]);
+        let Ok(tasks) = self.tasks(filters, "list tasks").await else { return };
+        let Some(container) = builders::current_task(&tasks)
+            .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(bollard::models::TaskState::RUNNING))
+            .and_then(|t| t.status.as_ref()?.container_status.as_ref()?.container_id.clone())
+        else {
+            return;
+        };
+        let server = builders::display_name(plan);
+        let run = async {
+            let config = bollard::models::ExecConfig {
+                cmd: Some(command.clone()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            };
+            let exec = self.docker.create_exec(&container, config).await?;
+            if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&exec.id, None).await? {
+                while let Some(chunk) = output.next().await {
+                    chunk?;
+                }
+            }
+            self.docker.inspect_exec(&exec.id).await
+        };
+        let grace = Duration::from_secs(u64::try_from(plan.grace_period_seconds.max(1)).unwrap_or(1));
+        match tokio::time::timeout(grace, run).await {
+            Ok(Ok(done)) if done.exit_code == Some(0) => {
+                tracing::info!(gameserver = server, "stop command ran");
+            }
+            Ok(Ok(done)) => tracing::warn!(gameserver = server, exit_code = ?done.exit_code, "stop command failed"),
+            Ok(Err(e)) => tracing::warn!(gameserver = server, error = %e, "stop command could not run"),
+            Err(_) => tracing::warn!(gameserver = server, "stop command still running after the grace period"),
+        }
+    }
+
+    /// mettaton's TCP readiness probe of the server's current task (see
+    /// [`builders::TcpProbe`]): whether it is ready now.
+    async fn probe_tcp(
+        &self,
+        service_id: &str,
+        task: &str,
+        plan: &ServerPlan,
+        endpoint: &crate::orchestrator::Endpoint,
+    ) -> bool {
+        let Some(port) = builders::probe_port(plan, endpoint) else { return false };
+        let Some(address) = endpoint.address.clone() else { return false };
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        {
+            let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+            let probe = probes.entry(service_id.to_string()).or_insert_with(|| builders::TcpProbe::new(task));
+            if probe.task != task {
+                *probe = builders::TcpProbe::new(task);
+            }
+            if !probe.due(now, plan.container.period_seconds) {
+                return probe.ready;
+            }
+            // Marked as run now, so that concurrent looks do not probe too.
+            probe.last_ms = Some(now);
+        }
+        let ok = tcp_answers(&address, port, Duration::from_secs(1)).await;
+        let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+        let probe = probes.entry(service_id.to_string()).or_insert_with(|| builders::TcpProbe::new(task));
+        probe.record(now, ok, plan.container.failure_threshold);
+        probe.ready
     }
 
     /// The daemon this talks to.
@@ -321,12 +456,24 @@ impl SwarmOrchestrator {
     }
 
     /// Makes sure the image is on this node, pulling it when it is not.
+    /// `imagePullPolicy`: Never, the image must be on the node already;
+    /// Always, it is pulled first (a failed pull is an error even when the node
+    /// has an older copy); IfNotPresent (the default), pulled when missing.
     async fn ensure_image(&self, plan: &ServerPlan) -> Result<(), BackendError> {
         let image = &plan.container.image;
-        match self.docker.inspect_image(image).await {
-            Ok(_) => return Ok(()),
-            Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => return Err(self.error(format!("read image {image}"), e)),
+        let policy = plan.container.pull_policy.unwrap_or(PullPolicy::IfNotPresent);
+        if policy != PullPolicy::Always {
+            match self.docker.inspect_image(image).await {
+                Ok(_) => return Ok(()),
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(self.error(format!("read image {image}"), e)),
+            }
+        }
+        if policy == PullPolicy::Never {
+            return Err(BackendError::ImageMissing {
+                image: image.to_string(),
+                reason: "spec.imagePullPolicy is Never and the image is not on the swarm manager's node".into(),
+            });
         }
         let (reference, tag) = builders::pull_reference(image);
         let mut options = CreateImageOptionsBuilder::default().from_image(&reference);
@@ -444,6 +591,11 @@ impl SwarmOrchestrator {
             Some(service) => {
                 let current_spec = service.spec.clone().unwrap_or_default();
                 if builders::needs_update(&desired, &current_spec) {
+                    if builders::replaces_task(&desired, &current_spec)
+                        && let Some(id) = service.id.as_deref()
+                    {
+                        self.run_stop_command(plan, id).await;
+                    }
                     let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
                     let options = UpdateServiceOptionsBuilder::default()
                         .version(i32::try_from(version).unwrap_or(i32::MAX))
@@ -487,6 +639,27 @@ impl SwarmOrchestrator {
         {
             tracing::warn!(volume, error = %e, "could not remove the volume of a failed apply");
         }
+    }
+
+    /// Whether swarm stopped the task on purpose (an update, a restart, a
+    /// scale to zero, a removal): it wants the task shut down and the task did
+    /// not fail or complete on its own. `false` when the task is unknown.
+    pub async fn stopped_on_purpose(&self, task_id: &str) -> bool {
+        use bollard::models::TaskState;
+        let Ok(task) = self.docker.inspect_task(task_id).await else { return false };
+        let state = task.status.as_ref().and_then(|s| s.state).unwrap_or_default();
+        task.desired_state == Some(TaskState::SHUTDOWN)
+            && !matches!(state, TaskState::FAILED | TaskState::REJECTED | TaskState::COMPLETE)
+    }
+
+    /// Counts the task `task_id` of the service as failed at once (its
+    /// container died; the engine marks the task failed a moment later) and
+    /// returns the restarts of the service with it.
+    pub fn note_failure(&self, service_id: &str, task_id: &str) -> i32 {
+        let mut seen = self.seen_failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let known = seen.entry(service_id.to_string()).or_default();
+        known.insert(task_id.to_string());
+        i32::try_from(known.len()).unwrap_or(i32::MAX)
     }
 
     /// Failed tasks of the service, counting those seen before that swarm no
@@ -606,12 +779,24 @@ impl Orchestrator for SwarmOrchestrator {
             },
             None => None,
         };
-        Ok(Observed {
-            workload: Some(builders::workload(&service, &tasks, current, &up_to_date)),
-            instance: current.map(|t| builders::instance(&name, t, &tasks, restarts)),
-            endpoint: builders::endpoint(plan, current, node.as_ref()),
-            backend_ref: Some(id),
-        })
+        let endpoint = builders::endpoint(plan, current, node.as_ref());
+        let mut workload = builders::workload(&service, &tasks, current, &up_to_date);
+        let mut instance = current.map(|t| builders::instance(&name, t, &tasks, restarts));
+        if let (Some(i), Some(task)) = (instance.as_mut(), current)
+            && i.ready
+            && matches!(plan.container.readiness, Some(crate::plan::Check::Tcp { .. }))
+        {
+            let ready = self.probe_tcp(&id, task.id.as_deref().unwrap_or_default(), plan, &endpoint).await;
+            if !ready {
+                i.ready = false;
+                workload.ready = 0;
+                i.problem = Some(format!(
+                    "the TCP readiness probe of port {} gets no answer",
+                    builders::probe_port(plan, &endpoint).map_or_else(|| "?".to_string(), |p| p.to_string())
+                ));
+            }
+        }
+        Ok(Observed { workload: Some(workload), instance, endpoint, backend_ref: Some(id) })
     }
 
     async fn teardown(&self, plan: &ServerPlan, reclaim: ReclaimPolicy) -> Result<Teardown, BackendError> {
@@ -622,12 +807,14 @@ impl Orchestrator for SwarmOrchestrator {
             service.as_ref().is_some_and(|s| !builders::is_ours(s.spec.as_ref().and_then(|s| s.labels.as_ref()), plan));
         if let Some(service) = service.filter(|_| !foreign) {
             let id = service.id.as_deref().unwrap_or(&name);
+            self.run_stop_command(plan, id).await;
             match self.docker.delete_service(id).await {
                 Ok(()) => {}
                 Err(e) if status_of(&e) == Some(404) => {}
                 Err(e) => return Err(self.error(format!("remove service {name}"), e)),
             }
             self.seen_failures.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+            self.probes.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         }
         // The game saves its world in its grace period: the teardown is not
         // done while a task of the service still runs. (The tasks of a service
@@ -696,6 +883,25 @@ impl Orchestrator for SwarmOrchestrator {
     }
 }
 
+/// Whether a TCP server answers at `address:port`: the connection is
+/// accepted and not closed at once. (Ports published on the engine's own
+/// node go through docker-proxy, which accepts every connection and closes it
+/// when the container does not listen, so an accept alone proves nothing.)
+async fn tcp_answers(address: &str, port: i32, timeout: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let Ok(port) = u16::try_from(port) else { return false };
+    let connect = tokio::net::TcpStream::connect((address, port));
+    let Ok(Ok(mut stream)) = tokio::time::timeout(timeout, connect).await else { return false };
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte)).await {
+        // Silent: a server waiting for its client to speak first.
+        Err(_) => true,
+        // It spoke (a greeting).
+        Ok(Ok(n)) => n > 0,
+        Ok(Err(_)) => false,
+    }
+}
+
 fn status_of(err: &DockerError) -> Option<u16> {
     match err {
         DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
@@ -760,7 +966,7 @@ mod tests {
     fn transport_failures_are_unreachable_and_name_the_daemon() {
         let daemon = Daemon::Tcp { url: "tcp://10.0.0.5:2375".into(), tls: None };
         let docker = Docker::connect_with_http("tcp://10.0.0.5:2375", 1, API_DEFAULT_VERSION).unwrap();
-        let backend = SwarmOrchestrator { docker, daemon, seen_failures: Default::default() };
+        let backend = SwarmOrchestrator::new(docker, daemon);
         match backend.error("list services", DockerError::RequestTimeoutError) {
             BackendError::Unreachable(message) => {
                 assert!(message.starts_with("list services: the Docker daemon at tcp://10.0.0.5:2375"), "{message}")
@@ -788,7 +994,7 @@ mod tests {
     fn restarts_seen_once_keep_counting_after_swarm_forgot_them() {
         use serde_json::json;
         let docker = Docker::connect_with_http("tcp://127.0.0.1:1", 1, API_DEFAULT_VERSION).unwrap();
-        let backend = SwarmOrchestrator { docker, daemon: Daemon::default(), seen_failures: Default::default() };
+        let backend = SwarmOrchestrator::new(docker, Daemon::default());
         let failed = |id: &str| -> Task {
             serde_json::from_value(json!({ "ID": id, "DesiredState": "shutdown", "Status": { "State": "failed" } }))
                 .unwrap()
