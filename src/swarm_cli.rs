@@ -2,13 +2,13 @@
 //! Docker Swarm through the `Mettaton` facade. Thin: parsing, printing, and a
 //! call to the facade per command.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use futures::StreamExt;
 use mettaton::api::GameServer;
-use mettaton::facade::{Mettaton, ServerEvent, ServerInfo};
+use mettaton::facade::{Applied, Mettaton, ServerEvent, ServerHandle, ServerInfo};
 use mettaton::orchestrator::swarm::Daemon;
 
 #[derive(Args, Debug)]
@@ -27,6 +27,11 @@ pub struct SwarmArgs {
     /// $XDG_STATE_HOME/mettaton/swarm-state.json or ~/.local/state/mettaton/...).
     #[arg(long, global = true, env = "MTN_STATE")]
     state: Option<PathBuf>,
+    /// Where `env[].valueFrom.secretKeyRef` values are read: the file
+    /// DIR/NAMESPACE/NAME/KEY holds the value (default:
+    /// $XDG_CONFIG_HOME/mettaton/secrets or ~/.config/mettaton/secrets).
+    #[arg(long, global = true, env = "MTN_SECRETS")]
+    secrets: Option<PathBuf>,
     /// Namespace of the servers (default: default).
     #[arg(long, short = 'n', global = true, default_value = "default")]
     namespace: String,
@@ -46,7 +51,9 @@ enum Output {
 
 #[derive(Subcommand, Debug)]
 enum SwarmCommand {
-    /// Spawn the GameServer(s) of a manifest file ("-" for standard input).
+    /// Create the GameServer(s) of a manifest file ("-" for standard input),
+    /// or update them in place to it (same volume), printing what changed;
+    /// "unchanged" when nothing did. Unknown fields are refused by name.
     Apply {
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
@@ -65,6 +72,8 @@ enum SwarmCommand {
         #[arg(long)]
         tail: Option<i64>,
     },
+    /// Restart a server: a new container, same manifest, same volume.
+    Restart { name: String },
     /// Shut a server down and remove it (its volume stays unless its
     /// reclaimPolicy is Delete).
     Delete { name: String },
@@ -74,6 +83,10 @@ enum SwarmCommand {
 }
 
 pub async fn run(args: SwarmArgs) -> Result<(), String> {
+    // Listened for from the start, so that an interrupt while connecting ends
+    // `logs -f` and `events` cleanly too (exit 0), not by the default action.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("listening for SIGINT: {e}"))?;
     let daemon = match &args.host {
         Some(host) => {
             let certs = args.tls_certs.clone().or_else(|| std::env::var_os("DOCKER_CERT_PATH").map(PathBuf::from));
@@ -82,7 +95,8 @@ pub async fn run(args: SwarmArgs) -> Result<(), String> {
         None => Daemon::from_env().map_err(|e| e.to_string())?,
     };
     let state = args.state.clone().unwrap_or_else(default_state_path);
-    let mut facade = Mettaton::new(daemon, state);
+    let secrets = args.secrets.clone().unwrap_or_else(default_secrets_dir);
+    let mut facade = Mettaton::new(daemon, state).with_secrets_dir(secrets);
     let events = facade.events();
     let recovery = facade.connect().await.map_err(|e| e.to_string())?;
     for id in &recovery.vanished {
@@ -122,20 +136,31 @@ pub async fn run(args: SwarmArgs) -> Result<(), String> {
             loop {
                 tokio::select! {
                     chunk = lines.next() => match chunk {
-                        Some(Ok(text)) => print!("{text}"),
+                        // A reader gone (`| head`) ends the command.
+                        Some(Ok(text)) => {
+                            let mut out = std::io::stdout();
+                            if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+                                break Ok(());
+                            }
+                        }
                         Some(Err(e)) => break Err(e.to_string()),
                         None => break Ok(()),
                     },
-                    _ = tokio::signal::ctrl_c() => break Ok(()),
+                    _ = interrupt.recv() => break Ok(()),
                 }
             }
+        }
+        SwarmCommand::Restart { name } => {
+            let handle = facade.restart(&id(&name)).await.map_err(|e| e.to_string())?;
+            println!("gameserver {} restarted at {}", handle.id, at(&handle));
+            Ok(())
         }
         SwarmCommand::Delete { name } => {
             facade.shutdown(&id(&name)).await.map_err(|e| e.to_string())?;
             println!("gameserver {} deleted", id(&name));
             Ok(())
         }
-        SwarmCommand::Events => watch_events(events).await,
+        SwarmCommand::Events => watch_events(events, &args.namespace, &mut interrupt).await,
     };
     facade.disconnect().await;
     result
@@ -143,6 +168,15 @@ pub async fn run(args: SwarmArgs) -> Result<(), String> {
 
 fn home_docker() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker"))
+}
+
+fn default_secrets_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("mettaton/secrets")
 }
 
 fn default_state_path() -> PathBuf {
@@ -154,7 +188,8 @@ fn default_state_path() -> PathBuf {
     base.join("mettaton/swarm-state.json")
 }
 
-/// Reads every GameServer of a manifest (YAML, several documents allowed).
+/// Reads every GameServer of a manifest (YAML, several documents allowed),
+/// strictly: unknown fields are refused by name.
 fn manifests(file: &PathBuf, namespace: &str) -> Result<Vec<GameServer>, String> {
     let mut text = String::new();
     if file.as_os_str() == "-" {
@@ -162,45 +197,51 @@ fn manifests(file: &PathBuf, namespace: &str) -> Result<Vec<GameServer>, String>
     } else {
         text = std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
     }
-    let mut servers = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let value =
-            serde_yaml::Value::deserialize(doc).map_err(|e| format!("{}: document {}: {e}", file.display(), i + 1))?;
-        if value.is_null() {
-            continue;
+    mettaton::facade::manifests_from_str(&text, namespace).map_err(|e| match e {
+        mettaton::facade::Error::Invalid(problems) => {
+            format!("{}: invalid GameServer:\n  {}", file.display(), problems.join("\n  "))
         }
-        let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
-        if kind != "GameServer" {
-            return Err(format!("{}: document {}: kind {kind:?} is not GameServer", file.display(), i + 1));
-        }
-        let mut gs: GameServer =
-            serde_yaml::from_value(value).map_err(|e| format!("{}: document {}: {e}", file.display(), i + 1))?;
-        gs.metadata.namespace.get_or_insert_with(|| namespace.to_string());
-        servers.push(gs);
-    }
-    if servers.is_empty() {
-        return Err(format!("{}: no GameServer in it", file.display()));
-    }
-    Ok(servers)
+        other => format!("{}: {other}", file.display()),
+    })
 }
 
-use serde::Deserialize;
+/// `ADDRESS (name=port/PROTO, ...)`.
+fn at(handle: &ServerHandle) -> String {
+    let ports: Vec<String> =
+        handle.ports.iter().map(|p| format!("{}={}/{}", p.name, p.port, p.protocol.as_str())).collect();
+    format!("{} ({})", handle.address.as_deref().unwrap_or("<unknown>"), ports.join(", "))
+}
 
 async fn apply(facade: &Mettaton, file: &PathBuf, namespace: &str, output: Output) -> Result<(), String> {
     let mut infos = Vec::new();
     for gs in manifests(file, namespace)? {
-        let handle = facade.spawn(&gs).await.map_err(|e| e.to_string())?;
+        let applied = facade.apply(&gs).await.map_err(|e| e.to_string())?;
+        let id = match &applied {
+            Applied::Created(h) | Applied::Updated { handle: h, .. } => {
+                for w in &h.warnings {
+                    eprintln!("warning: {}: {w}", h.id);
+                }
+                h.id.clone()
+            }
+            Applied::Unchanged { id } => id.clone(),
+        };
         if output == Output::Table {
-            let ports: Vec<String> =
-                handle.ports.iter().map(|p| format!("{}={}/{}", p.name, p.port, p.protocol.as_str())).collect();
-            println!(
-                "gameserver {} spawned at {} ({})",
-                handle.id,
-                handle.address.as_deref().unwrap_or("<unknown>"),
-                ports.join(", ")
-            );
+            match &applied {
+                Applied::Created(h) if h.address.is_none() => println!("gameserver {} created (stopped)", h.id),
+                Applied::Created(h) => println!("gameserver {} spawned at {}", h.id, at(h)),
+                Applied::Updated { handle, changes } => {
+                    match handle.address {
+                        Some(_) => println!("gameserver {} configured, running at {}", handle.id, at(handle)),
+                        None => println!("gameserver {} configured", handle.id),
+                    }
+                    for change in changes {
+                        println!("  {change}");
+                    }
+                }
+                Applied::Unchanged { id } => println!("gameserver {id} unchanged"),
+            }
         } else {
-            infos.push(facade.info(&handle.id).await.map_err(|e| e.to_string())?);
+            infos.push(facade.info(&id).await.map_err(|e| e.to_string())?);
         }
     }
     if output != Output::Table {
@@ -224,6 +265,8 @@ fn info_json(info: &ServerInfo) -> serde_json::Value {
         "problem": info.problem,
         "serviceId": info.service_id,
         "spawnedAt": info.spawned_at,
+        "lastFailure": info.last_failure,
+        "warnings": info.warnings,
     })
 }
 
@@ -270,7 +313,7 @@ pub fn table(infos: &[ServerInfo]) -> String {
 
 fn describe(i: &ServerInfo) -> String {
     let mut out = String::new();
-    let mut line = |k: &str, v: String| out.push_str(&format!("{:<12}{v}\n", format!("{k}:")));
+    let mut line = |k: &str, v: String| out.push_str(&format!("{:<13}{v}\n", format!("{k}:")));
     line("Name", i.name.clone());
     line("Namespace", i.namespace.clone());
     line("Image", i.image.clone());
@@ -283,21 +326,49 @@ fn describe(i: &ServerInfo) -> String {
     }
     line("Restarts", i.restarts.to_string());
     line("Problem", i.problem.clone().unwrap_or_else(|| "<none>".into()));
+    line("LastFailure", i.last_failure.clone().unwrap_or_else(|| "<none>".into()));
+    for w in &i.warnings {
+        line("Warning", w.clone());
+    }
     line("Service", i.service_id.clone().unwrap_or_else(|| "<none>".into()));
     line("Spawned", i.spawned_at.clone());
     out
 }
 
-async fn watch_events(mut events: tokio::sync::broadcast::Receiver<ServerEvent>) -> Result<(), String> {
+/// Prints the events of the namespace's servers (and of the daemon).
+async fn watch_events(
+    mut events: tokio::sync::broadcast::Receiver<ServerEvent>,
+    namespace: &str,
+    interrupt: &mut tokio::signal::unix::Signal,
+) -> Result<(), String> {
+    let prefix = format!("{namespace}/");
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                Ok(e) => println!("{}", event_line(&e)),
+                Ok(e) if event_id(&e).is_some_and(|id| !id.starts_with(&prefix)) => {}
+                Ok(e) => {
+                    let mut out = std::io::stdout();
+                    if writeln!(out, "{}", event_line(&e)).and_then(|()| out.flush()).is_err() {
+                        return Ok(());
+                    }
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("warning: {n} events missed"),
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
             },
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
         }
+    }
+}
+
+fn event_id(e: &ServerEvent) -> Option<&str> {
+    match e {
+        ServerEvent::Died { id, .. }
+        | ServerEvent::Unhealthy { id, .. }
+        | ServerEvent::Vanished { id }
+        | ServerEvent::Recovered { id }
+        | ServerEvent::Unknown { id }
+        | ServerEvent::Restarted { id, .. } => Some(id),
+        ServerEvent::DaemonLost { .. } | ServerEvent::DaemonBack { .. } => None,
     }
 }
 
@@ -307,6 +378,7 @@ fn event_line(e: &ServerEvent) -> String {
         ServerEvent::Died { id, restarts, reason } => {
             format!("{now} Died       {id} restarts={restarts} reason={reason}")
         }
+        ServerEvent::Unhealthy { id, restarts } => format!("{now} Unhealthy  {id} restarts={restarts}"),
         ServerEvent::Vanished { id } => format!("{now} Vanished   {id}"),
         ServerEvent::Recovered { id } => format!("{now} Recovered  {id}"),
         ServerEvent::Unknown { id } => format!("{now} Unknown    {id}"),

@@ -6,10 +6,14 @@
 //! saved to a state file, so that a new process picks the servers up again and
 //! reports what vanished or appeared on the swarm meanwhile.
 
+pub mod parse;
 pub mod state;
 pub mod validate;
 mod watcher;
 
+pub use parse::{manifest_from_value, manifests_from_str};
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,8 +31,11 @@ use state::{Recovery, SavedServer, State, server_id};
 
 /// How often the watcher looks for servers removed behind its back.
 const WATCH_PERIOD: Duration = Duration::from_millis(1000);
-/// How long `spawn` waits for a server's first task to run.
-const SPAWN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `spawn` waits for a server's first task to run: the manifest's
+/// `health.startupTimeoutSeconds` (600 when absent).
+fn startup_timeout(plan: &ServerPlan) -> Duration {
+    Duration::from_secs(u64::try_from(plan.startup_timeout_seconds.max(1)).unwrap_or(1))
+}
 /// How long `shutdown` waits for a server's tasks to be gone.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -92,8 +99,12 @@ impl From<BackendError> for Error {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerHandle {
     pub id: String,
+    /// None for a server spawned with `state: Stopped`.
     pub address: Option<String>,
     pub ports: Vec<PublishedPort>,
+    /// What of the manifest Docker Swarm runs differently than asked (for
+    /// instance a volume size no driver enforces), each naming its field.
+    pub warnings: Vec<String>,
 }
 
 /// What is known of a server now.
@@ -116,14 +127,23 @@ pub struct ServerInfo {
     /// The swarm service's id.
     pub service_id: Option<String>,
     pub spawned_at: String,
+    /// The last unexpected end of the server's container this facade saw
+    /// (out of memory, a failed health check, an exit code), if any.
+    pub last_failure: Option<String>,
+    /// What of the manifest Docker Swarm runs differently than asked.
+    pub warnings: Vec<String>,
 }
 
 /// Something that happened to a server without the caller asking.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerEvent {
     /// The server's container stopped or failed unexpectedly (the swarm
-    /// restarts it).
+    /// restarts it). `reason` says how: out of memory, a failed health check,
+    /// an exit code.
     Died { id: String, restarts: i32, reason: String },
+    /// The server's health check failed (`health.failureThreshold` times in a
+    /// row); swarm replaces its container, which follows as `Died`.
+    Unhealthy { id: String, restarts: i32 },
     /// The server's service disappeared from the swarm without `shutdown`.
     Vanished { id: String },
     /// On connect: a saved server found again on the swarm.
@@ -147,6 +167,7 @@ pub enum ServerEvent {
 pub struct Mettaton {
     daemon: Daemon,
     state_path: PathBuf,
+    secrets_dir: Option<PathBuf>,
     events: broadcast::Sender<ServerEvent>,
     connection: Option<Connection>,
 }
@@ -154,14 +175,110 @@ pub struct Mettaton {
 struct Connection {
     swarm: Arc<SwarmOrchestrator>,
     state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
     watcher: JoinHandle<()>,
+}
+
+/// What the facade and its watcher share besides the state.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Servers restarted on purpose (`restart`), until when: the exit of
+    /// their old container is no death.
+    pub(crate) restarting: Mutex<HashMap<String, Instant>>,
+    /// The last unexpected end of each server's container.
+    pub(crate) last_failure: Mutex<HashMap<String, String>>,
+}
+
+/// What `apply` did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    /// No server of that name: it was spawned.
+    Created(ServerHandle),
+    /// The server was updated in place to the manifest (same volume), and
+    /// runs it (when it should run).
+    Updated { handle: ServerHandle, changes: Vec<Change> },
+    /// The server already runs this manifest: nothing was written.
+    Unchanged { id: String },
+}
+
+/// One field that differs between the server's manifest and a new one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// `spec.image`, `spec.env[0].value`.
+    pub field: String,
+    /// Absent when the field is new.
+    pub from: Option<serde_json::Value>,
+    /// Absent when the field is removed.
+    pub to: Option<serde_json::Value>,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: &Option<serde_json::Value>| v.as_ref().map_or_else(|| "<none>".to_string(), |v| v.to_string());
+        write!(f, "{}: {} -> {}", self.field, show(&self.from), show(&self.to))
+    }
 }
 
 impl Mettaton {
     /// A facade for the daemon, keeping its state in `state_path`. Nothing is
     /// contacted until `connect`.
     pub fn new(daemon: Daemon, state_path: impl Into<PathBuf>) -> Self {
-        Mettaton { daemon, state_path: state_path.into(), events: broadcast::channel(1024).0, connection: None }
+        Mettaton {
+            daemon,
+            state_path: state_path.into(),
+            secrets_dir: None,
+            events: broadcast::channel(1024).0,
+            connection: None,
+        }
+    }
+
+    /// Where the values of `env[].valueFrom.secretKeyRef` are read from, as a
+    /// Kubernetes Secret volume lays them out: the file `DIR/NAMESPACE/NAME/KEY`
+    /// holds the value (its exact bytes, as in a Secret). Docker Swarm cannot
+    /// put a secret in an environment variable, so the value goes into the
+    /// service's environment, which whoever can use the Docker API can read.
+    /// Without a directory, such variables are refused.
+    pub fn with_secrets_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.secrets_dir = Some(dir.into());
+        self
+    }
+
+    /// The spec with its `secretKeyRef` variables given their values.
+    fn resolved(&self, namespace: &str, spec: &GameServerSpec) -> Result<GameServerSpec, Error> {
+        let Some(dir) = &self.secrets_dir else { return Ok(spec.clone()) };
+        let mut spec = spec.clone();
+        let mut problems = Vec::new();
+        let mut env = Vec::with_capacity(spec.env.len());
+        for (i, var) in spec.env.drain(..).enumerate() {
+            let Some(secret) = var.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()) else {
+                env.push(var);
+                continue;
+            };
+            let path = dir.join(namespace).join(&secret.name).join(&secret.key);
+            match std::fs::read(&path) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(value) => env.push(k8s_openapi::api::core::v1::EnvVar {
+                        name: var.name,
+                        value: Some(value),
+                        value_from: None,
+                    }),
+                    Err(_) => problems
+                        .push(format!("spec.env[{i}].valueFrom.secretKeyRef: {} is not UTF-8 text", path.display())),
+                },
+                Err(_) if secret.optional == Some(true) => {}
+                Err(e) => problems.push(format!(
+                    "spec.env[{i}].valueFrom.secretKeyRef: secret {} key {} not found ({}: {e})",
+                    secret.name,
+                    secret.key,
+                    path.display()
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        spec.env = env;
+        Ok(spec)
     }
 
     /// Connects to the daemon, which must be a swarm manager; loads the saved
@@ -199,8 +316,16 @@ impl Mettaton {
         }
         let swarm = Arc::new(swarm);
         let state = Arc::new(Mutex::new(saved));
-        let watcher = tokio::spawn(watcher::watch(swarm.clone(), state.clone(), self.events.clone(), WATCH_PERIOD));
-        self.connection = Some(Connection { swarm, state, watcher });
+        let shared = Arc::new(Shared::default());
+        let watcher = tokio::spawn(watcher::watch(
+            swarm.clone(),
+            state.clone(),
+            shared.clone(),
+            self.state_path.clone(),
+            self.events.clone(),
+            WATCH_PERIOD,
+        ));
+        self.connection = Some(Connection { swarm, state, shared, watcher });
         Ok(recovery)
     }
 
@@ -230,25 +355,19 @@ impl Mettaton {
     }
 
     /// Spawns a server from a GameServer manifest (its `metadata.name` names
-    /// it; `metadata.namespace` defaults to `default`) and waits until it runs,
-    /// returning its id and address. On failure nothing is left behind.
+    /// it; `metadata.namespace` defaults to `default`) and waits until it runs
+    /// and is ready, up to the manifest's `health.startupTimeoutSeconds`,
+    /// returning its id and address (a server spawned `state: Stopped` is
+    /// created and not waited for). On failure nothing this call created is
+    /// left behind, and a volume it found (kept from an earlier server of the
+    /// name) is left as it was.
+    ///
+    /// Create-only: a server of that name is `AlreadyExists`; [`Mettaton::apply`]
+    /// creates or updates. A manifest read from text should come through
+    /// [`manifests_from_str`], which refuses unknown fields.
     pub async fn spawn(&self, manifest: &GameServer) -> Result<ServerHandle, Error> {
         let c = self.connection()?;
-        let name = manifest.metadata.name.clone().unwrap_or_default();
-        let namespace = manifest.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
-        let mut problems = Vec::new();
-        if !validate::valid_server_name(&name) {
-            problems.push(format!(
-                "metadata.name: Invalid value {name:?}: lowercase letters, digits and dashes, at most 63 characters"
-            ));
-        }
-        if !validate::valid_server_name(&namespace) {
-            problems.push(format!("metadata.namespace: Invalid value {namespace:?}"));
-        }
-        problems.extend(validate::problems(&manifest.spec));
-        if !problems.is_empty() {
-            return Err(Error::Invalid(problems));
-        }
+        let (name, namespace) = checked(manifest)?;
         let id = server_id(&namespace, &name);
         if c.state.lock().unwrap().servers.contains_key(&id)
             || c.swarm.list_managed().await?.iter().any(|m| m.namespace == namespace && m.name == name)
@@ -262,28 +381,125 @@ impl Mettaton {
             spec: manifest.spec.clone(),
             spawned_at: Timestamp::now().to_string(),
         };
-        let plan = plan_spec(&name, &namespace, &manifest.spec);
+        let plan = plan_spec(&name, &namespace, &self.resolved(&namespace, &manifest.spec)?);
         let owner = owner(&saved);
+        // Cleanup after a failure removes only what this call created: a
+        // volume that was there before (the world an earlier server of this
+        // name kept) is never removed, whatever the manifest's policy.
+        let cleanup = match c.swarm.volume_exists(&plan).await? {
+            true => ReclaimPolicy::Retain,
+            false => ReclaimPolicy::Delete,
+        };
         if let Err(e) = c.swarm.apply(&owner, &plan).await {
-            // apply cleans up after itself; make sure of it for what it made.
-            let _ = c.swarm.teardown(&plan, ReclaimPolicy::Delete).await;
+            // apply undoes what it created; make sure of it.
+            let _ = c.swarm.teardown(&plan, cleanup).await;
             return Err(e.into());
         }
         self.remember(c, saved)?;
+        let warnings = crate::orchestrator::swarm::builders::limitations(&plan);
+        if plan.replicas == 0 {
+            // `state: Stopped`: created, and nothing to wait for.
+            return Ok(ServerHandle { id, address: None, ports: Vec::new(), warnings });
+        }
 
-        match wait_running(&c.swarm, &plan, SPAWN_TIMEOUT).await {
+        match wait_running(&c.swarm, &plan, startup_timeout(&plan)).await {
             Ok(observed) => Ok(ServerHandle {
                 id,
                 address: observed.endpoint.address.clone(),
                 ports: observed.endpoint.ports.clone(),
+                warnings,
             }),
             Err(reason) => {
-                // A server that cannot start is not left half-made.
-                let _ = remove(&c.swarm, &plan, ReclaimPolicy::Delete, SHUTDOWN_TIMEOUT).await;
+                // A server that cannot start is not left half-made; a volume
+                // it found is left as it was.
+                let _ = remove(&c.swarm, &plan, cleanup, SHUTDOWN_TIMEOUT).await;
                 self.forget(c, &id)?;
                 Err(Error::StartFailed { id, reason })
             }
         }
+    }
+
+    /// `kubectl apply` for the swarm: spawns the server when there is none of
+    /// that name, else updates it in place to the manifest (same service, same
+    /// volume, so its data is kept) and waits until it runs it, saying what
+    /// changed field by field; `Unchanged` when nothing differs. What a
+    /// GameServer may not change (storage removed, its class changed, its size
+    /// shrunk) is refused, as the CRD's rules refuse it on Kubernetes. A failed
+    /// update removes nothing.
+    pub async fn apply(&self, manifest: &GameServer) -> Result<Applied, Error> {
+        let c = self.connection()?;
+        let (name, namespace) = checked(manifest)?;
+        let id = server_id(&namespace, &name);
+        let Ok(old) = self.saved(c, &id) else {
+            return Ok(Applied::Created(self.spawn(manifest).await?));
+        };
+        let changes = diff_specs(&old.spec, &manifest.spec);
+        let plan = plan_spec(&name, &namespace, &self.resolved(&namespace, &manifest.spec)?);
+        if changes.is_empty() {
+            // Still applied: a service changed by hand is put back, with no
+            // write when it matches.
+            c.swarm.apply(&owner(&old), &plan).await?;
+            return Ok(Applied::Unchanged { id });
+        }
+        let problems = validate::update_problems(&old.spec, &manifest.spec);
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        let saved = SavedServer { spec: manifest.spec.clone(), ..old.clone() };
+        // The update replaces the container: its exit is no death.
+        let mark = |until: Instant| c.shared.restarting.lock().unwrap().insert(id.clone(), until);
+        mark(Instant::now() + SHUTDOWN_TIMEOUT + startup_timeout(&plan));
+        self.remember(c, saved.clone())?;
+        if let Err(e) = c.swarm.apply(&owner(&saved), &plan).await {
+            mark(Instant::now() + Duration::from_secs(5));
+            self.remember(c, old)?;
+            return Err(e.into());
+        }
+        let warnings = crate::orchestrator::swarm::builders::limitations(&plan);
+        if plan.replicas == 0 {
+            mark(Instant::now() + SHUTDOWN_TIMEOUT);
+            let handle = ServerHandle { id, address: None, ports: Vec::new(), warnings };
+            return Ok(Applied::Updated { handle, changes });
+        }
+        let rolled_out = wait_rolled_out(&c.swarm, &plan, startup_timeout(&plan)).await;
+        mark(Instant::now() + Duration::from_secs(5));
+        match rolled_out {
+            Ok(o) => Ok(Applied::Updated {
+                handle: ServerHandle { id, address: o.endpoint.address, ports: o.endpoint.ports, warnings },
+                changes,
+            }),
+            Err(reason) => Err(Error::StartFailed { id, reason }),
+        }
+    }
+
+    /// Restarts the server without changing its manifest: swarm replaces its
+    /// container with a new one (a forced update of its service: same spec,
+    /// same volume), and this waits until the new one runs and is ready. Its
+    /// old container's exit is no `Died` event; the restart does not count in
+    /// `restarts`, which counts failures. A stopped server is refused.
+    pub async fn restart(&self, id: &str) -> Result<ServerHandle, Error> {
+        let c = self.connection()?;
+        let saved = self.saved(c, id)?;
+        let plan = plan_of(&saved);
+        if plan.replicas == 0 {
+            return Err(Error::Refused(format!(
+                "server {id} is stopped (state: Stopped): there is nothing to restart"
+            )));
+        }
+        let mark = |until: Instant| c.shared.restarting.lock().unwrap().insert(id.to_string(), until);
+        mark(Instant::now() + SHUTDOWN_TIMEOUT + startup_timeout(&plan));
+        let result = async {
+            c.swarm.restart(&plan).await?;
+            wait_rolled_out(&c.swarm, &plan, startup_timeout(&plan))
+                .await
+                .map_err(|reason| Error::StartFailed { id: id.to_string(), reason })
+        }
+        .await;
+        // The engine's events of the old container may still be on their way.
+        mark(Instant::now() + Duration::from_secs(5));
+        let o = result?;
+        let warnings = crate::orchestrator::swarm::builders::limitations(&plan);
+        Ok(ServerHandle { id: id.to_string(), address: o.endpoint.address, ports: o.endpoint.ports, warnings })
     }
 
     /// The servers this facade manages, with their current state.
@@ -292,7 +508,7 @@ impl Mettaton {
         let saved: Vec<SavedServer> = c.state.lock().unwrap().servers.values().cloned().collect();
         let mut infos = Vec::with_capacity(saved.len());
         for s in &saved {
-            infos.push(describe(&c.swarm, s).await?);
+            infos.push(describe(c, s).await?);
         }
         Ok(infos)
     }
@@ -301,7 +517,7 @@ impl Mettaton {
     pub async fn info(&self, id: &str) -> Result<ServerInfo, Error> {
         let c = self.connection()?;
         let saved = self.saved(c, id)?;
-        describe(&c.swarm, &saved).await
+        describe(c, &saved).await
     }
 
     /// The last `tail` lines the server printed (all when `None`).
@@ -368,9 +584,61 @@ fn plan_of(saved: &SavedServer) -> ServerPlan {
     plan_spec(&saved.name, &saved.namespace, &saved.spec)
 }
 
-async fn describe(swarm: &SwarmOrchestrator, saved: &SavedServer) -> Result<ServerInfo, Error> {
-    let observed = swarm.observe(&plan_of(saved)).await?;
-    Ok(info_of(saved, &observed))
+async fn describe(c: &Connection, saved: &SavedServer) -> Result<ServerInfo, Error> {
+    let plan = plan_of(saved);
+    let observed = c.swarm.observe(&plan).await?;
+    let mut info = info_of(saved, &observed);
+    info.last_failure = c.shared.last_failure.lock().unwrap().get(&saved.id()).cloned();
+    info.warnings = crate::orchestrator::swarm::builders::limitations(&plan);
+    Ok(info)
+}
+
+/// The name and namespace of a manifest, once it is valid.
+fn checked(manifest: &GameServer) -> Result<(String, String), Error> {
+    let name = manifest.metadata.name.clone().unwrap_or_default();
+    let namespace = manifest.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+    let mut problems = Vec::new();
+    if !validate::valid_server_name(&name) {
+        problems.push(format!(
+            "metadata.name: Invalid value {name:?}: lowercase letters, digits and dashes, at most 63 characters"
+        ));
+    }
+    if !validate::valid_server_name(&namespace) {
+        problems.push(format!("metadata.namespace: Invalid value {namespace:?}"));
+    }
+    problems.extend(validate::problems(&manifest.spec));
+    if !problems.is_empty() {
+        return Err(Error::Invalid(problems));
+    }
+    Ok((name, namespace))
+}
+
+/// The fields that differ between two specs, as `spec.…` paths, in order.
+pub fn diff_specs(old: &GameServerSpec, new: &GameServerSpec) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let old = serde_json::to_value(old).unwrap_or_default();
+    let new = serde_json::to_value(new).unwrap_or_default();
+    diff_values("spec", Some(&old), Some(&new), &mut changes);
+    changes
+}
+
+fn diff_values(at: &str, old: Option<&serde_json::Value>, new: Option<&serde_json::Value>, out: &mut Vec<Change>) {
+    use serde_json::Value;
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                diff_values(&format!("{at}.{key}"), a.get(key), b.get(key), out);
+            }
+        }
+        (Some(Value::Array(a)), Some(Value::Array(b))) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                diff_values(&format!("{at}[{i}]"), Some(x), Some(y), out);
+            }
+        }
+        (a, b) if a != b => out.push(Change { field: at.to_string(), from: a.cloned(), to: b.cloned() }),
+        _ => {}
+    }
 }
 
 /// A server's info from what the swarm shows of it.
@@ -402,6 +670,8 @@ fn info_of(saved: &SavedServer, observed: &Observed) -> ServerInfo {
         },
         service_id: observed.backend_ref.clone(),
         spawned_at: saved.spawned_at.clone(),
+        last_failure: None,
+        warnings: Vec::new(),
     }
 }
 
@@ -422,9 +692,10 @@ async fn wait_running(swarm: &SwarmOrchestrator, plan: &ServerPlan, timeout: Dur
                     }
                     if let Some(problem) = &i.problem {
                         last = problem.clone();
-                        // A task the swarm could not even start (no such
-                        // image, a port taken) will not start on a retry.
-                        if !i.running && i.restarts > 0 {
+                        // A task that failed twice to start will not start
+                        // on a retry (its image and ports were checked; one
+                        // failure may be the engine's, under load).
+                        if !i.running && i.restarts > 1 {
                             return Err(last);
                         }
                     }
@@ -435,6 +706,23 @@ async fn wait_running(swarm: &SwarmOrchestrator, plan: &ServerPlan, timeout: Dur
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Err(format!("not running after {}s: {last}", timeout.as_secs()))
+}
+
+/// Waits until the service's latest spec runs, ready (after an update or a
+/// restart, the old task may still be the one running for a moment).
+async fn wait_rolled_out(swarm: &SwarmOrchestrator, plan: &ServerPlan, timeout: Duration) -> Result<Observed, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let observed = wait_running(swarm, plan, remaining.max(Duration::from_millis(1))).await?;
+        if observed.workload.as_ref().is_some_and(|w| w.rolled_out) {
+            return Ok(observed);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("the update did not roll out within {}s", timeout.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Tears the server down and waits until nothing of it is left.
@@ -492,5 +780,51 @@ impl Mettaton {
             .service_logs(&service, Some(options))
             .map(|chunk| chunk.map(|c| String::from_utf8_lossy(&c.into_bytes()).into_owned()))
             .map(|r| r.map_err(|e| Error::Backend(format!("reading the log: {e}")))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: serde_json::Value) -> GameServerSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// TESTS_1_UNITS (`apply`'s comparison and what an update may not do).
+    #[test]
+    fn apply_lists_each_changed_field_and_refuses_what_may_not_change() {
+        let old = spec(serde_json::json!({
+            "image": "game:1",
+            "env": [{ "name": "A", "value": "1" }],
+            "ports": [{ "name": "game", "containerPort": 7777 }],
+            "storage": { "size": "1Gi" }
+        }));
+        assert!(diff_specs(&old, &old).is_empty());
+        let new = spec(serde_json::json!({
+            "image": "game:2",
+            "env": [{ "name": "A", "value": "2" }, { "name": "B", "value": "x" }],
+            "ports": [{ "name": "game", "containerPort": 7777 }],
+            "storage": { "size": "2Gi" },
+            "description": "bigger"
+        }));
+        let changes: Vec<String> = diff_specs(&old, &new).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            changes,
+            vec![
+                "spec.description: <none> -> \"bigger\"",
+                "spec.env: [{\"name\":\"A\",\"value\":\"1\"}] -> [{\"name\":\"A\",\"value\":\"2\"},{\"name\":\"B\",\"value\":\"x\"}]",
+                "spec.image: \"game:1\" -> \"game:2\"",
+                "spec.storage.size: \"1Gi\" -> \"2Gi\"",
+            ]
+        );
+        assert!(validate::update_problems(&old, &new).is_empty(), "growing is fine");
+        assert!(validate::update_problems(&new, &old)[0].starts_with("spec.storage.size: may grow but never shrink"));
+        let mut classless = new.clone();
+        classless.storage.as_mut().unwrap().storage_class_name = Some("fast".into());
+        assert!(validate::update_problems(&new, &classless)[0].starts_with("spec.storage.storageClassName"));
+        let mut without = new.clone();
+        without.storage = None;
+        assert!(validate::update_problems(&new, &without)[0].starts_with("spec.storage: cannot be removed"));
     }
 }

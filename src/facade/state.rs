@@ -214,6 +214,8 @@ mod tests {
         std::fs::remove_dir_all(d).unwrap();
     }
 
+    /// RECOVERY_1_STATE_RECOVERY, TESTS_1_UNITS: the comparison of the saved
+    /// state with the swarm.
     #[test]
     fn compare_sorts_servers_into_picked_up_vanished_and_unknown() {
         let mut state = State::default();

@@ -136,6 +136,28 @@ pub fn problems(spec: &GameServerSpec) -> Vec<String> {
     p
 }
 
+/// What an update from `old` to `new` may not do, as the CRD's transition
+/// rules refuse it on Kubernetes: remove the storage, change its class, shrink
+/// it.
+pub fn update_problems(old: &GameServerSpec, new: &GameServerSpec) -> Vec<String> {
+    let mut p = Vec::new();
+    let Some(before) = &old.storage else { return p };
+    let Some(after) = &new.storage else {
+        p.push("spec.storage: cannot be removed from a server; shut it down to release its volume".to_string());
+        return p;
+    };
+    if before.storage_class_name != after.storage_class_name {
+        p.push("spec.storage.storageClassName: cannot change once the volume exists".to_string());
+    }
+    let bytes = |q: &str| Quantity::parse(q).and_then(|q| q.scaled(0));
+    if let (Some(a), Some(b)) = (bytes(&before.size.0), bytes(&after.size.0))
+        && b < a
+    {
+        p.push(format!("spec.storage.size: may grow but never shrink ({} to {})", before.size.0, after.size.0));
+    }
+    p
+}
+
 /// A label or annotation key: an optional DNS subdomain prefix (at most 253
 /// characters) and '/', then a name of at most 63 letters, digits, '-', '_'
 /// and '.', starting and ending with a letter or digit.

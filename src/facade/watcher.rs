@@ -16,15 +16,18 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 
 use super::state::{State, server_id};
-use super::{ServerEvent, plan_of};
+use super::{ServerEvent, Shared, plan_of};
 use crate::orchestrator::swarm::{ServerEventKind, SwarmOrchestrator};
 use crate::orchestrator::{BackendError, Orchestrator};
 
 /// What a container event means for the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Happened {
-    /// The server's container ended while the server should run.
-    Died { id: String },
+    /// The server's container ended while the server should run; `cause`
+    /// when the engine said why before (out of memory, unhealthy).
+    Died { id: String, cause: Option<Cause> },
+    /// The server's health check failed: swarm replaces its container.
+    Unhealthy { id: String },
     /// The container of a server that had died (or was out with the daemon)
     /// started again.
     Restarted { id: String },
@@ -37,6 +40,28 @@ pub(crate) enum Happened {
 pub(crate) struct Tracker {
     lost_since: Option<Instant>,
     down: BTreeSet<String>,
+    /// What the engine said of a server's container before it ended.
+    causes: BTreeMap<String, Cause>,
+}
+
+/// Why a container ended, as the engine said before its exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    OutOfMemory,
+    Unhealthy,
+}
+
+/// The `reason` of a `Died` event.
+pub(crate) fn death_reason(cause: Option<Cause>, exit_code: Option<i64>) -> String {
+    let code = exit_code.map_or_else(String::new, |c| format!(" (exit code {c})"));
+    match cause {
+        Some(Cause::OutOfMemory) => format!("out of memory: the kernel killed it at its memory limit{code}"),
+        Some(Cause::Unhealthy) => format!("unhealthy: its health check failed and swarm replaced it{code}"),
+        None => match exit_code {
+            Some(c) => format!("the container exited with code {c}"),
+            None => "the container stopped".to_string(),
+        },
+    }
 }
 
 impl Tracker {
@@ -69,9 +94,22 @@ impl Tracker {
     /// exits on purpose, and one not known is not the caller's).
     pub(crate) fn container(&mut self, id: &str, kind: ServerEventKind, keeps_running: bool) -> Option<Happened> {
         match kind {
+            ServerEventKind::OutOfMemory if keeps_running => {
+                self.causes.insert(id.to_string(), Cause::OutOfMemory);
+                None
+            }
+            ServerEventKind::Unhealthy if keeps_running => {
+                // An out-of-memory kill said first stays the cause.
+                self.causes.entry(id.to_string()).or_insert(Cause::Unhealthy);
+                Some(Happened::Unhealthy { id: id.to_string() })
+            }
             ServerEventKind::Exited { .. } if keeps_running => {
                 self.down.insert(id.to_string());
-                Some(Happened::Died { id: id.to_string() })
+                Some(Happened::Died { id: id.to_string(), cause: self.causes.remove(id) })
+            }
+            ServerEventKind::Exited { .. } => {
+                self.causes.remove(id);
+                None
             }
             ServerEventKind::Started if self.down.remove(id) => {
                 // Shut down meanwhile: its start (if any) is not a restart.
@@ -84,6 +122,7 @@ impl Tracker {
     /// The server is no longer the facade's (shut down, vanished).
     pub(crate) fn forget(&mut self, id: &str) {
         self.down.remove(id);
+        self.causes.remove(id);
     }
 
     /// Whether the daemon is currently lost.
@@ -102,9 +141,15 @@ fn running(state: &Mutex<State>) -> Vec<String> {
 pub(crate) async fn watch(
     swarm: Arc<SwarmOrchestrator>,
     state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
+    state_path: std::path::PathBuf,
     events: broadcast::Sender<ServerEvent>,
     period: Duration,
 ) {
+    // Other processes (another `mettaton swarm apply`) change the state file:
+    // it is read again when it changed, so that their servers are watched too.
+    let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut last_modified = modified(&state_path);
     use futures::StreamExt;
     let send = |e: ServerEvent| {
         let _ = events.send(e);
@@ -134,20 +179,48 @@ pub(crate) async fn watch(
                     since = SystemTime::now();
                     let id = server_id(&e.namespace, &e.gameserver);
                     let saved = state.lock().unwrap().servers.get(&id).cloned();
-                    let keeps_running = saved.as_ref().is_some_and(|s| s.spec.state == Default::default());
+                    // A server restarted on purpose: its old container exits.
+                    let restarting =
+                        shared.restarting.lock().unwrap().get(&id).is_some_and(|until| *until > Instant::now());
+                    let mut keeps_running =
+                        !restarting && saved.as_ref().is_some_and(|s| s.spec.state == Default::default());
+                    // Replaced by an update or a restart another process asked
+                    // for: swarm shut the task down, it did not die.
+                    if keeps_running
+                        && matches!(e.kind, ServerEventKind::Exited { .. })
+                        && let Some(task) = e.task_id.as_deref()
+                        && swarm.stopped_on_purpose(task).await
+                    {
+                        keeps_running = false;
+                    }
                     let Some(happened) = tracker.container(&id, e.kind, keeps_running) else { continue };
                     let Some(saved) = saved else { continue };
-                    let observed = swarm.observe(&plan_of(&saved)).await;
-                    let restarts = observed.ok().and_then(|o| o.instance).map_or(0, |i| i.restarts);
+                    let observed = swarm.observe(&plan_of(&saved)).await.ok();
+                    let mut restarts = observed.as_ref().and_then(|o| o.instance.as_ref()).map_or(0, |i| i.restarts);
+                    // The dead container's task is a restart now, before the
+                    // engine marks it failed.
+                    if let (Happened::Died { .. }, Some(service), Some(task)) =
+                        (&happened, observed.as_ref().and_then(|o| o.backend_ref.as_deref()), e.task_id.as_deref())
+                    {
+                        restarts = swarm.note_failure(service, task);
+                    }
                     send(match happened {
-                        Happened::Died { id } => {
-                            let reason = match e.kind {
-                                ServerEventKind::Exited { exit_code: Some(code) } => {
-                                    format!("the container exited with code {code}")
-                                }
-                                _ => "the container stopped".to_string(),
+                        Happened::Died { id, cause } => {
+                            let exit_code = match e.kind {
+                                ServerEventKind::Exited { exit_code } => exit_code,
+                                _ => None,
                             };
+                            let reason = death_reason(cause, exit_code);
+                            shared.last_failure.lock().unwrap().insert(id.clone(), reason.clone());
                             ServerEvent::Died { id, restarts, reason }
+                        }
+                        Happened::Unhealthy { id } => {
+                            shared
+                                .last_failure
+                                .lock()
+                                .unwrap()
+                                .insert(id.clone(), "unhealthy: its health check failed".to_string());
+                            ServerEvent::Unhealthy { id, restarts }
                         }
                         Happened::Restarted { id } => ServerEvent::Restarted { id, restarts },
                     });
@@ -165,6 +238,13 @@ pub(crate) async fn watch(
                 }
             },
             _ = poll.tick() => {
+                let now_modified = modified(&state_path);
+                if now_modified != last_modified {
+                    last_modified = now_modified;
+                    if let Ok(saved) = super::state::load(&state_path) {
+                        state.lock().unwrap().servers = saved.servers;
+                    }
+                }
                 let managed = match swarm.list_managed().await {
                     Ok(managed) => managed,
                     Err(BackendError::Unreachable(reason)) => {
@@ -205,7 +285,7 @@ mod tests {
     #[test]
     fn a_death_then_a_start_is_died_then_restarted() {
         let mut t = Tracker::default();
-        assert_eq!(t.container("ns/a", exited(137), true), Some(Happened::Died { id: "ns/a".into() }));
+        assert_eq!(t.container("ns/a", exited(137), true), Some(Happened::Died { id: "ns/a".into(), cause: None }));
         assert_eq!(
             t.container("ns/a", ServerEventKind::Started, true),
             Some(Happened::Restarted { id: "ns/a".into() })
@@ -222,9 +302,36 @@ mod tests {
         // Stopped, shut down, or not this facade's: the exit is on purpose.
         assert_eq!(t.container("ns/a", exited(0), false), None);
         assert_eq!(t.container("ns/a", ServerEventKind::Started, true), None);
-        // Health changes and OOM kills are followed by an exit, which tells.
-        assert_eq!(t.container("ns/a", ServerEventKind::Unhealthy, true), None);
+        // Those of a server that is not to run are not news either.
+        assert_eq!(t.container("ns/a", ServerEventKind::Unhealthy, false), None);
+        assert_eq!(t.container("ns/a", ServerEventKind::OutOfMemory, false), None);
+        assert_eq!(t.container("ns/a", exited(137), true), Some(Happened::Died { id: "ns/a".into(), cause: None }));
+    }
+
+    /// TESTS_1_UNITS (the event stream's decisions).
+    #[test]
+    fn an_out_of_memory_kill_and_a_failed_health_check_are_the_cause_of_the_death_that_follows() {
+        let mut t = Tracker::default();
+        // The engine says "oom", then "die".
         assert_eq!(t.container("ns/a", ServerEventKind::OutOfMemory, true), None);
+        assert_eq!(
+            t.container("ns/a", exited(137), true),
+            Some(Happened::Died { id: "ns/a".into(), cause: Some(Cause::OutOfMemory) })
+        );
+        assert!(death_reason(Some(Cause::OutOfMemory), Some(137)).starts_with("out of memory"));
+        // Unhealthy is news at once, and the cause of the kill that follows.
+        assert_eq!(
+            t.container("ns/b", ServerEventKind::Unhealthy, true),
+            Some(Happened::Unhealthy { id: "ns/b".into() })
+        );
+        assert_eq!(
+            t.container("ns/b", exited(143), true),
+            Some(Happened::Died { id: "ns/b".into(), cause: Some(Cause::Unhealthy) })
+        );
+        // Each cause is of one death only.
+        t.container("ns/b", ServerEventKind::Started, true);
+        assert_eq!(t.container("ns/b", exited(1), true), Some(Happened::Died { id: "ns/b".into(), cause: None }));
+        assert_eq!(death_reason(None, Some(1)), "the container exited with code 1");
     }
 
     #[test]
@@ -260,7 +367,7 @@ mod tests {
         t.daemon_failed("gone".into(), ["ns/a".to_string(), "ns/b".to_string()], now);
         t.daemon_answered(now);
         // The daemon's shutdown may report the exits too; still one restart each.
-        assert_eq!(t.container("ns/a", exited(143), true), Some(Happened::Died { id: "ns/a".into() }));
+        assert_eq!(t.container("ns/a", exited(143), true), Some(Happened::Died { id: "ns/a".into(), cause: None }));
         assert_eq!(
             t.container("ns/a", ServerEventKind::Started, true),
             Some(Happened::Restarted { id: "ns/a".into() })
