@@ -557,6 +557,11 @@ impl SwarmOrchestrator {
                         .create_volume(request)
                         .await
                         .map_err(|e| self.error(format!("create volume {name}"), e))?;
+                    // Said where the facade's warnings do not reach (the
+                    // controller's log).
+                    for limitation in builders::limitations(plan) {
+                        tracing::warn!(gameserver = %builders::display_name(plan), "{limitation}");
+                    }
                     created.volume = Some(name);
                 }
                 Err(e) => return Err(self.error(format!("read volume {name}"), e)),
