@@ -449,7 +449,8 @@ async fn a_kept_world_survives_every_failing_spawn() {
 }
 
 /// SPAWN_2_ERRORS, IMAGE_1_DEPLOYMENT: the fields swarm honours or refuses
-/// by name: `imagePullPolicy: Never` with an image the node lacks, a
+/// by name: `imagePullPolicy` (Never with an image the node lacks is refused
+/// naming the policy, Never with one it has runs, Always pulls first), a
 /// LoadBalancer service and service annotations are refused naming the field;
 /// a TCP readiness probe is run by mettaton on the published port (a server
 /// that listens only after 4 s is not ready before, and one that stops
@@ -468,6 +469,18 @@ async fn swarm_honours_each_field_or_refuses_it_by_name() {
         Err(Error::ImageMissing { reason, .. }) => assert!(reason.contains("imagePullPolicy is Never"), "{reason}"),
         other => panic!("expected ImageMissing, got {other:?}"),
     }
+    // Always: pulled before the service is created, even though the node has
+    // the image (its registry, on loopback, refuses: the pull fails).
+    let mut always = game_spec();
+    always["imagePullPolicy"] = serde_json::json!("Always");
+    match facade.spawn(&scope.manifest("always", always)).await {
+        Err(Error::ImageMissing { image, .. }) => assert_eq!(image, IMAGE),
+        other => panic!("expected ImageMissing from the pull, got {other:?}"),
+    }
+    let mut present = game_spec();
+    present["imagePullPolicy"] = serde_json::json!("Never");
+    let handle = facade.spawn(&scope.manifest("present", present)).await.expect("Never with the image on the node");
+    facade.shutdown(&handle.id).await.unwrap();
     for (field, value, named) in [
         ("service", serde_json::json!({ "type": "LoadBalancer" }), "spec.service.type"),
         ("service", serde_json::json!({ "annotations": { "a": "b" } }), "spec.service.annotations"),
