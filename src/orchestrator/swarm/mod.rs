@@ -243,11 +243,7 @@ impl SwarmOrchestrator {
     pub async fn restart(&self, plan: &ServerPlan) -> Result<(), BackendError> {
         let name = builders::service_name(plan);
         let what = format!("restart GameServer {}", builders::display_name(plan));
-        let Some(service) = self
-            .find_service(&name)
-            .await?
-            .filter(|s| builders::is_ours(s.spec.as_ref().and_then(|s| s.labels.as_ref()), plan))
-        else {
+        let Some(service) = self.own_service(plan).await? else {
             return Err(BackendError::Other { what, reason: format!("no service {name} runs the server") });
         };
         if let Some(id) = service.id.as_deref() {
@@ -440,6 +436,12 @@ impl SwarmOrchestrator {
             Err(e) if status_of(&e) == Some(404) => Ok(None),
             Err(e) => Err(self.error(format!("read service {name}"), e)),
         }
+    }
+
+    /// The server's own service (of its name, labelled as its), if there is one.
+    async fn own_service(&self, plan: &ServerPlan) -> Result<Option<Service>, BackendError> {
+        let service = self.find_service(&builders::service_name(plan)).await?;
+        Ok(service.filter(|s| builders::is_ours(s.spec.as_ref().and_then(|s| s.labels.as_ref()), plan)))
     }
 
     async fn tasks(&self, filters: HashMap<&str, Vec<String>>, what: &str) -> Result<Vec<Task>, BackendError> {
@@ -756,11 +758,7 @@ impl Orchestrator for SwarmOrchestrator {
 
     async fn observe(&self, plan: &ServerPlan) -> Result<Observed, BackendError> {
         let name = builders::service_name(plan);
-        let Some(service) = self
-            .find_service(&name)
-            .await?
-            .filter(|s| builders::is_ours(s.spec.as_ref().and_then(|s| s.labels.as_ref()), plan))
-        else {
+        let Some(service) = self.own_service(plan).await? else {
             return Ok(Observed::default());
         };
         let id = service.id.clone().unwrap_or_default();
@@ -861,11 +859,7 @@ impl Orchestrator for SwarmOrchestrator {
     async fn logs(&self, plan: &ServerPlan, tail: Option<i64>) -> Result<String, BackendError> {
         let name = builders::service_name(plan);
         let what = format!("read the log of GameServer {}", builders::display_name(plan));
-        let Some(service) = self
-            .find_service(&name)
-            .await?
-            .filter(|s| builders::is_ours(s.spec.as_ref().and_then(|s| s.labels.as_ref()), plan))
-        else {
+        let Some(service) = self.own_service(plan).await? else {
             return Err(BackendError::Other { what, reason: format!("no service {name} runs the server") });
         };
         let id = service.id.unwrap_or(name);
