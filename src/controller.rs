@@ -120,6 +120,23 @@ pub struct Context<O> {
     /// "before" of its Events, since the GameServer a reconcile is handed may
     /// not show that write yet (and must not announce it twice).
     reported: Mutex<HashMap<ObjectRef<GameServer>, Reported>>,
+    /// The incarnations (uids) whose teardown was announced as done, and
+    /// when: a reconcile handed the deleted GameServer again (a cache that
+    /// does not show the finalizer gone yet, a retried finalizer removal) finds
+    /// the teardown done again, and must not say `Deleted` twice.
+    deleted: Mutex<HashMap<String, Instant>>,
+}
+
+/// How long a teardown announced as done is remembered: far longer than a
+/// stale cache or a retried finalizer removal lasts.
+const DELETED_REMEMBERED: Duration = Duration::from_secs(600);
+
+/// Whether the teardown of incarnation `uid`, done at `now`, is announced for
+/// the first time; remembers it, and forgets what is older than
+/// [`DELETED_REMEMBERED`] (so the memory is bounded by the deletion rate).
+fn first_deleted(deleted: &mut HashMap<String, Instant>, uid: &str, now: Instant) -> bool {
+    deleted.retain(|_, at| now.saturating_duration_since(*at) < DELETED_REMEMBERED);
+    deleted.insert(uid.to_string(), now).is_none()
 }
 
 /// What a written status reports, as far as Events tell it.
@@ -167,6 +184,7 @@ impl<O: Orchestrator> Context<O> {
             settling: Mutex::new(HashMap::new()),
             status_settle: STATUS_SETTLE,
             reported: Mutex::new(HashMap::new()),
+            deleted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -458,7 +476,10 @@ async fn cleanup<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<A
                 (true, ReclaimPolicy::Delete) => "removed with its volume".to_string(),
                 (false, _) => "removed".to_string(),
             };
-            ctx.publish(gs, EventType::Normal, "Deleted", "Teardown", note).await;
+            let uid = gs.uid().unwrap_or_default();
+            if first_deleted(&mut ctx.deleted.lock().unwrap(), &uid, Instant::now()) {
+                ctx.publish(gs, EventType::Normal, "Deleted", "Teardown", note).await;
+            }
             ctx.reported.lock().unwrap().remove(&key);
             Ok(Action::await_change())
         }
@@ -604,6 +625,19 @@ fn backoff(failures: u32) -> Duration {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_teardown_is_announced_done_once_per_incarnation_and_forgotten_later() {
+        let mut deleted = HashMap::new();
+        let t0 = Instant::now();
+        assert!(first_deleted(&mut deleted, "uid-1", t0));
+        assert!(!first_deleted(&mut deleted, "uid-1", t0 + Duration::from_secs(1)), "the same one again");
+        assert!(first_deleted(&mut deleted, "uid-2", t0 + Duration::from_secs(2)), "another incarnation");
+        // Long after, both are forgotten: the memory does not grow with every deletion ever made.
+        let later = t0 + DELETED_REMEMBERED + Duration::from_secs(3);
+        assert!(first_deleted(&mut deleted, "uid-3", later));
+        assert_eq!(deleted.len(), 1);
+    }
 
     #[test]
     fn every_reason_is_listed() {
