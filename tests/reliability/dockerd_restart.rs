@@ -41,6 +41,7 @@ fn spec(i: usize, name: &str) -> serde_json::Value {
         "image": IMAGE,
         "env": [{ "name": "GAME_NAME", "value": name }],
         "ports": [{ "name": "game", "containerPort": 7777 }],
+        "health": crate::fleet::READINESS.clone(),
         "shutdown": { "gracePeriodSeconds": 2 }
     });
     match i % 3 {

@@ -68,6 +68,7 @@ impl Server {
             "state": if self.stopped { "Stopped" } else { "Running" },
             "env": [{ "name": "REV", "value": self.rev.to_string() }, { "name": "GAME_NAME", "value": self.name }],
             "ports": [{ "name": "game", "containerPort": 7777 }],
+            "health": READINESS.clone(),
             "shutdown": { "gracePeriodSeconds": 2 }
         });
         match self.storage {
@@ -81,6 +82,16 @@ impl Server {
         spec
     }
 }
+
+/// The readiness check of the fleet's servers: a command in the container (the
+/// test game's `-cat`), which swarm runs as the container's healthcheck. Not
+/// the default TCP check: on swarm mettaton runs that itself, from this
+/// process, at the address the task publishes, and the private daemons here
+/// publish inside a network namespace of their own, which this process does
+/// not reach (the tests reach it by entering the namespace).
+pub static READINESS: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(
+    || json!({ "probe": { "exec": ["/testgame", "-cat", "/etc/passwd"] }, "periodSeconds": 1 }),
+);
 
 /// An operation on one server of the fleet.
 #[derive(Clone, Debug, PartialEq, Eq)]
