@@ -1,0 +1,45 @@
+//! Pure builders of the Docker Swarm backend: a [`ServerPlan`] turned into the
+//! service, configs and volume that run it, and what the engine reports turned
+//! back into an [`Observed`] view. No client, no I/O: everything here is
+//! tested without an engine. One file per part: `naming` (names and labels),
+//! `spec` (service, configs, volume, refusals), `update` (what differs, port
+//! conflicts), `engine` (image references, the manager check), `probe`
+//! (mettaton's TCP check), `tasks` (tasks to instance, workload, endpoint,
+//! logs, events).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use base64::Engine as _;
+use bollard::models::{
+    ConfigSpec, EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
+    EventMessage, HealthConfig, Limit, Mount, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig, Node,
+    ResourceObject, Service, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceUpdateStatusStateEnum,
+    SwarmInfo, Task, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile1,
+    TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
+    VolumeCreateRequest,
+};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{Protocol, PublishedPort, ServiceType};
+use crate::orchestrator::{BackendError, Endpoint, Instance, Workload};
+use crate::plan::{Check, ConfigSource, Fnv1a, LABEL_GAMESERVER, ServerPlan};
+use crate::quantity::Quantity;
+
+use super::{ServerEvent, ServerEventKind};
+
+mod engine;
+mod naming;
+mod probe;
+mod spec;
+mod tasks;
+mod update;
+
+pub use engine::*;
+pub use naming::*;
+pub use probe::*;
+pub use spec::*;
+pub use tasks::*;
+pub use update::*;
+
+#[cfg(test)]
+mod tests;
