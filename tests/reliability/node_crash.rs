@@ -95,12 +95,20 @@ async fn a_crashed_real_node_is_cleaned_up_and_its_game_server_comes_back_with_i
     let top = std::fs::read_to_string(format!("{NODE_CGROUP}/cgroup.procs")).unwrap();
     let node_pids: Vec<u32> = top.split_whitespace().map(|p| p.parse().unwrap()).collect();
     assert!(node_pids.len() >= 4, "supervisor, containerd, kubelet, kube-proxy (and shims): {node_pids:?}");
-    kill9(&node_pids);
-    eventually("the node's processes dead", Duration::from_secs(10), || async {
-        let alive: Vec<u32> = node_pids.iter().copied().filter(|p| alive(*p)).collect();
-        if alive.is_empty() { Ok(()) } else { Err(format!("{alive:?}")) }
-    })
-    .await;
+    // The shims last: containerd, seeing a shim die, would clean up (kill)
+    // its container, and the point is a container left orphaned.
+    let is_shim = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("containerd-shim"))
+    };
+    let (shims, others): (Vec<u32>, Vec<u32>) = node_pids.iter().copied().partition(is_shim);
+    for pids in [others, shims] {
+        kill9(&pids);
+        eventually("the node's processes dead", Duration::from_secs(10), || async {
+            let alive: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+            if alive.is_empty() { Ok(()) } else { Err(format!("{alive:?}")) }
+        })
+        .await;
+    }
     assert!(game.iter().all(|p| alive(*p)), "the game's container outlives the node's processes");
 
     // What `up` runs first cleans all of it.
