@@ -635,7 +635,8 @@ async fn every_transition_has_one_event_and_created_comes_once() {
     assert!(condition_status(&pending, conditions::DEGRADED).as_deref() == Some("True"));
     settled_events(&ns, "late", "Pending").await;
     proxy.set_up(true);
-    ready(&api, "late").await;
+    // Its retries backed off while the backend was away (up to 64 s).
+    wait_ready(&api, "late", AFTER_BACKOFF).await;
     let mut events = without_starting(settled_events(&ns, "late", "Started").await);
     let warnings = events.remove("ApplyFailed").unwrap_or(0);
     assert!(warnings >= 1, "the failed apply is told");
