@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -26,7 +26,7 @@ use serde_json::json;
 use serde_yaml::Value;
 
 use crate::support::{
-    TestNamespace, api_status, ensure_crd, eventually, helm, kubeconfig_path, kubectl, output, root, succeed,
+    Release, TestNamespace, api_status, ensure_crd, eventually, helm, kubeconfig_path, kubectl, output, root, succeed,
     wait_phase, wait_ready,
 };
 
@@ -500,38 +500,6 @@ fn the_charts_crd_is_the_repositorys_byte_for_byte() {
 
 // --- installs into the local control plane ----------------------------------------------
 
-/// A Helm release in the plane, uninstalled when the test ends, also when it
-/// fails (its cluster-scoped RBAC would outlive the namespace otherwise).
-struct Release {
-    name: String,
-    namespace: String,
-}
-
-impl Release {
-    fn install(name: &str, namespace: &str, values: &[&str]) -> (Release, Output) {
-        let out = output(
-            helm()
-                .args(["install", name])
-                .arg(chart_dir())
-                .args(["--namespace", namespace, "--wait", "--timeout", "120s"])
-                .args(values),
-        );
-        (Release { name: name.into(), namespace: namespace.into() }, out)
-    }
-
-    fn uninstall(&self) -> Output {
-        output(helm().args(["uninstall", &self.name, "--namespace", &self.namespace, "--wait", "--timeout", "60s"]))
-    }
-}
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        if std::env::var_os("MTN_KEEP_NAMESPACES").is_none() {
-            let _ = self.uninstall();
-        }
-    }
-}
-
 /// A release name unique to a test namespace (the namespaces' names are unique).
 fn release_name(ns: &TestNamespace) -> String {
     format!("chart-{}", ns.name.rsplit('-').next().unwrap())
@@ -589,7 +557,7 @@ async fn helm_install_into_a_restricted_namespace_runs_two_ready_controller_pods
     assert!(message.contains("violates PodSecurity \"restricted:latest\""), "{refused}");
 
     let release_name = release_name(&ns);
-    let (release, out) = Release::install(&release_name, &ns.name, &[]);
+    let (release, out) = Release::install(&release_name, &ns.name, "120s", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "helm install: {stderr}\nevents: {:#?}", events_of(&ns).await);
     assert!(!stderr.contains("PodSecurity"), "no Pod Security warning: {stderr}");
@@ -698,7 +666,7 @@ async fn the_charts_service_account_is_enough_for_the_controller_and_no_more() {
     let games = TestNamespace::new("chart-games").await;
     let release_name = release_name(&system);
     let watch = format!("watchNamespaces={{{}}}", games.name);
-    let (_release, out) = Release::install(&release_name, &system.name, &["--set", &watch]);
+    let (_release, out) = Release::install(&release_name, &system.name, "120s", &["--set", &watch]);
     assert!(out.status.success(), "helm install: {}", String::from_utf8_lossy(&out.stderr));
     let sa = format!("{release_name}-mettaton");
     let user = format!("system:serviceaccount:{}:{sa}", system.name);

@@ -21,9 +21,7 @@ use crate::controller::{RunningController, gone};
 use crate::real_node_common::{
     IMAGE_2, NODE, NODE_IP, POD_PREFIX, TAINT, kill_container, on_real_node, play_when_up, published,
 };
-use crate::support::{
-    TestNamespace, ensure_crd, eventually, helm, kubectl, output, root, succeed, wait_phase, wait_ready,
-};
+use crate::support::{Release, TestNamespace, ensure_crd, eventually, kubectl, root, succeed, wait_phase, wait_ready};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -339,17 +337,26 @@ async fn the_helm_installed_controller_runs_as_restricted_pods_and_its_standby_t
     );
     let release = format!("real-{}", ns.name.rsplit('-').next().unwrap());
     let tolerations = format!(r#"tolerations=[{{"key":"{TAINT}","operator":"Exists","effect":"NoSchedule"}}]"#);
-    let install = output(
-        helm()
-            .args(["install", &release])
-            .arg(root().join("charts/mettaton"))
-            .args(["--namespace", &ns.name, "--wait", "--timeout", "180s"])
-            .args(["--set", "image.repository=mettaton.local/mettaton", "--set", "image.tag=test"])
-            .args(["--set", "image.pullPolicy=Never", "--set", "nodeSelector.type=real"])
-            .args(["--set-json", &tolerations])
-            .args(["--set", &format!("watchNamespaces={{{}}}", games.name)]),
+    let watch = format!("watchNamespaces={{{}}}", games.name);
+    let (uninstall, install) = Release::install(
+        &release,
+        &ns.name,
+        "180s",
+        &[
+            "--set",
+            "image.repository=mettaton.local/mettaton",
+            "--set",
+            "image.tag=test",
+            "--set",
+            "image.pullPolicy=Never",
+            "--set",
+            "nodeSelector.type=real",
+            "--set-json",
+            &tolerations,
+            "--set",
+            &watch,
+        ],
     );
-    let uninstall = Uninstall(release.clone(), ns.name.clone());
     assert!(
         install.status.success(),
         "helm install: {}\n{:#?}",
@@ -417,16 +424,5 @@ impl Taint {
 impl Drop for Taint {
     fn drop(&mut self) {
         let _ = kubectl().args(["taint", "node", NODE, &format!("{}-", self.0)]).output();
-    }
-}
-
-/// Uninstalls the release when dropped, also when the test fails.
-struct Uninstall(String, String);
-
-impl Drop for Uninstall {
-    fn drop(&mut self) {
-        if std::env::var_os("MTN_KEEP_NAMESPACES").is_none() {
-            let _ = helm().args(["uninstall", &self.0, "--namespace", &self.1, "--wait", "--timeout", "60s"]).output();
-        }
     }
 }

@@ -53,6 +53,40 @@ pub fn helm() -> std::process::Command {
     cmd
 }
 
+/// A Helm release in the plane, uninstalled when the test ends, also when it
+/// fails (its cluster-scoped RBAC would outlive the namespace otherwise).
+pub struct Release {
+    pub name: String,
+    pub namespace: String,
+}
+
+impl Release {
+    /// `helm install NAME charts/mettaton` into `namespace`, waiting up to
+    /// `timeout` (a helm duration) for it, with `values` (further arguments).
+    pub fn install(name: &str, namespace: &str, timeout: &str, values: &[&str]) -> (Release, std::process::Output) {
+        let out = output(
+            helm()
+                .args(["install", name])
+                .arg(root().join("charts/mettaton"))
+                .args(["--namespace", namespace, "--wait", "--timeout", timeout])
+                .args(values),
+        );
+        (Release { name: name.into(), namespace: namespace.into() }, out)
+    }
+
+    pub fn uninstall(&self) -> std::process::Output {
+        output(helm().args(["uninstall", &self.name, "--namespace", &self.namespace, "--wait", "--timeout", "60s"]))
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if std::env::var_os("MTN_KEEP_NAMESPACES").is_none() {
+            let _ = self.uninstall();
+        }
+    }
+}
+
 /// Runs `cmd` to its end; panics only when it cannot start.
 pub fn output(cmd: &mut std::process::Command) -> std::process::Output {
     cmd.output().unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"))
