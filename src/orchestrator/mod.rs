@@ -4,11 +4,17 @@
 
 use std::future::Future;
 
-use crate::api::{GameServer, PublishedPort, ReclaimPolicy};
+use crate::api::{GameServer, ReclaimPolicy};
 use crate::plan::ServerPlan;
 
+pub mod error;
 pub mod kubernetes;
+pub mod observed;
 pub mod swarm;
+
+pub use error::BackendError;
+pub(crate) use error::error_chain;
+pub use observed::{Endpoint, Instance, Observed, Teardown, Workload};
 
 /// A backend that runs game servers.
 pub trait Orchestrator: Send + Sync + 'static {
@@ -40,115 +46,4 @@ pub trait Orchestrator: Send + Sync + 'static {
     fn use_child_cache(&self, cache: kubernetes::cache::ChildCache) {
         let _ = cache;
     }
-}
-
-/// Progress of a teardown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Teardown {
-    Done,
-    Pending,
-}
-
-/// What a backend observed of one game server.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Observed {
-    /// The workload (Deployment, swarm service), if it exists.
-    pub workload: Option<Workload>,
-    /// The instance (pod, task) running the server, if there is one.
-    pub instance: Option<Instance>,
-    /// Where players reach the server, as far as known.
-    pub endpoint: Endpoint,
-    /// The backend's identifier of the workload (`deployment/NAME`, a service id).
-    pub backend_ref: Option<String>,
-}
-
-/// The workload's rollout state.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Workload {
-    /// Instances wanted (0 or 1).
-    pub desired: i32,
-    /// Instances that are ready.
-    pub ready: i32,
-    /// Whether the workload runs the latest template (no rollout under way).
-    pub rolled_out: bool,
-    /// Instances that exist, whatever their state (pods still terminating count).
-    pub existing: i32,
-}
-
-/// The instance running the server.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Instance {
-    /// Name of the pod or task.
-    pub name: String,
-    /// The container runs (it may not be ready yet).
-    pub running: bool,
-    /// The server passes its readiness check.
-    pub ready: bool,
-    /// Restarts of the game's container.
-    pub restarts: i32,
-    /// Why the container is waiting or was last terminated, when it is not
-    /// running well (`CrashLoopBackOff`, `ImagePullBackOff`, `Error`...).
-    pub problem: Option<String>,
-    /// What the backend says of `problem`, when it says more than a reason
-    /// (Kubernetes' container state message, such as `Back-off pulling image
-    /// "..."`). Swarm's `problem` is its message already.
-    pub problem_message: Option<String>,
-    /// The instance is being shut down.
-    pub terminating: bool,
-}
-
-/// Where players connect.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Endpoint {
-    pub address: Option<String>,
-    pub ports: Vec<PublishedPort>,
-}
-
-/// A failure of a backend, with what the user should know of it.
-#[derive(Debug, thiserror::Error)]
-pub enum BackendError {
-    /// The backend could not be reached (network, daemon down).
-    #[error("backend unreachable: {0}")]
-    Unreachable(String),
-    /// The image is neither on the node nor in its registry.
-    #[error("image {image} not found locally or in its registry: {reason}")]
-    ImageMissing { image: String, reason: String },
-    /// A port the server must publish is already published by something else.
-    #[error("port {port}/{protocol} is already published by {holder}")]
-    PortTaken { port: i64, protocol: String, holder: String },
-    /// The backend refused a request (invalid object, quota, permission...).
-    #[error("backend refused {what}: {reason}")]
-    Refused { what: String, reason: String },
-    /// Any other failure of the backend's API.
-    #[error("backend error during {what}: {reason}")]
-    Other { what: String, reason: String },
-}
-
-impl BackendError {
-    /// A short machine-readable reason, for conditions, Events and metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            BackendError::Unreachable(_) => "BackendUnreachable",
-            BackendError::ImageMissing { .. } => "ImageMissing",
-            BackendError::PortTaken { .. } => "PortTaken",
-            BackendError::Refused { .. } => "BackendRefused",
-            BackendError::Other { .. } => "BackendError",
-        }
-    }
-}
-
-/// An error with its causes: transport errors keep the useful part
-/// (connection refused, no such file, certificate expired) deep in the chain.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
