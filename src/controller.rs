@@ -28,9 +28,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::admin::Health;
 use crate::api::{self, GameServer, GameServerStatus, Phase, ReclaimPolicy};
 use crate::metrics::Metrics;
-use crate::orchestrator::kubernetes::cache;
-use crate::orchestrator::{BackendError, Orchestrator, Teardown};
-use crate::plan::{self, LABEL_GAMESERVER};
+use crate::orchestrator::{BackendError, Orchestrator, Owner, Teardown};
+use crate::plan;
 use crate::status;
 
 /// Longest wait between two looks while a teardown waits for the runtime to
@@ -110,7 +109,8 @@ pub struct Context<O> {
     recorder: Recorder,
     /// Consecutive failures per GameServer, for the exponential backoff.
     failures: Mutex<HashMap<ObjectRef<GameServer>, u32>>,
-    /// Observe every server at least this often (backends without events).
+    /// Observe every server at least this often (the backend's
+    /// [`Triggers::poll`](crate::orchestrator::Triggers)).
     poll: Option<Duration>,
     metrics: Arc<Metrics>,
     /// Statuses computed but not written yet, while a passing phase settles.
@@ -199,18 +199,6 @@ impl<O: Orchestrator> Context<O> {
     }
 }
 
-/// Which objects' changes should wake the controller, beside GameServers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Watch {
-    /// The Kubernetes children (Deployments, Services, PVCs, ConfigMaps) and
-    /// the game pods.
-    KubernetesChildren,
-    /// Only GameServers: the runtime is elsewhere and sends no events, so each
-    /// server is observed again every `poll` (reads only, no write when
-    /// nothing changed).
-    GameServersOnly { poll: Duration },
-}
-
 /// Settings of the controller's behaviour.
 #[derive(Clone, Copy, Debug)]
 pub struct Tuning {
@@ -242,15 +230,15 @@ impl Default for Reporting {
 }
 
 /// Runs the controller until `shutdown` completes. `namespace` limits it to one
-/// namespace; `None` watches all.
+/// namespace; `None` watches all. Beside the GameServers' changes, what the
+/// backend's [`Orchestrator::triggers`] name wakes it.
 pub async fn run<O: Orchestrator>(
     client: Client,
     orchestrator: O,
     namespace: Option<String>,
-    watch: Watch,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    run_reporting(client, orchestrator, namespace, watch, shutdown, Reporting::default(), Tuning::default()).await
+    run_reporting(client, orchestrator, namespace, shutdown, Reporting::default(), Tuning::default()).await
 }
 
 /// [`run`], recording metrics and marking `health` synced once the GameServer
@@ -259,7 +247,6 @@ pub async fn run_reporting<O: Orchestrator>(
     client: Client,
     orchestrator: O,
     namespace: Option<String>,
-    watch: Watch,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     reporting: Reporting,
     tuning: Tuning,
@@ -275,9 +262,8 @@ pub async fn run_reporting<O: Orchestrator>(
     }
 
     let mut ctx = Context::new(client.clone(), orchestrator);
-    if let Watch::GameServersOnly { poll } = watch {
-        ctx.poll = Some(poll);
-    }
+    let triggers = ctx.orchestrator.triggers(namespace.as_deref());
+    ctx.poll = triggers.poll;
     ctx.metrics = reporting.metrics.clone();
     ctx.status_settle = tuning.status_settle;
     let ctx = Arc::new(ctx);
@@ -289,29 +275,14 @@ pub async fn run_reporting<O: Orchestrator>(
         .modify(|gs| gs.metadata.managed_fields = None)
         .reflect(writer)
         .applied_objects();
-    let mut controller = Controller::for_stream(gameservers, store)
+    let controller = Controller::for_stream(gameservers, store)
         .with_config(controller::Config::default().concurrency(tuning.concurrency))
         .trigger_backoff(NoSharedPause)
         .graceful_shutdown_on(shutdown);
-    if watch == Watch::KubernetesChildren {
-        // The watches that wake the controller also fill the caches the
-        // backend reads instead of the API server.
-        let (cache, children) = cache::reflect(&client, namespace.as_deref());
-        ctx.orchestrator.use_child_cache(cache);
-        controller = controller
-            .owns_stream(children.deployments)
-            .owns_stream(children.services)
-            .owns_stream(children.claims)
-            .owns_stream(children.config_maps)
-            // Pods are not owned by the GameServer directly (a ReplicaSet is in
-            // between), but their restarts and readiness are what status reports.
-            .watches_stream(children.pods, |pod| {
-                let ns = pod.namespace();
-                pod.labels()
-                    .get(LABEL_GAMESERVER)
-                    .map(|name| ObjectRef::<GameServer>::new(name).within(ns.as_deref().unwrap_or_default()))
-            });
-    }
+    // What the backend says changed (on Kubernetes, the children's watches,
+    // which also fill the caches it reads).
+    let changes = triggers.changes.map(|key| ObjectRef::<GameServer>::new(&key.name).within(&key.namespace));
+    let controller = controller.reconcile_on(changes);
     let store = controller.store();
     reporting.metrics.watch_gameservers(store.clone());
     let synced = async move {
@@ -397,7 +368,7 @@ fn now() -> Time {
 /// The GameServer exists: make the runtime match it and report what runs.
 async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Action, Error> {
     let plan = plan::plan(gs);
-    if let Err(e) = ctx.orchestrator.apply(gs, &plan).await {
+    if let Err(e) = ctx.orchestrator.apply(&Owner::of(gs), &plan).await {
         ctx.publish(gs, EventType::Warning, "ApplyFailed", "Apply", e.to_string()).await;
         // The status says so too: `kubectl get` shows a server that cannot
         // run, and its conditions why (an Event alone is gone within the hour).

@@ -14,7 +14,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use mettaton::admin::{self, Role};
 use mettaton::api::GameServer;
-use mettaton::controller::{self, Reporting, Tuning, Watch};
+use mettaton::controller::{self, Reporting, Tuning};
 use mettaton::leader::{self, Elector, LeaseConfig};
 use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
 use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
@@ -294,8 +294,7 @@ async fn reconcile(
     match args.backend {
         Backend::Kubernetes => {
             let orchestrator = KubernetesOrchestrator::new(client.clone());
-            let watch = Watch::KubernetesChildren;
-            controller::run_reporting(client, orchestrator, namespace, watch, shutdown, reporting, tuning).await;
+            controller::run_reporting(client, orchestrator, namespace, shutdown, reporting, tuning).await;
         }
         Backend::Swarm => {
             let daemon = match &args.docker_host {
@@ -308,15 +307,11 @@ async fn reconcile(
             };
             let orchestrator = SwarmOrchestrator::connect(&daemon).await.map_err(|e| e.to_string())?;
             orchestrator.ensure_manager().await.map_err(|e| e.to_string())?;
-            let watch = Watch::GameServersOnly { poll: SWARM_POLL };
-            controller::run_reporting(client, orchestrator, namespace, watch, shutdown, reporting, tuning).await;
+            controller::run_reporting(client, orchestrator, namespace, shutdown, reporting, tuning).await;
         }
     }
     Ok(())
 }
-
-/// How often the controller looks at a swarm, which sends no watch events.
-const SWARM_POLL: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Completes on SIGINT or SIGTERM, for every clone. The handlers are installed
 /// at once, so a signal that comes early is not lost.

@@ -397,10 +397,11 @@ proptest! {
         prop_assert_eq!(&planned, &plan::plan(&gs), "planning is deterministic");
         prop_assert!(planned.replicas == 0 || planned.replicas == 1);
 
-        let deployment = k8s::deployment(&planned, &gs);
-        let service = k8s::service(&planned, &gs);
-        let claim = k8s::persistent_volume_claim(&planned, &gs);
-        let config = k8s::config_map(&planned, &gs);
+        let identity = crate::orchestrator::Owner::of(&gs);
+        let deployment = k8s::deployment(&planned, &identity);
+        let service = k8s::service(&planned, &identity);
+        let claim = k8s::persistent_volume_claim(&planned, &identity);
+        let config = k8s::config_map(&planned, &identity);
         prop_assert_eq!(claim.is_some(), spec.storage.is_some());
         let replicas = deployment.spec.as_ref().and_then(|s| s.replicas);
         prop_assert!(replicas == Some(0) || replicas == Some(1), "{:?}", replicas);

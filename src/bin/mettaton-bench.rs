@@ -313,8 +313,9 @@ async fn baseline(args: &Args, client: &Client, report: &mut Report) -> Result<(
             let (available, writes_done, in_flight) = (available.clone(), writes_done.clone(), in_flight.clone());
             async move {
                 let plan = mettaton::plan::plan(&owner);
-                let d = builders::deployment(&plan, &owner);
-                let s = builders::service(&plan, &owner);
+                let identity = mettaton::orchestrator::Owner::of(&owner);
+                let d = builders::deployment(&plan, &identity);
+                let s = builders::service(&plan, &identity);
                 let s = {
                     let _permit = in_flight.acquire().await.expect("never closed");
                     deployments.patch(&d.name_any(), &apply, &Patch::Apply(&d)).await?;

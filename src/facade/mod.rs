@@ -1,10 +1,12 @@
-//! `Mettaton`: game servers on a Docker Swarm, from Rust, without Kubernetes.
+//! `Mettaton`: game servers from Rust, without Kubernetes, on any
+//! [`Standalone`] backend: Docker Swarm ([`SwarmOrchestrator`], the default)
+//! or a plain Docker Engine.
 //!
-//! Connect to a swarm manager, spawn servers from the same `GameServer`
+//! Connect to the backend, spawn servers from the same `GameServer`
 //! manifests the Kubernetes controller takes, list and inspect them, read
 //! their logs, shut them down, and be told when one dies. What was spawned is
 //! saved to a state file, so that a new process picks the servers up again and
-//! reports what vanished or appeared on the swarm meanwhile.
+//! reports what vanished or appeared on the backend meanwhile.
 
 pub mod parse;
 pub mod state;
@@ -25,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{GameServer, GameServerSpec, Phase, PublishedPort, ReclaimPolicy};
 use crate::orchestrator::swarm::{Daemon, SwarmOrchestrator};
-use crate::orchestrator::{BackendError, Observed, Orchestrator, Teardown};
+use crate::orchestrator::{BackendError, Observed, Orchestrator, Owner, Standalone, Teardown};
 use crate::plan::{ServerPlan, plan_spec};
 use state::{Recovery, SavedServer, State, server_id};
 
@@ -48,9 +50,10 @@ pub enum Error {
     /// The Docker daemon could not be reached.
     #[error("{0}")]
     DaemonUnreachable(String),
-    /// The daemon is reachable but not a swarm manager.
+    /// The daemon answers but cannot run servers (for Docker Swarm: it is
+    /// not a swarm manager); says what to do.
     #[error("{0}")]
-    NotSwarmManager(String),
+    DaemonRefused(String),
     /// The manifest is invalid; every problem names its field.
     #[error("invalid GameServer: {}", .0.join("; "))]
     Invalid(Vec<String>),
@@ -163,17 +166,18 @@ pub enum ServerEvent {
     Restarted { id: String, restarts: i32 },
 }
 
-/// The facade. Create with [`Mettaton::new`], then [`Mettaton::connect`].
-pub struct Mettaton {
-    daemon: Daemon,
+/// The facade over backend `B`. Create with [`Mettaton::new`] (Docker Swarm)
+/// or [`Mettaton::on`] (any backend), then [`Mettaton::connect`].
+pub struct Mettaton<B: Standalone = SwarmOrchestrator> {
+    target: B::Target,
     state_path: PathBuf,
     secrets_dir: Option<PathBuf>,
     events: broadcast::Sender<ServerEvent>,
-    connection: Option<Connection>,
+    connection: Option<Connection<B>>,
 }
 
-struct Connection {
-    swarm: Arc<SwarmOrchestrator>,
+struct Connection<B> {
+    backend: Arc<B>,
     state: Arc<Mutex<State>>,
     shared: Arc<Shared>,
     watcher: JoinHandle<()>,
@@ -219,12 +223,20 @@ impl std::fmt::Display for Change {
     }
 }
 
-impl Mettaton {
-    /// A facade for the daemon, keeping its state in `state_path`. Nothing is
-    /// contacted until `connect`.
+impl Mettaton<SwarmOrchestrator> {
+    /// A facade for the swarm manager `daemon`, keeping its state in
+    /// `state_path`. Nothing is contacted until `connect`.
     pub fn new(daemon: Daemon, state_path: impl Into<PathBuf>) -> Self {
+        Mettaton::on(daemon, state_path)
+    }
+}
+
+impl<B: Standalone> Mettaton<B> {
+    /// A facade for backend `B` at `target`, keeping its state in
+    /// `state_path`. Nothing is contacted until `connect`.
+    pub fn on(target: B::Target, state_path: impl Into<PathBuf>) -> Self {
         Mettaton {
-            daemon,
+            target,
             state_path: state_path.into(),
             secrets_dir: None,
             events: broadcast::channel(1024).0,
@@ -281,21 +293,22 @@ impl Mettaton {
         Ok(spec)
     }
 
-    /// Connects to the daemon, which must be a swarm manager; loads the saved
-    /// state and compares it with the swarm; starts the watcher. The events of
+    /// Connects to the backend (for swarm, the daemon must be a manager);
+    /// loads the saved state and compares it with what the backend runs;
+    /// starts the watcher. The events of
     /// the comparison (`Recovered`, `Vanished`, `Unknown`) are sent on the
     /// event stream too, for subscribers that exist before connecting.
     pub async fn connect(&mut self) -> Result<Recovery, Error> {
         self.disconnect().await;
-        // Connecting checks that the daemon is a swarm manager; a refusal can
-        // only mean that it is not.
-        let swarm = SwarmOrchestrator::connect(&self.daemon).await.map_err(|e| match e {
-            BackendError::Refused { reason, .. } => Error::NotSwarmManager(reason),
+        // Connecting checks that the daemon can run servers; a refusal can
+        // only mean that it cannot (for swarm: it is no manager).
+        let backend = B::connect(&self.target).await.map_err(|e| match e {
+            BackendError::Refused { reason, .. } => Error::DaemonRefused(reason),
             other => other.into(),
         })?;
         let mut saved = state::load(&self.state_path)?;
         let on_swarm: Vec<String> =
-            swarm.list_managed().await?.into_iter().map(|m| server_id(&m.namespace, &m.name)).collect();
+            backend.list_managed().await?.into_iter().map(|k| server_id(&k.namespace, &k.name)).collect();
         let recovery = state::compare(&saved, &on_swarm);
         // Vanished servers are reported once and forgotten: nothing of them is
         // left to manage. Their volumes, kept by Retain, stay on the swarm.
@@ -314,25 +327,25 @@ impl Mettaton {
         for id in &recovery.unknown {
             let _ = self.events.send(ServerEvent::Unknown { id: id.clone() });
         }
-        let swarm = Arc::new(swarm);
+        let backend = Arc::new(backend);
         let state = Arc::new(Mutex::new(saved));
         let shared = Arc::new(Shared::default());
         let watcher = tokio::spawn(watcher::watch(
-            swarm.clone(),
+            backend.clone(),
             state.clone(),
             shared.clone(),
             self.state_path.clone(),
             self.events.clone(),
             WATCH_PERIOD,
         ));
-        self.connection = Some(Connection { swarm, state, shared, watcher });
+        self.connection = Some(Connection { backend, state, shared, watcher });
         Ok(recovery)
     }
 
     /// Whether the facade is connected and the daemon answers.
     pub async fn is_connected(&self) -> bool {
         match &self.connection {
-            Some(c) => c.swarm.ping().await.is_ok(),
+            Some(c) => c.backend.ping().await.is_ok(),
             None => false,
         }
     }
@@ -350,7 +363,7 @@ impl Mettaton {
         self.events.subscribe()
     }
 
-    fn connection(&self) -> Result<&Connection, Error> {
+    fn connection(&self) -> Result<&Connection<B>, Error> {
         self.connection.as_ref().ok_or(Error::NotConnected)
     }
 
@@ -370,7 +383,7 @@ impl Mettaton {
         let (name, namespace) = checked(manifest)?;
         let id = server_id(&namespace, &name);
         if c.state.lock().unwrap().servers.contains_key(&id)
-            || c.swarm.list_managed().await?.iter().any(|m| m.namespace == namespace && m.name == name)
+            || c.backend.list_managed().await?.iter().any(|k| k.namespace == namespace && k.name == name)
         {
             return Err(Error::AlreadyExists(id));
         }
@@ -386,23 +399,23 @@ impl Mettaton {
         // Cleanup after a failure removes only what this call created: a
         // volume that was there before (the world an earlier server of this
         // name kept) is never removed, whatever the manifest's policy.
-        let cleanup = match c.swarm.volume_exists(&plan).await? {
+        let cleanup = match c.backend.volume_exists(&plan).await? {
             true => ReclaimPolicy::Retain,
             false => ReclaimPolicy::Delete,
         };
-        if let Err(e) = c.swarm.apply(&owner, &plan).await {
+        if let Err(e) = c.backend.apply(&owner, &plan).await {
             // apply undoes what it created; make sure of it.
-            let _ = c.swarm.teardown(&plan, cleanup).await;
+            let _ = c.backend.teardown(&plan, cleanup).await;
             return Err(e.into());
         }
         self.remember(c, saved)?;
-        let warnings = crate::orchestrator::swarm::builders::limitations(&plan);
+        let warnings = c.backend.limitations(&plan);
         if plan.replicas == 0 {
             // `state: Stopped`: created, and nothing to wait for.
             return Ok(ServerHandle { id, address: None, ports: Vec::new(), warnings });
         }
 
-        match wait_running(&c.swarm, &plan, startup_timeout(&plan)).await {
+        match wait_running(&*c.backend, &plan, startup_timeout(&plan)).await {
             Ok(observed) => Ok(ServerHandle {
                 id,
                 address: observed.endpoint.address.clone(),
@@ -412,7 +425,7 @@ impl Mettaton {
             Err(reason) => {
                 // A server that cannot start is not left half-made; a volume
                 // it found is left as it was.
-                let _ = remove(&c.swarm, &plan, cleanup, SHUTDOWN_TIMEOUT).await;
+                let _ = remove(&*c.backend, &plan, cleanup, SHUTDOWN_TIMEOUT).await;
                 self.forget(c, &id)?;
                 Err(Error::StartFailed { id, reason })
             }
@@ -438,7 +451,7 @@ impl Mettaton {
         if changes.is_empty() {
             // Still applied: a service changed by hand is put back, with no
             // write when it matches.
-            c.swarm.apply(&owner(&old), &plan).await?;
+            c.backend.apply(&owner(&old), &plan).await?;
             return Ok(Applied::Unchanged { id });
         }
         let problems = validate::update_problems(&old.spec, &manifest.spec);
@@ -450,18 +463,18 @@ impl Mettaton {
         let mark = |until: Instant| c.shared.restarting.lock().unwrap().insert(id.clone(), until);
         mark(Instant::now() + SHUTDOWN_TIMEOUT + startup_timeout(&plan));
         self.remember(c, saved.clone())?;
-        if let Err(e) = c.swarm.apply(&owner(&saved), &plan).await {
+        if let Err(e) = c.backend.apply(&owner(&saved), &plan).await {
             mark(Instant::now() + Duration::from_secs(5));
             self.remember(c, old)?;
             return Err(e.into());
         }
-        let warnings = crate::orchestrator::swarm::builders::limitations(&plan);
+        let warnings = c.backend.limitations(&plan);
         if plan.replicas == 0 {
             mark(Instant::now() + SHUTDOWN_TIMEOUT);
             let handle = ServerHandle { id, address: None, ports: Vec::new(), warnings };
             return Ok(Applied::Updated { handle, changes });
         }
-        let rolled_out = wait_rolled_out(&c.swarm, &plan, startup_timeout(&plan)).await;
+        let rolled_out = wait_rolled_out(&*c.backend, &plan, startup_timeout(&plan)).await;
         mark(Instant::now() + Duration::from_secs(5));
         match rolled_out {
             Ok(o) => Ok(Applied::Updated {
@@ -489,8 +502,8 @@ impl Mettaton {
         let mark = |until: Instant| c.shared.restarting.lock().unwrap().insert(id.to_string(), until);
         mark(Instant::now() + SHUTDOWN_TIMEOUT + startup_timeout(&plan));
         let result = async {
-            c.swarm.restart(&plan).await?;
-            wait_rolled_out(&c.swarm, &plan, startup_timeout(&plan))
+            c.backend.restart(&plan).await?;
+            wait_rolled_out(&*c.backend, &plan, startup_timeout(&plan))
                 .await
                 .map_err(|reason| Error::StartFailed { id: id.to_string(), reason })
         }
@@ -498,7 +511,7 @@ impl Mettaton {
         // The engine's events of the old container may still be on their way.
         mark(Instant::now() + Duration::from_secs(5));
         let o = result?;
-        let warnings = crate::orchestrator::swarm::builders::limitations(&plan);
+        let warnings = c.backend.limitations(&plan);
         Ok(ServerHandle { id: id.to_string(), address: o.endpoint.address, ports: o.endpoint.ports, warnings })
     }
 
@@ -524,7 +537,7 @@ impl Mettaton {
     pub async fn logs(&self, id: &str, tail: Option<i64>) -> Result<String, Error> {
         let c = self.connection()?;
         let saved = self.saved(c, id)?;
-        Ok(c.swarm.logs(&plan_of(&saved), tail).await?)
+        Ok(c.backend.logs(&plan_of(&saved), tail).await?)
     }
 
     /// Shuts the server down and removes it; its data volume is kept unless
@@ -536,7 +549,7 @@ impl Mettaton {
         let reclaim = saved.spec.storage.as_ref().map_or(ReclaimPolicy::Retain, |s| s.reclaim_policy);
         // Forgotten first, so the watcher does not report the removal as a death.
         self.forget(c, id)?;
-        if let Err(reason) = remove(&c.swarm, &plan_of(&saved), reclaim, SHUTDOWN_TIMEOUT).await {
+        if let Err(reason) = remove(&*c.backend, &plan_of(&saved), reclaim, SHUTDOWN_TIMEOUT).await {
             self.remember(c, saved)?;
             return Err(Error::ShutdownFailed { id: id.to_string(), reason });
         }
@@ -548,18 +561,18 @@ impl Mettaton {
         &self.state_path
     }
 
-    fn saved(&self, c: &Connection, id: &str) -> Result<SavedServer, Error> {
+    fn saved(&self, c: &Connection<B>, id: &str) -> Result<SavedServer, Error> {
         c.state.lock().unwrap().servers.get(id).cloned().ok_or_else(|| Error::UnknownServer(id.to_string()))
     }
 
-    fn remember(&self, c: &Connection, saved: SavedServer) -> Result<(), Error> {
+    fn remember(&self, c: &Connection<B>, saved: SavedServer) -> Result<(), Error> {
         let mut state = c.state.lock().unwrap();
         state.servers.insert(saved.id(), saved);
         state::save(&self.state_path, &state)?;
         Ok(())
     }
 
-    fn forget(&self, c: &Connection, id: &str) -> Result<(), Error> {
+    fn forget(&self, c: &Connection<B>, id: &str) -> Result<(), Error> {
         let mut state = c.state.lock().unwrap();
         state.servers.remove(id);
         state::save(&self.state_path, &state)?;
@@ -567,7 +580,7 @@ impl Mettaton {
     }
 }
 
-impl Drop for Mettaton {
+impl<B: Standalone> Drop for Mettaton<B> {
     fn drop(&mut self) {
         if let Some(c) = &self.connection {
             c.watcher.abort();
@@ -575,21 +588,22 @@ impl Drop for Mettaton {
     }
 }
 
-/// The GameServer object a saved server stands for, as the orchestrator's owner.
-fn owner(saved: &SavedServer) -> GameServer {
-    manifest(&saved.name, Some(&saved.namespace), saved.spec.clone())
+/// The identity of a saved server, as the orchestrator's owner (it has no
+/// uid: no API server ever held it).
+fn owner(saved: &SavedServer) -> Owner {
+    Owner { name: saved.name.clone(), namespace: saved.namespace.clone(), uid: None }
 }
 
 fn plan_of(saved: &SavedServer) -> ServerPlan {
     plan_spec(&saved.name, &saved.namespace, &saved.spec)
 }
 
-async fn describe(c: &Connection, saved: &SavedServer) -> Result<ServerInfo, Error> {
+async fn describe<B: Standalone>(c: &Connection<B>, saved: &SavedServer) -> Result<ServerInfo, Error> {
     let plan = plan_of(saved);
-    let observed = c.swarm.observe(&plan).await?;
+    let observed = c.backend.observe(&plan).await?;
     let mut info = info_of(saved, &observed);
     info.last_failure = c.shared.last_failure.lock().unwrap().get(&saved.id()).cloned();
-    info.warnings = crate::orchestrator::swarm::builders::limitations(&plan);
+    info.warnings = c.backend.limitations(&plan);
     Ok(info)
 }
 
@@ -678,11 +692,11 @@ fn info_of(saved: &SavedServer, observed: &Observed) -> ServerInfo {
 /// Waits until the server's task runs and is ready and its address and ports
 /// are known; the reason
 /// when it fails or the time runs out.
-async fn wait_running(swarm: &SwarmOrchestrator, plan: &ServerPlan, timeout: Duration) -> Result<Observed, String> {
+async fn wait_running(backend: &impl Orchestrator, plan: &ServerPlan, timeout: Duration) -> Result<Observed, String> {
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no task yet");
     while Instant::now() < deadline {
-        match swarm.observe(plan).await {
+        match backend.observe(plan).await {
             Ok(o) => {
                 if let Some(i) = &o.instance {
                     // Ready, and every port published: what a player needs.
@@ -710,11 +724,15 @@ async fn wait_running(swarm: &SwarmOrchestrator, plan: &ServerPlan, timeout: Dur
 
 /// Waits until the service's latest spec runs, ready (after an update or a
 /// restart, the old task may still be the one running for a moment).
-async fn wait_rolled_out(swarm: &SwarmOrchestrator, plan: &ServerPlan, timeout: Duration) -> Result<Observed, String> {
+async fn wait_rolled_out(
+    backend: &impl Orchestrator,
+    plan: &ServerPlan,
+    timeout: Duration,
+) -> Result<Observed, String> {
     let deadline = Instant::now() + timeout;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let observed = wait_running(swarm, plan, remaining.max(Duration::from_millis(1))).await?;
+        let observed = wait_running(backend, plan, remaining.max(Duration::from_millis(1))).await?;
         if observed.workload.as_ref().is_some_and(|w| w.rolled_out) {
             return Ok(observed);
         }
@@ -727,14 +745,14 @@ async fn wait_rolled_out(swarm: &SwarmOrchestrator, plan: &ServerPlan, timeout: 
 
 /// Tears the server down and waits until nothing of it is left.
 async fn remove(
-    swarm: &SwarmOrchestrator,
+    backend: &impl Orchestrator,
     plan: &ServerPlan,
     reclaim: ReclaimPolicy,
     timeout: Duration,
 ) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
-        match swarm.teardown(plan, reclaim).await {
+        match backend.teardown(plan, reclaim).await {
             Ok(Teardown::Done) => return Ok(()),
             Ok(Teardown::Pending) if Instant::now() < deadline => {}
             Ok(Teardown::Pending) => return Err(format!("still removing after {}s", timeout.as_secs())),
@@ -757,29 +775,18 @@ pub fn manifest(name: &str, namespace: Option<&str>, spec: GameServerSpec) -> Ga
     }
 }
 
-impl Mettaton {
+impl<B: Standalone> Mettaton<B> {
     /// The server's log as it is printed: the last `tail` lines, then every
     /// new line until the stream is dropped.
     pub fn follow_logs(
         &self,
         id: &str,
         tail: Option<i64>,
-    ) -> Result<impl futures::Stream<Item = Result<String, Error>> + use<>, Error> {
+    ) -> Result<impl futures::Stream<Item = Result<String, Error>> + use<B>, Error> {
         use futures::StreamExt;
         let c = self.connection()?;
         let saved = self.saved(c, id)?;
-        let service = crate::orchestrator::swarm::builders::service_name(&plan_of(&saved));
-        let options = bollard::query_parameters::LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .follow(true)
-            .tail(&tail.map_or_else(|| "all".to_string(), |n| n.max(0).to_string()))
-            .build();
-        let docker = c.swarm.docker().clone();
-        Ok(docker
-            .service_logs(&service, Some(options))
-            .map(|chunk| chunk.map(|c| String::from_utf8_lossy(&c.into_bytes()).into_owned()))
-            .map(|r| r.map_err(|e| Error::Backend(format!("reading the log: {e}")))))
+        Ok(c.backend.follow_logs(&plan_of(&saved), tail).map(|r| r.map_err(Error::from)))
     }
 }
 

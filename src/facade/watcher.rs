@@ -17,8 +17,7 @@ use tokio::sync::broadcast;
 
 use super::state::{State, server_id};
 use super::{ServerEvent, Shared, plan_of};
-use crate::orchestrator::swarm::{ServerEventKind, SwarmOrchestrator};
-use crate::orchestrator::{BackendError, Orchestrator};
+use crate::orchestrator::{BackendError, InstanceEventKind, Standalone};
 
 /// What a container event means for the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,26 +91,26 @@ impl Tracker {
     /// A container event of server `id`; `keeps_running` says whether the
     /// facade knows the server and it should run (one shut down or stopped
     /// exits on purpose, and one not known is not the caller's).
-    pub(crate) fn container(&mut self, id: &str, kind: ServerEventKind, keeps_running: bool) -> Option<Happened> {
+    pub(crate) fn container(&mut self, id: &str, kind: InstanceEventKind, keeps_running: bool) -> Option<Happened> {
         match kind {
-            ServerEventKind::OutOfMemory if keeps_running => {
+            InstanceEventKind::OutOfMemory if keeps_running => {
                 self.causes.insert(id.to_string(), Cause::OutOfMemory);
                 None
             }
-            ServerEventKind::Unhealthy if keeps_running => {
+            InstanceEventKind::Unhealthy if keeps_running => {
                 // An out-of-memory kill said first stays the cause.
                 self.causes.entry(id.to_string()).or_insert(Cause::Unhealthy);
                 Some(Happened::Unhealthy { id: id.to_string() })
             }
-            ServerEventKind::Exited { .. } if keeps_running => {
+            InstanceEventKind::Exited { .. } if keeps_running => {
                 self.down.insert(id.to_string());
                 Some(Happened::Died { id: id.to_string(), cause: self.causes.remove(id) })
             }
-            ServerEventKind::Exited { .. } => {
+            InstanceEventKind::Exited { .. } => {
                 self.causes.remove(id);
                 None
             }
-            ServerEventKind::Started if self.down.remove(id) => {
+            InstanceEventKind::Started if self.down.remove(id) => {
                 // Shut down meanwhile: its start (if any) is not a restart.
                 keeps_running.then(|| Happened::Restarted { id: id.to_string() })
             }
@@ -138,8 +137,8 @@ fn running(state: &Mutex<State>) -> Vec<String> {
 }
 
 /// The watcher task: runs until aborted.
-pub(crate) async fn watch(
-    swarm: Arc<SwarmOrchestrator>,
+pub(crate) async fn watch<B: Standalone>(
+    backend: Arc<B>,
     state: Arc<Mutex<State>>,
     shared: Arc<Shared>,
     state_path: std::path::PathBuf,
@@ -158,7 +157,7 @@ pub(crate) async fn watch(
     // opened again from the last event seen, so that what the daemon did
     // meanwhile (it keeps its recent events) is not missed.
     let mut since = SystemTime::now();
-    let mut engine = Box::pin(swarm.events(Some(since)));
+    let mut engine = backend.instance_events(Some(since));
     let mut poll = tokio::time::interval(period);
     let mut present: BTreeMap<String, bool> = BTreeMap::new();
     let mut tracker = Tracker::default();
@@ -171,13 +170,13 @@ pub(crate) async fn watch(
                     // stops on the open stream: it is back only once a new
                     // request is answered.
                     if tracker.lost()
-                        && swarm.ping().await.is_ok()
+                        && backend.ping().await.is_ok()
                         && let Some(back) = tracker.daemon_answered(Instant::now())
                     {
                         send(back);
                     }
                     since = SystemTime::now();
-                    let id = server_id(&e.namespace, &e.gameserver);
+                    let id = server_id(&e.server.namespace, &e.server.name);
                     let saved = state.lock().unwrap().servers.get(&id).cloned();
                     // A server restarted on purpose: its old container exits.
                     let restarting =
@@ -185,29 +184,28 @@ pub(crate) async fn watch(
                     let mut keeps_running =
                         !restarting && saved.as_ref().is_some_and(|s| s.spec.state == Default::default());
                     // Replaced by an update or a restart another process asked
-                    // for: swarm shut the task down, it did not die.
+                    // for: the backend stopped the instance, it did not die.
                     if keeps_running
-                        && matches!(e.kind, ServerEventKind::Exited { .. })
-                        && let Some(task) = e.task_id.as_deref()
-                        && swarm.stopped_on_purpose(task).await
+                        && matches!(e.kind, InstanceEventKind::Exited { .. })
+                        && backend.stopped_on_purpose(&e).await
                     {
                         keeps_running = false;
                     }
                     let Some(happened) = tracker.container(&id, e.kind, keeps_running) else { continue };
                     let Some(saved) = saved else { continue };
-                    let observed = swarm.observe(&plan_of(&saved)).await.ok();
+                    let observed = backend.observe(&plan_of(&saved)).await.ok();
                     let mut restarts = observed.as_ref().and_then(|o| o.instance.as_ref()).map_or(0, |i| i.restarts);
-                    // The dead container's task is a restart now, before the
-                    // engine marks it failed.
-                    if let (Happened::Died { .. }, Some(service), Some(task)) =
-                        (&happened, observed.as_ref().and_then(|o| o.backend_ref.as_deref()), e.task_id.as_deref())
+                    // The dead instance is a restart now, before the backend
+                    // records it as failed.
+                    if let (Happened::Died { .. }, Some(observed)) = (&happened, &observed)
+                        && let Some(counted) = backend.note_failure(observed, &e)
                     {
-                        restarts = swarm.note_failure(service, task);
+                        restarts = counted;
                     }
                     send(match happened {
                         Happened::Died { id, cause } => {
                             let exit_code = match e.kind {
-                                ServerEventKind::Exited { exit_code } => exit_code,
+                                InstanceEventKind::Exited { exit_code } => exit_code,
                                 _ => None,
                             };
                             let reason = death_reason(cause, exit_code);
@@ -228,13 +226,13 @@ pub(crate) async fn watch(
                 Some(Err(_)) | None => {
                     // The stream broke: the daemon went away, or only the
                     // connection did. Only the first is news.
-                    if let Err(e) = swarm.ping().await
+                    if let Err(e) = backend.ping().await
                         && let Some(lost) = tracker.daemon_failed(e.to_string(), running(&state), Instant::now())
                     {
                         send(lost);
                     }
                     tokio::time::sleep(period).await;
-                    engine = Box::pin(swarm.events(Some(since)));
+                    engine = backend.instance_events(Some(since));
                 }
             },
             _ = poll.tick() => {
@@ -245,7 +243,7 @@ pub(crate) async fn watch(
                         state.lock().unwrap().servers = saved.servers;
                     }
                 }
-                let managed = match swarm.list_managed().await {
+                let managed = match backend.list_managed().await {
                     Ok(managed) => managed,
                     Err(BackendError::Unreachable(reason)) => {
                         if let Some(lost) = tracker.daemon_failed(reason, running(&state), Instant::now()) {
@@ -261,7 +259,7 @@ pub(crate) async fn watch(
                 let ids: Vec<String> = state.lock().unwrap().servers.keys().cloned().collect();
                 present.retain(|id, _| ids.contains(id));
                 for id in ids {
-                    let here = managed.iter().any(|m| server_id(&m.namespace, &m.name) == id);
+                    let here = managed.iter().any(|k| server_id(&k.namespace, &k.name) == id);
                     let was_here = present.insert(id.clone(), here);
                     // Shut down by this facade meanwhile: not a vanishing.
                     if was_here == Some(true) && !here && state.lock().unwrap().servers.contains_key(&id) {
@@ -278,8 +276,8 @@ pub(crate) async fn watch(
 mod tests {
     use super::*;
 
-    fn exited(code: i64) -> ServerEventKind {
-        ServerEventKind::Exited { exit_code: Some(code) }
+    fn exited(code: i64) -> InstanceEventKind {
+        InstanceEventKind::Exited { exit_code: Some(code) }
     }
 
     #[test]
@@ -287,24 +285,24 @@ mod tests {
         let mut t = Tracker::default();
         assert_eq!(t.container("ns/a", exited(137), true), Some(Happened::Died { id: "ns/a".into(), cause: None }));
         assert_eq!(
-            t.container("ns/a", ServerEventKind::Started, true),
+            t.container("ns/a", InstanceEventKind::Started, true),
             Some(Happened::Restarted { id: "ns/a".into() })
         );
         // Only once: the next start (a plain update, say) is no restart.
-        assert_eq!(t.container("ns/a", ServerEventKind::Started, true), None);
+        assert_eq!(t.container("ns/a", InstanceEventKind::Started, true), None);
     }
 
     #[test]
     fn starts_without_a_death_and_exits_on_purpose_are_not_news() {
         let mut t = Tracker::default();
         // The first start of a spawned server.
-        assert_eq!(t.container("ns/a", ServerEventKind::Started, true), None);
+        assert_eq!(t.container("ns/a", InstanceEventKind::Started, true), None);
         // Stopped, shut down, or not this facade's: the exit is on purpose.
         assert_eq!(t.container("ns/a", exited(0), false), None);
-        assert_eq!(t.container("ns/a", ServerEventKind::Started, true), None);
+        assert_eq!(t.container("ns/a", InstanceEventKind::Started, true), None);
         // Those of a server that is not to run are not news either.
-        assert_eq!(t.container("ns/a", ServerEventKind::Unhealthy, false), None);
-        assert_eq!(t.container("ns/a", ServerEventKind::OutOfMemory, false), None);
+        assert_eq!(t.container("ns/a", InstanceEventKind::Unhealthy, false), None);
+        assert_eq!(t.container("ns/a", InstanceEventKind::OutOfMemory, false), None);
         assert_eq!(t.container("ns/a", exited(137), true), Some(Happened::Died { id: "ns/a".into(), cause: None }));
     }
 
@@ -313,7 +311,7 @@ mod tests {
     fn an_out_of_memory_kill_and_a_failed_health_check_are_the_cause_of_the_death_that_follows() {
         let mut t = Tracker::default();
         // The engine says "oom", then "die".
-        assert_eq!(t.container("ns/a", ServerEventKind::OutOfMemory, true), None);
+        assert_eq!(t.container("ns/a", InstanceEventKind::OutOfMemory, true), None);
         assert_eq!(
             t.container("ns/a", exited(137), true),
             Some(Happened::Died { id: "ns/a".into(), cause: Some(Cause::OutOfMemory) })
@@ -321,7 +319,7 @@ mod tests {
         assert!(death_reason(Some(Cause::OutOfMemory), Some(137)).starts_with("out of memory"));
         // Unhealthy is news at once, and the cause of the kill that follows.
         assert_eq!(
-            t.container("ns/b", ServerEventKind::Unhealthy, true),
+            t.container("ns/b", InstanceEventKind::Unhealthy, true),
             Some(Happened::Unhealthy { id: "ns/b".into() })
         );
         assert_eq!(
@@ -329,7 +327,7 @@ mod tests {
             Some(Happened::Died { id: "ns/b".into(), cause: Some(Cause::Unhealthy) })
         );
         // Each cause is of one death only.
-        t.container("ns/b", ServerEventKind::Started, true);
+        t.container("ns/b", InstanceEventKind::Started, true);
         assert_eq!(t.container("ns/b", exited(1), true), Some(Happened::Died { id: "ns/b".into(), cause: None }));
         assert_eq!(death_reason(None, Some(1)), "the container exited with code 1");
     }
@@ -338,10 +336,10 @@ mod tests {
     fn a_server_shut_down_after_it_died_is_not_restarted() {
         let mut t = Tracker::default();
         t.container("ns/a", exited(1), true);
-        assert_eq!(t.container("ns/a", ServerEventKind::Started, false), None);
+        assert_eq!(t.container("ns/a", InstanceEventKind::Started, false), None);
         t.container("ns/b", exited(1), true);
         t.forget("ns/b");
-        assert_eq!(t.container("ns/b", ServerEventKind::Started, true), None);
+        assert_eq!(t.container("ns/b", InstanceEventKind::Started, true), None);
     }
 
     #[test]
@@ -369,15 +367,15 @@ mod tests {
         // The daemon's shutdown may report the exits too; still one restart each.
         assert_eq!(t.container("ns/a", exited(143), true), Some(Happened::Died { id: "ns/a".into(), cause: None }));
         assert_eq!(
-            t.container("ns/a", ServerEventKind::Started, true),
+            t.container("ns/a", InstanceEventKind::Started, true),
             Some(Happened::Restarted { id: "ns/a".into() })
         );
         assert_eq!(
-            t.container("ns/b", ServerEventKind::Started, true),
+            t.container("ns/b", InstanceEventKind::Started, true),
             Some(Happened::Restarted { id: "ns/b".into() })
         );
-        assert_eq!(t.container("ns/b", ServerEventKind::Started, true), None);
+        assert_eq!(t.container("ns/b", InstanceEventKind::Started, true), None);
         // A server spawned after the daemon came back was never down.
-        assert_eq!(t.container("ns/c", ServerEventKind::Started, true), None);
+        assert_eq!(t.container("ns/c", InstanceEventKind::Started, true), None);
     }
 }

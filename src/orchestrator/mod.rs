@@ -1,8 +1,27 @@
-//! The runtime behind a GameServer, abstracted: apply a [`ServerPlan`], observe
-//! what runs, tear it down, read its logs. The controller and the status logic
-//! know nothing of the backend; the backends know nothing of reconciliation.
+//! The seam between mettaton and what runs its game servers.
+//!
+//! [`Orchestrator`] is what every backend must do: apply a [`ServerPlan`],
+//! observe what runs, tear it down, and say what should wake a controller.
+//! Beyond that, each capability is a trait of its own, implemented by the
+//! backends that have it: [`Logs`] (read and follow a server's log),
+//! [`Standalone`] (run without a control plane: connect by itself, know what it
+//! runs, restart, report its instances' events), which is what the library
+//! facade ([`crate::facade::Mettaton`]) needs. A backend that lacks a
+//! capability does not implement its trait, and the code that needs it does
+//! not compile against it; the CLI says so by name.
+//!
+//! Backends are handed the plan and the identity of its GameServer
+//! ([`Owner`]), never the resource; they report in the neutral types of
+//! [`observed`] and fail with a typed [`BackendError`]. The controller and the
+//! status logic know no backend by name; the backends know nothing of
+//! reconciliation.
 
+use std::fmt;
 use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use futures::stream::BoxStream;
+use kube::ResourceExt;
 
 use crate::api::{GameServer, ReclaimPolicy};
 use crate::plan::ServerPlan;
@@ -16,12 +35,64 @@ pub use error::BackendError;
 pub(crate) use error::error_chain;
 pub use observed::{Endpoint, Instance, Observed, Teardown, Workload};
 
+/// The identity of the GameServer a server's runtime objects belong to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub name: String,
+    pub namespace: String,
+    /// The GameServer's uid, when it was read from an API server (the
+    /// library's servers have none). Kubernetes ties the children to it.
+    pub uid: Option<String>,
+}
+
+impl Owner {
+    /// The identity of a GameServer (namespace `default` when it has none).
+    pub fn of(gs: &GameServer) -> Self {
+        Owner { name: gs.name_any(), namespace: gs.namespace().unwrap_or_else(|| "default".to_string()), uid: gs.uid() }
+    }
+
+    /// The key of the server it owns.
+    pub fn key(&self) -> ServerKey {
+        ServerKey { namespace: self.namespace.clone(), name: self.name.clone() }
+    }
+}
+
+/// Which server something is about: its GameServer's namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for ServerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What should wake a controller for a server, beside changes of its
+/// GameServer: the backend's own change notifications, and how often to look
+/// anyway when it has none (or they can be missed).
+pub struct Triggers {
+    /// The servers whose runtime changed, as the backend learns of it.
+    pub changes: BoxStream<'static, ServerKey>,
+    /// Observe every server at least this often; `None` when the changes are
+    /// complete (a watch that relists after it breaks).
+    pub poll: Option<Duration>,
+}
+
+impl Triggers {
+    /// No notifications: every server is observed again every `poll`.
+    pub fn poll_only(poll: Duration) -> Self {
+        Triggers { changes: Box::pin(futures::stream::empty()), poll: Some(poll) }
+    }
+}
+
 /// A backend that runs game servers.
 pub trait Orchestrator: Send + Sync + 'static {
     /// Makes the runtime match the plan. Writes nothing when it already does.
-    /// `owner` is the GameServer the plan came from (its uid ties the runtime
-    /// objects to it).
-    fn apply(&self, owner: &GameServer, plan: &ServerPlan) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// `owner` is the GameServer the plan came from.
+    fn apply(&self, owner: &Owner, plan: &ServerPlan) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// What the runtime holds for the server now.
     fn observe(&self, plan: &ServerPlan) -> impl Future<Output = Result<Observed, BackendError>> + Send;
@@ -37,13 +108,87 @@ pub trait Orchestrator: Send + Sync + 'static {
         reclaim: ReclaimPolicy,
     ) -> impl Future<Output = Result<Teardown, BackendError>> + Send;
 
+    /// Called once by a controller as it starts, for the servers of
+    /// `namespace` (all when `None`): what should wake it. A backend that
+    /// caches what it reads may fill its caches from the same watches.
+    fn triggers(&self, namespace: Option<&str>) -> Triggers;
+}
+
+/// Reading a server's log.
+pub trait Logs: Orchestrator {
     /// The server's log: the last `tail` lines (all when `None`).
     fn logs(&self, plan: &ServerPlan, tail: Option<i64>) -> impl Future<Output = Result<String, BackendError>> + Send;
 
-    /// Called once by a controller that watches the Kubernetes children
-    /// ([`crate::controller::Watch::KubernetesChildren`]): a backend that reads
-    /// those objects may read them from these caches. Others ignore it.
-    fn use_child_cache(&self, cache: kubernetes::cache::ChildCache) {
-        let _ = cache;
-    }
+    /// The server's log as it is printed: the last `tail` lines, then every
+    /// new chunk until the stream is dropped or the server's instance ends.
+    fn follow_logs(&self, plan: &ServerPlan, tail: Option<i64>) -> BoxStream<'static, Result<String, BackendError>>;
+}
+
+/// A backend that runs without a control plane, as the library facade drives
+/// it: it connects by itself, knows which servers it runs, restarts them, and
+/// reports what happens to their instances as it happens.
+pub trait Standalone: Orchestrator + Logs + Sized {
+    /// What it connects to (a Docker daemon).
+    type Target: Clone + fmt::Display + fmt::Debug + Send + Sync + 'static;
+
+    /// Connects, and checks that the target can run servers.
+    fn connect(target: &Self::Target) -> impl Future<Output = Result<Self, BackendError>> + Send;
+
+    /// Whether the target answers.
+    fn ping(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// The servers mettaton runs there (whoever spawned them).
+    fn list_managed(&self) -> impl Future<Output = Result<Vec<ServerKey>, BackendError>> + Send;
+
+    /// Whether the server's data volume exists (its own or not).
+    fn volume_exists(&self, plan: &ServerPlan) -> impl Future<Output = Result<bool, BackendError>> + Send;
+
+    /// Replaces the server's instance with a new one (same spec, same
+    /// volume), running its stop command first.
+    fn restart(&self, plan: &ServerPlan) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// What of the plan this backend runs differently than asked, each
+    /// naming its field.
+    fn limitations(&self, plan: &ServerPlan) -> Vec<String>;
+
+    /// Starts, exits, out-of-memory kills and health changes of the managed
+    /// servers' instances, from `since` on (only new ones when `None`). The
+    /// stream ends when the connection does.
+    fn instance_events(&self, since: Option<SystemTime>) -> BoxStream<'static, Result<InstanceEvent, BackendError>>;
+
+    /// Whether the instance of `event` ended because the backend stopped it
+    /// on purpose (an update, a restart, a scale to zero), not by failing.
+    fn stopped_on_purpose(&self, event: &InstanceEvent) -> impl Future<Output = bool> + Send;
+
+    /// Counts the instance of `event` as failed at once (the backend may
+    /// record the failure a moment later) and returns the server's restarts
+    /// with it; `None` when `observed`'s count already holds it.
+    fn note_failure(&self, observed: &Observed, event: &InstanceEvent) -> Option<i32>;
+}
+
+/// Something that happened to a server's instance, as the backend reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceEvent {
+    pub server: ServerKey,
+    pub kind: InstanceEventKind,
+    /// The container's id.
+    pub container_id: String,
+    /// The backend's own id of the instance, when it is not the container
+    /// (a swarm task).
+    pub task_id: Option<String>,
+    /// When, in nanoseconds since the Unix epoch.
+    pub time_nanos: Option<i64>,
+}
+
+/// What happened to a server's instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstanceEventKind {
+    Started,
+    /// The instance ended: on its own, killed, or stopped by the backend.
+    Exited {
+        exit_code: Option<i64>,
+    },
+    OutOfMemory,
+    Healthy,
+    Unhealthy,
 }

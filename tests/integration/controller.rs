@@ -11,7 +11,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mettaton::api::{GameServer, Phase, conditions};
-use mettaton::controller::{self, Watch};
+use mettaton::controller;
 use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -45,7 +45,6 @@ impl RunningController {
             client,
             KubernetesOrchestrator::new(backend),
             Some(ns.name.clone()),
-            Watch::KubernetesChildren,
             async move {
                 let _ = stopped.await;
             },

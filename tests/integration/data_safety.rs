@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use mettaton::api::{GameServer, Phase, conditions};
-use mettaton::controller::{self, Watch};
+use mettaton::controller;
 use mettaton::facade::Mettaton;
 use mettaton::orchestrator::kubernetes::LABEL_RETAINED;
 use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator, builders as swarm};
@@ -470,13 +470,15 @@ async fn swarm_controller_deletion_honours_the_policy_also_one_changed_while_the
     let _leftovers = SwarmLeftovers(ns.name.clone());
     let proxy = Proxy::start_to(Upstream::Unix(docker_socket())).await;
     let daemon = Daemon::Tcp { url: format!("tcp://127.0.0.1:{}", proxy.port), tls: None };
-    let orchestrator = SwarmOrchestrator::connect(&daemon).await.expect("the swarm through the proxy");
+    let orchestrator = SwarmOrchestrator::connect(&daemon)
+        .await
+        .expect("the swarm through the proxy")
+        .with_poll(Duration::from_secs(1));
     let (stop, stopped) = oneshot::channel::<()>();
     let mut ctl = AbortOnDrop(Some(tokio::spawn(controller::run(
         ns.client.clone(),
         orchestrator,
         Some(ns.name.clone()),
-        Watch::GameServersOnly { poll: Duration::from_secs(1) },
         async move {
             let _ = stopped.await;
         },

@@ -291,7 +291,7 @@ async fn a_daemon_that_is_not_a_swarm_manager_is_refused_clearly() {
     let lone = PrivateDockerd::start(&scope.dir, "lone").await;
     let mut facade = Mettaton::new(Daemon::LocalSocket(lone.socket()), scope.state());
     let err = facade.connect().await.expect_err("a daemon outside any swarm is refused");
-    assert!(matches!(err, Error::NotSwarmManager(_)), "{err:?}");
+    assert!(matches!(err, Error::DaemonRefused(_)), "{err:?}");
     assert!(err.to_string().contains("not a swarm manager"), "{err}");
     assert!(!facade.is_connected().await);
 

@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Resource, ResourceExt};
 use mettaton::api::{DesiredState, GameServer, PublishedPort, ReclaimPolicy};
 use mettaton::orchestrator::kubernetes::{KubernetesOrchestrator, LABEL_RETAINED};
-use mettaton::orchestrator::{BackendError, Observed, Orchestrator, Teardown};
+use mettaton::orchestrator::{BackendError, Logs, Observed, Orchestrator, Owner, Teardown};
 use mettaton::plan::{self, ServerPlan};
 use serde_json::json;
 
@@ -154,7 +154,7 @@ async fn apply_observe_stop_retain_adopt_and_delete() {
     // controlled by the GameServer and labelled as the server's.
     let owner = create(&ns, &game_server(name, minecraft_spec())).await;
     let plan = plan::plan(&owner);
-    backend.apply(&owner, &plan).await.expect("first apply");
+    backend.apply(&Owner::of(&owner), &plan).await.expect("first apply");
     let deployment = ns.api::<Deployment>().get(name).await.unwrap();
     let service = ns.api::<Service>().get(name).await.unwrap();
     let claim = ns.api::<PersistentVolumeClaim>().get(&plan::volume_name(name)).await.unwrap();
@@ -215,7 +215,7 @@ async fn apply_observe_stop_retain_adopt_and_delete() {
     // A second apply of the same plan writes nothing.
     let (counting, requests) = counting_client().await;
     let before = versions(&ns, &plan).await;
-    KubernetesOrchestrator::new(counting).apply(&owner, &plan).await.expect("steady-state apply");
+    KubernetesOrchestrator::new(counting).apply(&Owner::of(&owner), &plan).await.expect("steady-state apply");
     assert_eq!(requests.writes(), vec![], "a steady-state apply only reads");
     assert_eq!(versions(&ns, &plan).await, before, "no child changed");
 
@@ -225,7 +225,7 @@ async fn apply_observe_stop_retain_adopt_and_delete() {
     stopped.spec.state = DesiredState::Stopped;
     stopped.spec.config.clear();
     let stopped_plan = plan::plan(&stopped);
-    backend.apply(&owner, &stopped_plan).await.expect("apply stopped");
+    backend.apply(&Owner::of(&owner), &stopped_plan).await.expect("apply stopped");
     let replicas = ns.api::<Deployment>().get(name).await.unwrap().spec.unwrap().replicas;
     assert_eq!(replicas, Some(0));
     assert!(ns.api::<ConfigMap>().get_opt(&plan::config_name(name)).await.unwrap().is_none());
@@ -263,7 +263,7 @@ async fn apply_observe_stop_retain_adopt_and_delete() {
     let successor = create(&ns, &game_server(name, minecraft_spec())).await;
     assert_ne!(successor.meta().uid, owner.meta().uid);
     let plan = plan::plan(&successor);
-    backend.apply(&successor, &plan).await.expect("apply of the successor");
+    backend.apply(&Owner::of(&successor), &plan).await.expect("apply of the successor");
     let adopted = ns.api::<PersistentVolumeClaim>().get(&plan::volume_name(name)).await.unwrap();
     assert_owned_by("adopted claim", &adopted.metadata, &successor, &plan);
     assert_eq!(adopted.labels().get(LABEL_RETAINED), None, "no longer retained");
@@ -301,7 +301,7 @@ async fn objects_of_the_same_name_that_are_not_the_servers_are_left_alone() {
     .await;
     let plan = plan::plan(&owner);
 
-    let err = backend.apply(&owner, &plan).await.expect_err("the Service name is taken");
+    let err = backend.apply(&Owner::of(&owner), &plan).await.expect_err("the Service name is taken");
     match &err {
         BackendError::Refused { what, reason } => {
             assert_eq!(what, "apply service/lobby");
@@ -351,7 +351,7 @@ async fn logs_are_the_game_containers_output_and_tail_its_last_lines() {
     });
     let owner = create(&ns, &game_server(name, spec)).await;
     let plan = plan::plan(&owner);
-    backend.apply(&owner, &plan).await.expect("apply");
+    backend.apply(&Owner::of(&owner), &plan).await.expect("apply");
     ready(&backend, &plan).await;
 
     let printed = [

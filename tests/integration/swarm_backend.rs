@@ -21,8 +21,9 @@ use bollard::models::{
 use bollard::query_parameters::{KillContainerOptionsBuilder, ListConfigsOptionsBuilder, ListServicesOptionsBuilder};
 use futures::StreamExt;
 use mettaton::api::{GameServer, Protocol, PublishedPort, ReclaimPolicy};
-use mettaton::orchestrator::swarm::{Daemon, ServerEventKind, SwarmOrchestrator, builders};
-use mettaton::orchestrator::{BackendError, Observed, Orchestrator, Teardown};
+use mettaton::orchestrator::InstanceEventKind;
+use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator, builders};
+use mettaton::orchestrator::{BackendError, Logs, Observed, Orchestrator, Owner, Standalone, Teardown};
 use mettaton::plan::{self, ServerPlan};
 use serde_json::json;
 
@@ -260,7 +261,7 @@ async fn players_reach_the_server_at_the_observed_address() {
     let plan = plan_of(&owner);
     let _cleanup = Cleanup::new(&plan);
 
-    backend.apply(&owner, &plan).await.expect("first apply");
+    backend.apply(&Owner::of(&owner), &plan).await.expect("first apply");
 
     // observe: running and ready, at the node's address on the fixed ports.
     let observed = ready(&backend, &plan).await;
@@ -312,7 +313,7 @@ async fn a_steady_state_writes_nothing_and_a_changed_file_rolls_out() {
     let plan = plan_of(&owner);
     let _cleanup = Cleanup::new(&plan);
 
-    backend.apply(&owner, &plan).await.expect("first apply");
+    backend.apply(&Owner::of(&owner), &plan).await.expect("first apply");
     ready(&backend, &plan).await;
     let version = service_version(&backend, &plan).await;
     let configs = config_names(&backend, &plan).await;
@@ -321,7 +322,7 @@ async fn a_steady_state_writes_nothing_and_a_changed_file_rolls_out() {
     // Given the server in its steady state, when the same plan is applied
     // again, then nothing is written: no request but reads, the same version.
     let before = requests.writes().len();
-    backend.apply(&owner, &plan).await.expect("second apply");
+    backend.apply(&Owner::of(&owner), &plan).await.expect("second apply");
     assert_eq!(requests.writes()[before..], [], "a steady state writes nothing");
     assert_eq!(service_version(&backend, &plan).await, version);
     assert_eq!(config_names(&backend, &plan).await, configs);
@@ -330,7 +331,7 @@ async fn a_steady_state_writes_nothing_and_a_changed_file_rolls_out() {
     // the server restarts with it, and the old config is removed.
     let changed = game_server("steady", &ns, game_spec(tcp, udp, "motd=second\n"));
     let changed_plan = plan_of(&changed);
-    backend.apply(&changed, &changed_plan).await.expect("apply the changed file");
+    backend.apply(&Owner::of(&changed), &changed_plan).await.expect("apply the changed file");
     assert!(service_version(&backend, &changed_plan).await > version);
     let rolling = backend.observe(&changed_plan).await.unwrap();
     assert!(!rolling.workload.unwrap().rolled_out, "the update is under way right after it was made");
@@ -353,7 +354,7 @@ async fn stop_then_teardown_keeps_or_erases_the_world() {
     let owner = game_server("world", &ns, game_spec(tcp, udp, "motd=stop\n"));
     let plan = plan_of(&owner);
     let _cleanup = Cleanup::new(&plan);
-    backend.apply(&owner, &plan).await.expect("apply");
+    backend.apply(&Owner::of(&owner), &plan).await.expect("apply");
     ready(&backend, &plan).await;
 
     // Given a running server, when it is stopped, then no task runs and the
@@ -362,7 +363,7 @@ async fn stop_then_teardown_keeps_or_erases_the_world() {
     stopped_spec["state"] = json!("Stopped");
     let stopped = game_server("world", &ns, stopped_spec);
     let stopped_plan = plan_of(&stopped);
-    backend.apply(&stopped, &stopped_plan).await.expect("apply Stopped");
+    backend.apply(&Owner::of(&stopped), &stopped_plan).await.expect("apply Stopped");
     let observed = eventually("the server to stop", WAIT, || async {
         let observed = backend.observe(&stopped_plan).await.map_err(|e| e.to_string())?;
         let gone = observed.workload.as_ref().is_some_and(|w| w.desired == 0 && w.existing == 0 && w.rolled_out);
@@ -383,7 +384,7 @@ async fn stop_then_teardown_keeps_or_erases_the_world() {
 
     // A new server of the same name takes the retained volume up again, and
     // a teardown with Delete erases it.
-    backend.apply(&owner, &plan).await.expect("apply again over the retained volume");
+    backend.apply(&Owner::of(&owner), &plan).await.expect("apply again over the retained volume");
     ready(&backend, &plan).await;
     teardown_until_done(&backend, &plan, ReclaimPolicy::Delete).await;
     assert!(!volume_exists(&backend, &plan).await, "volume deleted");
@@ -407,7 +408,7 @@ async fn a_missing_image_is_refused_and_leaves_nothing() {
     let plan = plan_of(&owner);
     let _cleanup = Cleanup::new(&plan);
 
-    match backend.apply(&owner, &plan).await {
+    match backend.apply(&Owner::of(&owner), &plan).await {
         Err(BackendError::ImageMissing { image, reason }) => {
             assert_eq!(image, missing);
             assert!(!reason.is_empty());
@@ -433,7 +434,7 @@ async fn a_create_the_engine_refuses_removes_what_it_created() {
     let plan = plan_of(&owner);
     let _cleanup = Cleanup::new(&plan);
 
-    match backend.apply(&owner, &plan).await {
+    match backend.apply(&Owner::of(&owner), &plan).await {
         Err(BackendError::Refused { what, reason }) => {
             assert_eq!(what, format!("create service {}", builders::service_name(&plan)));
             assert!(reason.contains("conflicting target"), "{reason}");
@@ -474,7 +475,7 @@ async fn a_port_published_by_another_service_is_refused_and_leaves_nothing() {
     let mut cleanup = Cleanup::new(&plan);
     cleanup.services.push(other_name.clone());
 
-    match backend.apply(&owner, &plan).await {
+    match backend.apply(&Owner::of(&owner), &plan).await {
         Err(e @ BackendError::PortTaken { .. }) => {
             assert_eq!(e.to_string(), format!("port {port}/tcp is already published by service {other_name}"));
         }
@@ -500,14 +501,14 @@ async fn a_killed_server_is_restarted_and_the_restart_counted() {
     let owner = game_server("fragile", &ns, spec);
     let plan = plan_of(&owner);
     let _cleanup = Cleanup::new(&plan);
-    backend.apply(&owner, &plan).await.expect("apply");
+    backend.apply(&Owner::of(&owner), &plan).await.expect("apply");
     let observed = ready(&backend, &plan).await;
     let first_ports = observed.endpoint.ports.clone();
     assert!(first_ports.iter().all(|p| p.port > 0), "{first_ports:?}");
     eventually("a TCP answer on the port the engine chose", WAIT, || async { talk_tcp(first_ports[0].port) }).await;
 
     // The container's name is the task's, as observe reports it.
-    let events = Box::pin(backend.events(Some(SystemTime::now() - Duration::from_secs(1))));
+    let events = Box::pin(backend.instance_events(Some(SystemTime::now() - Duration::from_secs(1))));
     let container = observed.instance.unwrap().name;
     backend
         .docker()
@@ -521,14 +522,16 @@ async fn a_killed_server_is_restarted_and_the_restart_counted() {
         events
             .filter_map(|e| futures::future::ready(e.ok()))
             // Other tests' servers are managed ones too.
-            .filter(|e| futures::future::ready(e.namespace == ns && matches!(e.kind, ServerEventKind::Exited { .. })))
+            .filter(|e| {
+                futures::future::ready(e.server.namespace == ns && matches!(e.kind, InstanceEventKind::Exited { .. }))
+            })
             .next(),
     )
     .await
     .expect("a die event in time")
     .expect("the event stream goes on");
-    assert_eq!((died.gameserver.as_str(), died.namespace.as_str()), ("fragile", ns.as_str()));
-    assert_eq!(died.kind, ServerEventKind::Exited { exit_code: Some(137) });
+    assert_eq!((died.server.name.as_str(), died.server.namespace.as_str()), ("fragile", ns.as_str()));
+    assert_eq!(died.kind, InstanceEventKind::Exited { exit_code: Some(137) });
     assert!(container.ends_with(died.task_id.as_deref().unwrap()), "{container} / {died:?}");
 
     // Swarm starts a new task; observe counts the restart and is ready again.
@@ -555,7 +558,7 @@ async fn an_exec_readiness_check_gates_ready() {
     let owner = game_server("checked", &ns, spec);
     let plan = plan_of(&owner);
     let _cleanup = Cleanup::new(&plan);
-    backend.apply(&owner, &plan).await.expect("apply");
+    backend.apply(&Owner::of(&owner), &plan).await.expect("apply");
     let observed = ready(&backend, &plan).await;
     let container = backend.docker().inspect_container(&observed.instance.unwrap().name, None).await.unwrap();
     let health = container.config.unwrap().healthcheck.unwrap();
@@ -567,7 +570,7 @@ async fn an_exec_readiness_check_gates_ready() {
     // A steady state writes nothing, though the engine's answer holds the
     // healthcheck where bollard does not read it.
     let version = service_version(&backend, &plan).await;
-    backend.apply(&owner, &plan).await.expect("second apply");
+    backend.apply(&Owner::of(&owner), &plan).await.expect("second apply");
     assert_eq!(service_version(&backend, &plan).await, version);
 }
 
@@ -598,7 +601,7 @@ async fn a_failing_exec_readiness_check_keeps_the_server_not_ready() {
     let owner = game_server("unready", &ns, spec);
     let plan = plan_of(&owner);
     let _cleanup = Cleanup::new(&plan);
-    backend.apply(&owner, &plan).await.expect("apply");
+    backend.apply(&Owner::of(&owner), &plan).await.expect("apply");
 
     // Given a server whose container runs but whose check fails, then it is
     // running, not ready, and stays so while its checks keep failing.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, PostParams};
 use mettaton::api::{GameServer, Phase, conditions};
-use mettaton::controller::{self, Watch};
+use mettaton::controller;
 use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
 use tokio::sync::oneshot;
 
@@ -30,17 +30,14 @@ async fn gameservers_run_on_the_swarm_and_deletion_survives_an_unreachable_daemo
     let ns = TestNamespace::new("swarm-ctl").await;
     let proxy = Proxy::start_to(Upstream::Unix(docker_socket())).await;
     let daemon = Daemon::Tcp { url: format!("tcp://127.0.0.1:{}", proxy.port), tls: None };
-    let swarm = SwarmOrchestrator::connect(&daemon).await.expect("the swarm through the proxy");
+    let swarm = SwarmOrchestrator::connect(&daemon)
+        .await
+        .expect("the swarm through the proxy")
+        .with_poll(Duration::from_secs(1));
     let (stop, stopped) = oneshot::channel::<()>();
-    let ctl = tokio::spawn(controller::run(
-        ns.client.clone(),
-        swarm,
-        Some(ns.name.clone()),
-        Watch::GameServersOnly { poll: Duration::from_secs(1) },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let ctl = tokio::spawn(controller::run(ns.client.clone(), swarm, Some(ns.name.clone()), async move {
+        let _ = stopped.await;
+    }));
 
     let gs: GameServer = serde_json::from_value(serde_json::json!({
         "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",

@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
 use crate::api::{GameServer, PublishedPort, PullPolicy, ServiceType};
-use crate::orchestrator::{Endpoint, Instance};
+use crate::orchestrator::{Endpoint, Instance, Owner};
 use crate::plan::{self, Check, ConfigSource, ServerPlan};
 
 /// Name of the game's container in the pod.
@@ -29,7 +29,7 @@ const DATA_VOLUME: &str = "data";
 const CONFIG_VOLUME: &str = "config";
 
 /// The Deployment running the game server.
-pub fn deployment(plan: &ServerPlan, owner: &GameServer) -> Deployment {
+pub fn deployment(plan: &ServerPlan, owner: &Owner) -> Deployment {
     // What the pod is made from beside the spec: a change of either makes
     // the Deployment roll out a new pod (on the same claim).
     let annotations: BTreeMap<String, String> = plan
@@ -256,7 +256,7 @@ fn config_volume(plan: &ServerPlan) -> Option<ProjectedVolumeSource> {
 }
 
 /// The Service through which players reach the server.
-pub fn service(plan: &ServerPlan, owner: &GameServer) -> Service {
+pub fn service(plan: &ServerPlan, owner: &Owner) -> Service {
     let type_ = plan.service.type_;
     let ports = plan
         .container
@@ -306,7 +306,7 @@ fn service_type(type_: ServiceType) -> &'static str {
 }
 
 /// The claim for the game's data, when storage is planned.
-pub fn persistent_volume_claim(plan: &ServerPlan, owner: &GameServer) -> Option<PersistentVolumeClaim> {
+pub fn persistent_volume_claim(plan: &ServerPlan, owner: &Owner) -> Option<PersistentVolumeClaim> {
     let volume = plan.volume.as_ref()?;
     Some(PersistentVolumeClaim {
         metadata: metadata(plan, &volume.name, owner),
@@ -324,7 +324,7 @@ pub fn persistent_volume_claim(plan: &ServerPlan, owner: &GameServer) -> Option<
 }
 
 /// mettaton's ConfigMap holding the inline config files, when there are any.
-pub fn config_map(plan: &ServerPlan, owner: &GameServer) -> Option<ConfigMap> {
+pub fn config_map(plan: &ServerPlan, owner: &Owner) -> Option<ConfigMap> {
     let config = plan.config.as_ref().filter(|c| !c.inline.is_empty())?;
     Some(ConfigMap {
         metadata: metadata(plan, &config.name, owner),
@@ -336,7 +336,7 @@ pub fn config_map(plan: &ServerPlan, owner: &GameServer) -> Option<ConfigMap> {
 /// Metadata every child carries: the server's labels and one controller
 /// reference to the GameServer, so that garbage collection and `Controller::owns`
 /// both see the child as the GameServer's.
-fn metadata(plan: &ServerPlan, name: &str, owner: &GameServer) -> ObjectMeta {
+fn metadata(plan: &ServerPlan, name: &str, owner: &Owner) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
         namespace: Some(plan.namespace.clone()),
@@ -348,8 +348,15 @@ fn metadata(plan: &ServerPlan, name: &str, owner: &GameServer) -> ObjectMeta {
 
 /// The controller reference to `owner`; `None` for a GameServer that was never
 /// stored (no uid).
-pub fn controller_ref(owner: &GameServer) -> Option<OwnerReference> {
-    owner.controller_owner_ref(&()).map(|r| OwnerReference { block_owner_deletion: Some(true), ..r })
+pub fn controller_ref(owner: &Owner) -> Option<OwnerReference> {
+    Some(OwnerReference {
+        api_version: GameServer::api_version(&()).into_owned(),
+        kind: GameServer::kind(&()).into_owned(),
+        name: owner.name.clone(),
+        uid: owner.uid.clone()?,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    })
 }
 
 /// Where players connect, from the Service and (for NodePort) the node the
@@ -603,8 +610,8 @@ mod tests {
         )
     }
 
-    fn build<T>(gs: &GameServer, f: fn(&ServerPlan, &GameServer) -> T) -> T {
-        f(&plan::plan(gs), gs)
+    fn build<T>(gs: &GameServer, f: fn(&ServerPlan, &Owner) -> T) -> T {
+        f(&plan::plan(gs), &Owner::of(gs))
     }
 
     #[test]
@@ -743,10 +750,10 @@ mod tests {
         let gs = minecraft();
         let p = plan::plan(&gs);
         let metas = [
-            deployment(&p, &gs).metadata,
-            service(&p, &gs).metadata,
-            persistent_volume_claim(&p, &gs).unwrap().metadata,
-            config_map(&p, &gs).unwrap().metadata,
+            deployment(&p, &Owner::of(&gs)).metadata,
+            service(&p, &Owner::of(&gs)).metadata,
+            persistent_volume_claim(&p, &Owner::of(&gs)).unwrap().metadata,
+            config_map(&p, &Owner::of(&gs)).unwrap().metadata,
         ];
         for meta in metas {
             let refs = meta.owner_references.unwrap();
@@ -804,7 +811,7 @@ mod tests {
     fn node_port_endpoint_is_the_nodes_best_address_and_the_node_ports() {
         let gs = minecraft();
         let p = plan::plan(&gs);
-        let svc = served(service(&p, &gs), &[30565, 31000], None);
+        let svc = served(service(&p, &Owner::of(&gs)), &[30565, 31000], None);
         let both = node(&[("Hostname", "node-a"), ("InternalIP", "10.0.0.5"), ("ExternalIP", "203.0.113.7")]);
         let e = endpoint(&p, Some(&svc), Some(&both));
         assert_eq!(e.address.as_deref(), Some("203.0.113.7"));
@@ -825,15 +832,15 @@ mod tests {
     fn load_balancer_endpoint_is_the_ingress_and_the_service_ports() {
         let gs = load_balanced();
         let p = plan::plan(&gs);
-        let pending = served(service(&p, &gs), &[31001, 31002], None);
+        let pending = served(service(&p, &Owner::of(&gs)), &[31001, 31002], None);
         assert_eq!(endpoint(&p, Some(&pending), None).address, None);
 
-        let by_ip = served(service(&p, &gs), &[31001, 31002], Some(json!({ "ip": "198.51.100.4" })));
+        let by_ip = served(service(&p, &Owner::of(&gs)), &[31001, 31002], Some(json!({ "ip": "198.51.100.4" })));
         let e = endpoint(&p, Some(&by_ip), None);
         assert_eq!(e.address.as_deref(), Some("198.51.100.4"));
         assert_eq!(e.ports, vec![port("game", 7777, Protocol::TCP), port("voice", 9000, Protocol::UDP)]);
 
-        let by_name = served(service(&p, &gs), &[], Some(json!({ "hostname": "lb.example.org" })));
+        let by_name = served(service(&p, &Owner::of(&gs)), &[], Some(json!({ "hostname": "lb.example.org" })));
         assert_eq!(endpoint(&p, Some(&by_name), None).address.as_deref(), Some("lb.example.org"));
     }
 
@@ -841,7 +848,7 @@ mod tests {
     fn cluster_ip_endpoint_is_the_service_dns_name() {
         let gs = exec_probe();
         let p = plan::plan(&gs);
-        let e = endpoint(&p, Some(&service(&p, &gs)), None);
+        let e = endpoint(&p, Some(&service(&p, &Owner::of(&gs))), None);
         assert_eq!(e.address.as_deref(), Some("factory.games.svc"));
         assert_eq!(e.ports, vec![port("game", 34197, Protocol::UDP)]);
     }

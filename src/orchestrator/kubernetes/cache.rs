@@ -25,7 +25,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::is_ours;
-use crate::api;
+use crate::api::{self, GameServer};
+use crate::orchestrator::ServerKey;
 use crate::plan::{self, LABEL_GAMESERVER, ServerPlan};
 
 /// Label selecting the objects mettaton manages.
@@ -102,7 +103,8 @@ impl PodIndex {
 }
 
 /// The watch streams that fill a [`ChildCache`]: they must be polled (the
-/// controller does, as the triggers of its reconciles) for the cache to fill.
+/// controller does, as the triggers of its reconciles: [`server_keys`]) for
+/// the cache to fill.
 pub struct ChildStreams {
     pub deployments: BoxStream<'static, Result<Deployment, watcher::Error>>,
     pub services: BoxStream<'static, Result<Service, watcher::Error>>,
@@ -258,6 +260,59 @@ pub fn reflect(client: &Client, namespace: Option<&str>) -> (ChildCache, ChildSt
             claims: claim_stream,
         },
     )
+}
+
+/// The servers the children's changes are about, as the watches see them:
+/// a Deployment, Service, claim or ConfigMap wakes the GameServer that
+/// controls it, a pod the one its `mettaton.dev/gameserver` label names (a
+/// ReplicaSet is its owner). A watch's errors are logged here; the watch
+/// backs off and retries on its own.
+pub fn server_keys(streams: ChildStreams) -> BoxStream<'static, ServerKey> {
+    fn owned<K: Resource + Send + 'static>(
+        stream: BoxStream<'static, Result<K, watcher::Error>>,
+    ) -> BoxStream<'static, ServerKey> {
+        keys(stream, |object| {
+            let namespace = object.meta().namespace.clone()?;
+            let owner = object.meta().owner_references.iter().flatten().find(|r| {
+                r.controller == Some(true)
+                    && r.kind == GameServer::kind(&())
+                    && r.api_version == GameServer::api_version(&())
+            })?;
+            Some(ServerKey { namespace, name: owner.name.clone() })
+        })
+    }
+    fn keys<K>(
+        stream: BoxStream<'static, Result<K, watcher::Error>>,
+        key: fn(&K) -> Option<ServerKey>,
+    ) -> BoxStream<'static, ServerKey>
+    where
+        K: Send + 'static,
+    {
+        stream
+            .filter_map(move |item| {
+                futures::future::ready(match item {
+                    Ok(object) => key(&object),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "watch of the game servers' children");
+                        None
+                    }
+                })
+            })
+            .boxed()
+    }
+    let pods = keys(streams.pods, |pod| {
+        let namespace = pod.metadata.namespace.clone()?;
+        let name = pod.metadata.labels.as_ref()?.get(LABEL_GAMESERVER)?.clone();
+        Some(ServerKey { namespace, name })
+    });
+    futures::stream::select_all([
+        owned(streams.deployments),
+        owned(streams.services),
+        owned(streams.claims),
+        owned(streams.config_maps),
+        pods,
+    ])
+    .boxed()
 }
 
 type Reflected<K> = (Store<K>, BoxStream<'static, Result<K, watcher::Error>>);

@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cache::{Cached, ChildCache, Lookup};
+use futures::stream::BoxStream;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -42,8 +43,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::api::{self, GameServer, ReclaimPolicy, ServiceType};
-use crate::orchestrator::{BackendError, Observed, Orchestrator, Teardown, Workload, error_chain};
+use crate::api::{self, ReclaimPolicy, ServiceType};
+use crate::orchestrator::{
+    BackendError, Logs, Observed, Orchestrator, Owner, Teardown, Triggers, Workload, error_chain,
+};
 use crate::plan::{self, ServerPlan};
 
 /// Label put on a data claim kept after its GameServer was deleted (reclaim
@@ -267,11 +270,16 @@ impl KubernetesOrchestrator {
 }
 
 impl Orchestrator for KubernetesOrchestrator {
-    fn use_child_cache(&self, cache: ChildCache) {
+    /// The children's watches: they wake the GameServers whose children
+    /// changed, and fill the caches this backend reads instead of the API
+    /// server. A watch relists after it breaks, so nothing needs polling.
+    fn triggers(&self, namespace: Option<&str>) -> Triggers {
+        let (cache, streams) = cache::reflect(&self.client, namespace);
         self.use_cache(cache);
+        Triggers { changes: cache::server_keys(streams), poll: None }
     }
 
-    async fn apply(&self, owner: &GameServer, plan: &ServerPlan) -> Result<(), BackendError> {
+    async fn apply(&self, owner: &Owner, plan: &ServerPlan) -> Result<(), BackendError> {
         if builders::controller_ref(owner).is_none() {
             // Children without an owner would outlive the GameServer unseen.
             return Err(BackendError::Other {
@@ -379,15 +387,50 @@ impl Orchestrator for KubernetesOrchestrator {
         };
         Ok(if pending { Teardown::Pending } else { Teardown::Done })
     }
+}
 
+impl Logs for KubernetesOrchestrator {
     async fn logs(&self, plan: &ServerPlan, tail: Option<i64>) -> Result<String, BackendError> {
-        let pods = self.pods(plan).await?;
-        let what = format!("read the log of GameServer {}", plan.name);
-        let Some(name) = builders::current_pod(&pods).and_then(|p| p.metadata.name.clone()) else {
-            return Err(BackendError::Other { what, reason: "no pod runs the server".into() });
-        };
+        let (name, what) = self.log_pod(plan).await?;
         let params = LogParams { container: Some(builders::CONTAINER.into()), tail_lines: tail, ..Default::default() };
         self.api::<Pod>(plan).logs(&name, &params).await.map_err(|e| backend_error(format!("{what} (pod/{name})"), e))
+    }
+
+    fn follow_logs(&self, plan: &ServerPlan, tail: Option<i64>) -> BoxStream<'static, Result<String, BackendError>> {
+        use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
+        let (this, plan) = (self.clone(), plan.clone());
+        futures::stream::once(async move {
+            let (name, what) = this.log_pod(&plan).await?;
+            let params = LogParams {
+                container: Some(builders::CONTAINER.into()),
+                tail_lines: tail,
+                follow: true,
+                ..Default::default()
+            };
+            let lines = this
+                .api::<Pod>(&plan)
+                .log_stream(&name, &params)
+                .await
+                .map_err(|e| backend_error(format!("{what} (pod/{name})"), e))?
+                .lines()
+                .map_ok(|line| line + "\n")
+                .map_err(move |e| BackendError::Other { what: what.clone(), reason: e.to_string() });
+            Ok::<_, BackendError>(lines)
+        })
+        .try_flatten()
+        .boxed()
+    }
+}
+
+impl KubernetesOrchestrator {
+    /// The pod whose log is the server's, and what reading it is called.
+    async fn log_pod(&self, plan: &ServerPlan) -> Result<(String, String), BackendError> {
+        let pods = self.pods(plan).await?;
+        let what = format!("read the log of GameServer {}", plan.name);
+        match builders::current_pod(&pods).and_then(|p| p.metadata.name.clone()) {
+            Some(name) => Ok((name, what)),
+            None => Err(BackendError::Other { what, reason: "no pod runs the server".into() }),
+        }
     }
 }
 

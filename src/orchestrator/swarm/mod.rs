@@ -42,10 +42,14 @@ use bollard::query_parameters::{
     ListTasksOptionsBuilder, LogsOptionsBuilder, RemoveVolumeOptions, UpdateServiceOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
-use crate::api::{GameServer, PullPolicy, ReclaimPolicy};
-use crate::orchestrator::{BackendError, Observed, Orchestrator, Teardown, error_chain};
+use crate::api::{PullPolicy, ReclaimPolicy};
+use crate::orchestrator::{
+    BackendError, InstanceEvent, Logs, Observed, Orchestrator, Owner, ServerKey, Standalone, Teardown, Triggers,
+    error_chain,
+};
 use crate::plan::{LABEL_GAMESERVER, ServerPlan};
 
 /// Seconds any one request to the engine may take (an image pull included).
@@ -133,33 +137,6 @@ pub struct ManagedService {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Something that happened to a server's container, as the engine reported it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerEvent {
-    /// The GameServer's name and namespace.
-    pub gameserver: String,
-    pub namespace: String,
-    pub kind: ServerEventKind,
-    pub container_id: String,
-    pub task_id: Option<String>,
-    pub service_name: Option<String>,
-    /// When, in nanoseconds since the Unix epoch.
-    pub time_nanos: Option<i64>,
-}
-
-/// What happened to a server's container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ServerEventKind {
-    Started,
-    /// The container ended: on its own, killed, or stopped by swarm.
-    Exited {
-        exit_code: Option<i64>,
-    },
-    OutOfMemory,
-    Healthy,
-    Unhealthy,
-}
-
 /// Runs game servers on a Docker Swarm, through a manager's Engine API.
 #[derive(Clone)]
 pub struct SwarmOrchestrator {
@@ -173,7 +150,14 @@ pub struct SwarmOrchestrator {
     probes: Arc<Mutex<HashMap<String, builders::TcpProbe>>>,
     /// The clock of the probes.
     started: std::time::Instant,
+    /// How often a controller observes each server (see `triggers`).
+    poll: Duration,
 }
+
+/// How often a controller observes each server on a swarm by default: the
+/// engine's events name containers of its own node only, so the tasks are
+/// looked at on this pace too.
+pub const POLL: Duration = Duration::from_secs(3);
 
 impl fmt::Debug for SwarmOrchestrator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -221,43 +205,14 @@ impl SwarmOrchestrator {
             seen_failures: Default::default(),
             probes: Default::default(),
             started: std::time::Instant::now(),
+            poll: POLL,
         }
     }
 
-    /// Whether the server's data volume exists (its own or not).
-    pub async fn volume_exists(&self, plan: &ServerPlan) -> Result<bool, BackendError> {
-        if plan.volume.is_none() {
-            return Ok(false);
-        }
-        let name = builders::volume_name(plan);
-        match self.docker.inspect_volume(&name).await {
-            Ok(_) => Ok(true),
-            Err(e) if status_of(&e) == Some(404) => Ok(false),
-            Err(e) => Err(self.error(format!("read volume {name}"), e)),
-        }
-    }
-
-    /// Restarts the server: a forced update of its service, so that swarm
-    /// replaces its task with a new one (same spec, same volume). Nothing is
-    /// done to a stopped server or one that has no service.
-    pub async fn restart(&self, plan: &ServerPlan) -> Result<(), BackendError> {
-        let name = builders::service_name(plan);
-        let what = format!("restart GameServer {}", builders::display_name(plan));
-        let Some(service) = self.own_service(plan).await? else {
-            return Err(BackendError::Other { what, reason: format!("no service {name} runs the server") });
-        };
-        if let Some(id) = service.id.as_deref() {
-            self.run_stop_command(plan, id).await;
-        }
-        let mut spec = service.spec.clone().unwrap_or_default();
-        let task = spec.task_template.get_or_insert_with(Default::default);
-        task.force_update = Some(task.force_update.unwrap_or(0).wrapping_add(1));
-        let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
-        let options =
-            UpdateServiceOptionsBuilder::default().version(i32::try_from(version).unwrap_or(i32::MAX)).build();
-        let id = service.id.as_deref().unwrap_or(&name);
-        self.docker.update_service(id, spec, options, None).await.map_err(|e| self.error(what, e))?;
-        Ok(())
+    /// The orchestrator with controllers observing each server every `poll`.
+    pub fn with_poll(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
     }
 
     /// `shutdown.stopCommand`, run in the server's running container before
@@ -355,11 +310,6 @@ impl SwarmOrchestrator {
         self
     }
 
-    /// Whether the daemon answers.
-    pub async fn ping(&self) -> Result<(), BackendError> {
-        self.docker.ping().await.map(|_| ()).map_err(|e| self.error("ping the Docker daemon", e))
-    }
-
     /// Refused, saying what to do, unless the daemon is an active manager of
     /// a swarm (only managers can create services).
     pub async fn ensure_manager(&self) -> Result<(), BackendError> {
@@ -404,10 +354,10 @@ impl SwarmOrchestrator {
     /// one node (or with the servers placed on the manager) this is every
     /// event; on a larger swarm, `observe` (which reads the tasks, wherever
     /// they run) is the source of truth, and a watcher should poll it too.
-    pub fn events(
+    fn engine_events(
         &self,
         since: Option<SystemTime>,
-    ) -> impl Stream<Item = Result<ServerEvent, BackendError>> + Send + use<> {
+    ) -> impl Stream<Item = Result<InstanceEvent, BackendError>> + Send + use<> {
         let filters = HashMap::from([
             ("type", vec!["container".to_string()]),
             ("label", vec![format!("{}=true", builders::LABEL_MANAGED)]),
@@ -651,7 +601,7 @@ impl SwarmOrchestrator {
     /// Whether swarm stopped the task on purpose (an update, a restart, a
     /// scale to zero, a removal): it wants the task shut down and the task did
     /// not fail or complete on its own. `false` when the task is unknown.
-    pub async fn stopped_on_purpose(&self, task_id: &str) -> bool {
+    async fn task_stopped_on_purpose(&self, task_id: &str) -> bool {
         use bollard::models::TaskState;
         let Ok(task) = self.docker.inspect_task(task_id).await else { return false };
         let state = task.status.as_ref().and_then(|s| s.state).unwrap_or_default();
@@ -662,7 +612,7 @@ impl SwarmOrchestrator {
     /// Counts the task `task_id` of the service as failed at once (its
     /// container died; the engine marks the task failed a moment later) and
     /// returns the restarts of the service with it.
-    pub fn note_failure(&self, service_id: &str, task_id: &str) -> i32 {
+    fn note_task_failure(&self, service_id: &str, task_id: &str) -> i32 {
         let mut seen = self.seen_failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let known = seen.entry(service_id.to_string()).or_default();
         known.insert(task_id.to_string());
@@ -724,8 +674,15 @@ struct Created {
 }
 
 impl Orchestrator for SwarmOrchestrator {
-    async fn apply(&self, owner: &GameServer, plan: &ServerPlan) -> Result<(), BackendError> {
-        let desired = builders::service_spec(plan, owner.metadata.uid.as_deref())?;
+    /// The engine sends no change notifications a controller could rely on
+    /// (its events name the containers of its own node only): each server is
+    /// observed every `poll` ([`SwarmOrchestrator::with_poll`]).
+    fn triggers(&self, _namespace: Option<&str>) -> Triggers {
+        Triggers::poll_only(self.poll)
+    }
+
+    async fn apply(&self, owner: &Owner, plan: &ServerPlan) -> Result<(), BackendError> {
+        let desired = builders::service_spec(plan, owner.uid.as_deref())?;
         let name = builders::service_name(plan);
         let current = self.find_service(&name).await?;
         if let Some(service) = &current
@@ -855,7 +812,9 @@ impl Orchestrator for SwarmOrchestrator {
         }
         Ok(if pending { Teardown::Pending } else { Teardown::Done })
     }
+}
 
+impl Logs for SwarmOrchestrator {
     async fn logs(&self, plan: &ServerPlan, tail: Option<i64>) -> Result<String, BackendError> {
         let name = builders::service_name(plan);
         let what = format!("read the log of GameServer {}", builders::display_name(plan));
@@ -879,6 +838,97 @@ impl Orchestrator for SwarmOrchestrator {
             bytes.extend_from_slice(&chunk.into_bytes());
         }
         Ok(builders::merge_log_lines(&String::from_utf8_lossy(&bytes), tail))
+    }
+
+    fn follow_logs(&self, plan: &ServerPlan, tail: Option<i64>) -> BoxStream<'static, Result<String, BackendError>> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .tail(&tail.map_or_else(|| "all".to_string(), |n| n.max(0).to_string()))
+            .build();
+        let this = self.clone();
+        let what = format!("read the log of GameServer {}", builders::display_name(plan));
+        self.docker
+            .service_logs(&builders::service_name(plan), Some(options))
+            .map(move |chunk| match chunk {
+                Ok(c) => Ok(String::from_utf8_lossy(&c.into_bytes()).into_owned()),
+                Err(e) => Err(this.error(what.clone(), e)),
+            })
+            .boxed()
+    }
+}
+
+impl Standalone for SwarmOrchestrator {
+    type Target = Daemon;
+
+    async fn connect(daemon: &Daemon) -> Result<Self, BackendError> {
+        SwarmOrchestrator::connect(daemon).await
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.docker.ping().await.map(|_| ()).map_err(|e| self.error("ping the Docker daemon", e))
+    }
+
+    async fn list_managed(&self) -> Result<Vec<ServerKey>, BackendError> {
+        let services = SwarmOrchestrator::list_managed(self).await?;
+        Ok(services.into_iter().map(|m| ServerKey { namespace: m.namespace, name: m.name }).collect())
+    }
+
+    /// Whether the server's data volume exists (its own or not).
+    async fn volume_exists(&self, plan: &ServerPlan) -> Result<bool, BackendError> {
+        if plan.volume.is_none() {
+            return Ok(false);
+        }
+        let name = builders::volume_name(plan);
+        match self.docker.inspect_volume(&name).await {
+            Ok(_) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(self.error(format!("read volume {name}"), e)),
+        }
+    }
+
+    /// Restarts the server: a forced update of its service, so that swarm
+    /// replaces its task with a new one (same spec, same volume). Nothing is
+    /// done to a stopped server or one that has no service.
+    async fn restart(&self, plan: &ServerPlan) -> Result<(), BackendError> {
+        let name = builders::service_name(plan);
+        let what = format!("restart GameServer {}", builders::display_name(plan));
+        let Some(service) = self.own_service(plan).await? else {
+            return Err(BackendError::Other { what, reason: format!("no service {name} runs the server") });
+        };
+        if let Some(id) = service.id.as_deref() {
+            self.run_stop_command(plan, id).await;
+        }
+        let mut spec = service.spec.clone().unwrap_or_default();
+        let task = spec.task_template.get_or_insert_with(Default::default);
+        task.force_update = Some(task.force_update.unwrap_or(0).wrapping_add(1));
+        let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+        let options =
+            UpdateServiceOptionsBuilder::default().version(i32::try_from(version).unwrap_or(i32::MAX)).build();
+        let id = service.id.as_deref().unwrap_or(&name);
+        self.docker.update_service(id, spec, options, None).await.map_err(|e| self.error(what, e))?;
+        Ok(())
+    }
+
+    fn limitations(&self, plan: &ServerPlan) -> Vec<String> {
+        builders::limitations(plan)
+    }
+
+    fn instance_events(&self, since: Option<SystemTime>) -> BoxStream<'static, Result<InstanceEvent, BackendError>> {
+        self.engine_events(since).boxed()
+    }
+
+    async fn stopped_on_purpose(&self, event: &InstanceEvent) -> bool {
+        match event.task_id.as_deref() {
+            Some(task) => self.task_stopped_on_purpose(task).await,
+            None => false,
+        }
+    }
+
+    fn note_failure(&self, observed: &Observed, event: &InstanceEvent) -> Option<i32> {
+        let service = observed.backend_ref.as_deref()?;
+        Some(self.note_task_failure(service, event.task_id.as_deref()?))
     }
 }
 

@@ -25,7 +25,7 @@ use crate::orchestrator::{BackendError, Endpoint, Instance, Workload};
 use crate::plan::{Check, ConfigSource, Fnv1a, LABEL_GAMESERVER, ServerPlan};
 use crate::quantity::Quantity;
 
-use super::{ServerEvent, ServerEventKind};
+use crate::orchestrator::{InstanceEvent, InstanceEventKind, ServerKey};
 
 mod engine;
 mod naming;

@@ -210,7 +210,7 @@ pub fn merge_log_lines(text: &str, tail: Option<i64>) -> String {
 
 /// What an engine event says of a server's container, for containers that
 /// carry the identity labels; `None` for any other event.
-pub fn server_event(message: &EventMessage) -> Option<ServerEvent> {
+pub fn server_event(message: &EventMessage) -> Option<InstanceEvent> {
     let actor = message.actor.as_ref()?;
     let attributes = actor.attributes.as_ref()?;
     if attributes.get(LABEL_MANAGED).map(String::as_str) != Some("true") {
@@ -218,22 +218,23 @@ pub fn server_event(message: &EventMessage) -> Option<ServerEvent> {
     }
     let action = message.action.as_deref()?;
     let kind = match action {
-        "start" => ServerEventKind::Started,
-        "die" => ServerEventKind::Exited { exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()) },
-        "oom" => ServerEventKind::OutOfMemory,
+        "start" => InstanceEventKind::Started,
+        "die" => InstanceEventKind::Exited { exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()) },
+        "oom" => InstanceEventKind::OutOfMemory,
         _ => match action.strip_prefix("health_status:").map(str::trim) {
-            Some("unhealthy") => ServerEventKind::Unhealthy,
-            Some("healthy") => ServerEventKind::Healthy,
+            Some("unhealthy") => InstanceEventKind::Unhealthy,
+            Some("healthy") => InstanceEventKind::Healthy,
             _ => return None,
         },
     };
-    Some(ServerEvent {
-        gameserver: attributes.get(LABEL_GAMESERVER)?.clone(),
-        namespace: attributes.get(LABEL_NAMESPACE).cloned().unwrap_or_else(|| "default".into()),
+    Some(InstanceEvent {
+        server: ServerKey {
+            namespace: attributes.get(LABEL_NAMESPACE).cloned().unwrap_or_else(|| "default".into()),
+            name: attributes.get(LABEL_GAMESERVER)?.clone(),
+        },
         kind,
         container_id: actor.id.clone().unwrap_or_default(),
         task_id: attributes.get(LABEL_SWARM_TASK_ID).cloned(),
-        service_name: attributes.get(LABEL_SWARM_SERVICE_NAME).cloned(),
         time_nanos: message.time_nano,
     })
 }

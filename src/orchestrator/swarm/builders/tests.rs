@@ -721,20 +721,18 @@ fn engine_events_of_managed_containers_name_the_server() {
     let died = server_event(&message("die", ours.clone())).unwrap();
     assert_eq!(
         died,
-        ServerEvent {
-            gameserver: "mc".into(),
-            namespace: "games".into(),
-            kind: ServerEventKind::Exited { exit_code: Some(137) },
+        InstanceEvent {
+            server: ServerKey { namespace: "games".into(), name: "mc".into() },
+            kind: InstanceEventKind::Exited { exit_code: Some(137) },
             container_id: "c1".into(),
             task_id: Some("t1".into()),
-            service_name: Some("mettaton-games-mc".into()),
             time_nanos: Some(1_700_000_000_000_000_000),
         }
     );
-    assert_eq!(server_event(&message("start", ours.clone())).unwrap().kind, ServerEventKind::Started);
-    assert_eq!(server_event(&message("oom", ours.clone())).unwrap().kind, ServerEventKind::OutOfMemory);
+    assert_eq!(server_event(&message("start", ours.clone())).unwrap().kind, InstanceEventKind::Started);
+    assert_eq!(server_event(&message("oom", ours.clone())).unwrap().kind, InstanceEventKind::OutOfMemory);
     let health = server_event(&message("health_status: unhealthy", ours.clone())).unwrap();
-    assert_eq!(health.kind, ServerEventKind::Unhealthy);
+    assert_eq!(health.kind, InstanceEventKind::Unhealthy);
     assert_eq!(server_event(&message("exec_start: sh", ours)), None);
     assert_eq!(server_event(&message("die", json!({ "name": "someone-else" }))), None);
 }
