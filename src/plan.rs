@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
-
 use crate::api::{
     ConfigFile, DesiredState, GameServer, GameServerSpec, Health, Protocol, PullPolicy, ReclaimPolicy, ServiceType,
     TaintEffect, TolerationOperator,
@@ -61,8 +59,9 @@ pub struct ContainerPlan {
     pub pull_policy: Option<PullPolicy>,
     pub command: Vec<String>,
     pub args: Vec<String>,
-    pub env: Vec<EnvVar>,
-    pub resources: Option<ResourceRequirements>,
+    pub env: Vec<EnvPlan>,
+    /// What the container asks for; `None` when the spec asks nothing.
+    pub resources: Option<ResourcesPlan>,
     pub ports: Vec<PortPlan>,
     /// How readiness is checked; `None` means ready once running.
     pub readiness: Option<Check>,
@@ -70,6 +69,53 @@ pub struct ContainerPlan {
     pub failure_threshold: i32,
     /// Run before the stop signal, so the game can save.
     pub stop_command: Vec<String>,
+}
+
+/// An environment variable of the game's container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvPlan {
+    pub name: String,
+    pub value: EnvValue,
+}
+
+/// Where an environment variable's value comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvValue {
+    /// The value itself; empty is the same as none (to Kubernetes, and what it
+    /// stores).
+    Literal(String),
+    /// A key of a Secret in the server's namespace.
+    Secret { name: String, key: String, optional: Option<bool> },
+    /// A key of a ConfigMap in the server's namespace.
+    ConfigMap { name: String, key: String, optional: Option<bool> },
+    /// A field of the running instance (`metadata.name`, `status.podIP`...),
+    /// in the schema version `api_version` when given.
+    Field { path: String, api_version: Option<String> },
+    /// A `valueFrom` the CRD refuses: no source or more than one, one mettaton
+    /// does not offer (`resourceFieldRef`, `fileKeyRef`), or a value beside it.
+    /// Every backend refuses it (Kubernetes through the API server).
+    Unsupported,
+}
+
+/// The amounts the container asks for, by resource name (`cpu`, `memory`,
+/// `ephemeral-storage`: the CRD allows no other, a spec it did not check may
+/// name one), each a quantity as written. An empty map asks nothing (the same
+/// to Kubernetes, and what it stores).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourcesPlan {
+    /// What the instance is guaranteed (reserved).
+    pub requests: BTreeMap<String, String>,
+    /// What it may not exceed.
+    pub limits: BTreeMap<String, String>,
+    /// Dynamic resource claims: the CRD refuses them, and no backend runs them.
+    pub claims: Vec<ResourceClaimPlan>,
+}
+
+/// A dynamic resource claim of the container, by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceClaimPlan {
+    pub name: String,
+    pub request: Option<String>,
 }
 
 /// A port of the game.
@@ -220,8 +266,8 @@ pub fn plan_spec(name: &str, namespace: &str, spec: &GameServerSpec) -> ServerPl
             pull_policy: spec.image_pull_policy,
             command: spec.command.clone(),
             args: spec.args.clone(),
-            env: spec.env.clone(),
-            resources: spec.resources.clone(),
+            env: env(spec),
+            resources: resources(spec),
             readiness: readiness(&health, &ports),
             period_seconds: health.period_seconds,
             failure_threshold: health.failure_threshold,
@@ -271,6 +317,56 @@ pub fn volume_name(name: &str) -> String {
 /// Name of the config object of the GameServer `name`.
 pub fn config_name(name: &str) -> String {
     format!("{name}-config")
+}
+
+/// The environment's plan. A `valueFrom` is one of the sources the CRD
+/// offers, alone and with no value beside it (an empty value is none), or
+/// [`EnvValue::Unsupported`].
+fn env(spec: &GameServerSpec) -> Vec<EnvPlan> {
+    spec.env
+        .iter()
+        .map(|var| {
+            let literal = var.value.clone().unwrap_or_default();
+            let value = match &var.value_from {
+                None => EnvValue::Literal(literal),
+                Some(from)
+                    if literal.is_empty() && from.resource_field_ref.is_none() && from.file_key_ref.is_none() =>
+                {
+                    match (&from.secret_key_ref, &from.config_map_key_ref, &from.field_ref) {
+                        (Some(s), None, None) => {
+                            EnvValue::Secret { name: s.name.clone(), key: s.key.clone(), optional: s.optional }
+                        }
+                        (None, Some(c), None) => {
+                            EnvValue::ConfigMap { name: c.name.clone(), key: c.key.clone(), optional: c.optional }
+                        }
+                        (None, None, Some(f)) => {
+                            EnvValue::Field { path: f.field_path.clone(), api_version: f.api_version.clone() }
+                        }
+                        _ => EnvValue::Unsupported,
+                    }
+                }
+                Some(_) => EnvValue::Unsupported,
+            };
+            EnvPlan { name: var.name.clone(), value }
+        })
+        .collect()
+}
+
+/// The resources' plan: the amounts as written, the claims by name.
+fn resources(spec: &GameServerSpec) -> Option<ResourcesPlan> {
+    let r = spec.resources.as_ref()?;
+    let requests = r.requests.iter().flatten().map(|(resource, q)| (resource.clone(), q.0.clone())).collect();
+    let limits = r.limits.iter().flatten().map(|(resource, q)| (resource.clone(), q.0.clone())).collect();
+    Some(ResourcesPlan {
+        requests,
+        limits,
+        claims: r
+            .claims
+            .iter()
+            .flatten()
+            .map(|c| ResourceClaimPlan { name: c.name.clone(), request: c.request.clone() })
+            .collect(),
+    })
 }
 
 /// The readiness check: the one asked for, else a TCP connection to the first
@@ -367,8 +463,7 @@ impl Fnv1a {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ConfigMapKey, GamePort, HealthProbe, Storage};
-    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use crate::api::{ConfigMapKey, GamePort, HealthProbe};
 
     fn spec() -> GameServerSpec {
         serde_json::from_value(serde_json::json!({
@@ -428,12 +523,12 @@ mod tests {
     #[test]
     fn storage_plans_a_stably_named_volume() {
         let mut s = spec();
-        s.storage = Some(Storage {
-            size: Quantity("10Gi".into()),
-            storage_class_name: None,
-            mount_path: "/data".into(),
-            reclaim_policy: ReclaimPolicy::Retain,
-        });
+        s.storage = Some(
+            serde_json::from_value(
+                serde_json::json!({ "size": "10Gi", "mountPath": "/data", "reclaimPolicy": "Retain" }),
+            )
+            .unwrap(),
+        );
         let v = plan_spec("mc", "games", &s).volume.unwrap();
         assert_eq!((v.name.as_str(), v.size.as_str(), v.reclaim), ("mc-data", "10Gi", ReclaimPolicy::Retain));
     }
@@ -519,6 +614,64 @@ mod tests {
         assert_eq!(plan(&gs(serde_json::json!({ "other": "x" }))).restart_token, None);
         assert_eq!(plan(&gs(serde_json::json!({ ANNOTATION_RESTARTED_AT: "" }))).restart_token, None, "empty");
         assert_eq!(plan_spec("mc", "games", &spec()).restart_token, None);
+    }
+
+    #[test]
+    fn env_values_are_literals_or_one_source_and_anything_else_unsupported() {
+        let mut s = spec();
+        s.env = serde_json::from_value(serde_json::json!([
+            { "name": "A", "value": "1" },
+            { "name": "B" },
+            { "name": "C", "value": "", "valueFrom": { "secretKeyRef": { "name": "s", "key": "k", "optional": true } } },
+            { "name": "D", "valueFrom": { "configMapKeyRef": { "name": "c", "key": "k" } } },
+            { "name": "E", "valueFrom": { "fieldRef": { "fieldPath": "status.podIP" } } },
+            { "name": "F", "value": "x", "valueFrom": { "fieldRef": { "fieldPath": "status.podIP" } } },
+            { "name": "G", "valueFrom": {} },
+            { "name": "H", "valueFrom": { "resourceFieldRef": { "resource": "limits.cpu" } } },
+            { "name": "I", "valueFrom": {
+                "secretKeyRef": { "name": "s", "key": "k" }, "configMapKeyRef": { "name": "c", "key": "k" } } }
+        ]))
+        .unwrap();
+        let values: Vec<(String, EnvValue)> =
+            plan_spec("mc", "games", &s).container.env.into_iter().map(|e| (e.name, e.value)).collect();
+        let secret = EnvValue::Secret { name: "s".into(), key: "k".into(), optional: Some(true) };
+        let config_map = EnvValue::ConfigMap { name: "c".into(), key: "k".into(), optional: None };
+        let field = EnvValue::Field { path: "status.podIP".into(), api_version: None };
+        assert_eq!(
+            values,
+            vec![
+                ("A".into(), EnvValue::Literal("1".into())),
+                ("B".into(), EnvValue::Literal(String::new())),
+                ("C".into(), secret),
+                ("D".into(), config_map),
+                ("E".into(), field),
+                ("F".into(), EnvValue::Unsupported),
+                ("G".into(), EnvValue::Unsupported),
+                ("H".into(), EnvValue::Unsupported),
+                ("I".into(), EnvValue::Unsupported),
+            ]
+        );
+    }
+
+    #[test]
+    fn resources_are_the_amounts_as_written() {
+        let mut s = spec();
+        assert_eq!(plan_spec("mc", "games", &s).container.resources, None);
+        s.resources = serde_json::from_value(serde_json::json!({
+            "requests": { "cpu": "500m", "memory": "2Gi" }, "limits": { "memory": "4096Mi" }
+        }))
+        .unwrap();
+        let amounts = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(
+            plan_spec("mc", "games", &s).container.resources,
+            Some(ResourcesPlan {
+                requests: amounts(&[("cpu", "500m"), ("memory", "2Gi")]),
+                limits: amounts(&[("memory", "4096Mi")]),
+                claims: vec![],
+            })
+        );
+        s.resources = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(plan_spec("mc", "games", &s).container.resources, Some(ResourcesPlan::default()));
     }
 
     #[test]

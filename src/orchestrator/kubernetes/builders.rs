@@ -7,10 +7,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapProjection, Container, ContainerPort, ExecAction, KeyToPath, Lifecycle, LifecycleHandler, Node,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SeccompProfile, SecurityContext, Service, ServicePort,
-    ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
+    ConfigMap, ConfigMapKeySelector, ConfigMapProjection, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction,
+    KeyToPath, Lifecycle, LifecycleHandler, Node, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ProjectedVolumeSource, ResourceClaim, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount,
+    VolumeProjection, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -19,7 +21,7 @@ use kube::Resource;
 
 use crate::api::{GameServer, PublishedPort, PullPolicy, ServiceType};
 use crate::orchestrator::{Endpoint, Instance, Owner};
-use crate::plan::{self, Check, ConfigSource, ServerPlan};
+use crate::plan::{self, Check, ConfigSource, EnvPlan, EnvValue, ResourcesPlan, ServerPlan};
 
 /// Name of the game's container in the pod.
 pub const CONTAINER: &str = "game";
@@ -128,8 +130,8 @@ fn container(plan: &ServerPlan) -> Container {
         }),
         command: non_empty(c.command.clone()),
         args: non_empty(c.args.clone()),
-        env: non_empty(c.env.clone()),
-        resources: c.resources.clone(),
+        env: non_empty(c.env.iter().map(env_var).collect()),
+        resources: c.resources.as_ref().map(resource_requirements),
         ports: non_empty(
             c.ports
                 .iter()
@@ -170,6 +172,50 @@ fn container(plan: &ServerPlan) -> Container {
         volume_mounts: non_empty(volume_mounts(plan)),
         security_context: Some(SecurityContext { allow_privilege_escalation: Some(false), ..Default::default() }),
         ..Default::default()
+    }
+}
+
+/// An environment variable as Kubernetes takes it. An empty value is no
+/// value (what the API server stores); an unsupported source is an empty
+/// `valueFrom`, which the API server refuses.
+fn env_var(var: &EnvPlan) -> EnvVar {
+    let from = |source: EnvVarSource| EnvVar { name: var.name.clone(), value: None, value_from: Some(source) };
+    match &var.value {
+        EnvValue::Literal(value) => {
+            EnvVar { name: var.name.clone(), value: (!value.is_empty()).then(|| value.clone()), value_from: None }
+        }
+        EnvValue::Secret { name, key, optional } => from(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector { name: name.clone(), key: key.clone(), optional: *optional }),
+            ..Default::default()
+        }),
+        EnvValue::ConfigMap { name, key, optional } => from(EnvVarSource {
+            config_map_key_ref: Some(ConfigMapKeySelector {
+                name: name.clone(),
+                key: key.clone(),
+                optional: *optional,
+            }),
+            ..Default::default()
+        }),
+        EnvValue::Field { path, api_version } => from(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: path.clone(), api_version: api_version.clone() }),
+            ..Default::default()
+        }),
+        EnvValue::Unsupported => from(EnvVarSource::default()),
+    }
+}
+
+/// The container's resources as Kubernetes takes them; an empty map is left
+/// out (what the API server stores).
+fn resource_requirements(r: &ResourcesPlan) -> ResourceRequirements {
+    let amounts = |map: &BTreeMap<String, String>| {
+        non_empty_map(map.iter().map(|(resource, q)| (resource.clone(), Quantity(q.clone()))).collect())
+    };
+    ResourceRequirements {
+        requests: amounts(&r.requests),
+        limits: amounts(&r.limits),
+        claims: non_empty(
+            r.claims.iter().map(|c| ResourceClaim { name: c.name.clone(), request: c.request.clone() }).collect(),
+        ),
     }
 }
 
@@ -490,7 +536,7 @@ fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
 
-fn non_empty_map(m: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+fn non_empty_map<V>(m: BTreeMap<String, V>) -> Option<BTreeMap<String, V>> {
     (!m.is_empty()).then_some(m)
 }
 

@@ -2,6 +2,7 @@
 //! swarm cannot do, naming the field.
 
 use super::*;
+use crate::plan::EnvValue;
 
 pub(super) fn refused(plan: &ServerPlan, reason: String) -> BackendError {
     BackendError::Refused { what: format!("run GameServer {} on Docker Swarm", display_name(plan)), reason }
@@ -66,17 +67,19 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
     let env = container
         .env
         .iter()
-        .map(|var| match &var.value_from {
-            Some(_) => Err(refused(
-                plan,
-                format!(
-                    "env {} uses valueFrom, which Docker Swarm cannot resolve (it has no Secrets or ConfigMaps): \
+        .map(|var| match &var.value {
+            EnvValue::Literal(value) => Ok(format!("{}={value}", var.name)),
+            EnvValue::Secret { .. } | EnvValue::ConfigMap { .. } | EnvValue::Field { .. } | EnvValue::Unsupported => {
+                Err(refused(
+                    plan,
+                    format!(
+                        "env {} uses valueFrom, which Docker Swarm cannot resolve (it has no Secrets or ConfigMaps): \
                      give it a value (the swarm facade and CLI resolve secretKeyRef from a secrets directory, \
                      `mettaton swarm --secrets DIR`)",
-                    var.name
-                ),
-            )),
-            None => Ok(format!("{}={}", var.name, var.value.as_deref().unwrap_or_default())),
+                        var.name
+                    ),
+                ))
+            }
         })
         .collect::<Result<Vec<_>, _>>()?;
 
@@ -260,15 +263,13 @@ pub(super) fn health_check(plan: &ServerPlan) -> Option<HealthConfig> {
 /// cpu and memory limits and reservations; any other resource is refused.
 pub(super) fn resources(plan: &ServerPlan) -> Result<Option<TaskSpecResources>, BackendError> {
     let Some(requirements) = &plan.container.resources else { return Ok(None) };
-    if requirements.claims.as_ref().is_some_and(|c| !c.is_empty()) {
+    if !requirements.claims.is_empty() {
         return Err(refused(plan, "resources.claims cannot be used on Docker Swarm".into()));
     }
-    let amounts = |field: &str,
-                   map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>|
-     -> Result<(Option<i64>, Option<i64>), BackendError> {
+    let amounts = |field: &str, map: &BTreeMap<String, String>| -> Result<(Option<i64>, Option<i64>), BackendError> {
         let mut cpu = None;
         let mut memory = None;
-        for (resource, quantity) in map.into_iter().flatten() {
+        for (resource, quantity) in map {
             let (slot, scale) = match resource.as_str() {
                 "cpu" => (&mut cpu, 9),
                 "memory" => (&mut memory, 0),
@@ -279,15 +280,15 @@ pub(super) fn resources(plan: &ServerPlan) -> Result<Option<TaskSpecResources>, 
                     ));
                 }
             };
-            let value = Quantity::parse(quantity.0.trim()).and_then(|q| q.scaled(scale)).ok_or_else(|| {
-                refused(plan, format!("resources.{field}.{resource}: {:?} is not a quantity swarm can use", quantity.0))
+            let value = Quantity::parse(quantity.trim()).and_then(|q| q.scaled(scale)).ok_or_else(|| {
+                refused(plan, format!("resources.{field}.{resource}: {quantity:?} is not a quantity swarm can use"))
             })?;
             *slot = Some(value);
         }
         Ok((cpu, memory))
     };
-    let (limit_cpu, limit_memory) = amounts("limits", requirements.limits.as_ref())?;
-    let (request_cpu, request_memory) = amounts("requests", requirements.requests.as_ref())?;
+    let (limit_cpu, limit_memory) = amounts("limits", &requirements.limits)?;
+    let (request_cpu, request_memory) = amounts("requests", &requirements.requests)?;
     let limits = (limit_cpu.is_some() || limit_memory.is_some()).then(|| Limit {
         nano_cpus: limit_cpu,
         memory_bytes: limit_memory,
