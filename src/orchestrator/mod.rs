@@ -26,6 +26,7 @@ use kube::ResourceExt;
 use crate::api::{GameServer, ReclaimPolicy};
 use crate::plan::ServerPlan;
 
+pub mod docker;
 pub mod error;
 pub mod kubernetes;
 pub mod observed;

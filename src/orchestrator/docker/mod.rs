@@ -1,0 +1,821 @@
+//! The plain Docker backend: a game server is one container on one Docker
+//! Engine (no swarm, no Kubernetes), named `mettaton-<namespace>-<name>`, with
+//! a labelled named volume for its data. Built only against the seam
+//! ([`Orchestrator`], [`Logs`], [`Standalone`]); it shares nothing with the
+//! swarm backend but the [`Daemon`] it connects to.
+//!
+//! What it does with the plan is decided in [`builders::container_request`]
+//! (honoured, or refused naming the field); what it runs differently is
+//! [`builders::limitations`]. In short:
+//! - `state: Running` is a running container with restart policy
+//!   `unless-stopped` (the engine starts it again whenever it exits, and
+//!   counts those restarts); `Stopped` is the same container stopped, with
+//!   policy `no`, its volume kept. Both change in place.
+//! - Any other change of the plan (image, env, ports, config files, the
+//!   restart token...) replaces the container, keeping the volume: the
+//!   container carries a hash of what it was made from
+//!   ([`builders::LABEL_SPEC_HASH`]), and a steady state writes nothing.
+//! - Config files are written into the container (a tar upload) after it is
+//!   created and before it starts.
+//! - An `exec` readiness check is the container's Docker healthcheck; a TCP
+//!   check is run by mettaton itself against the published port (game images
+//!   seldom carry a shell or `nc` a healthcheck could use, and it sees what
+//!   players see), with the probe's period and failure threshold.
+//! - `shutdown.stopCommand` runs in the container (exec) before it is
+//!   stopped, for at most the grace period; then `docker stop` with the grace
+//!   period (also the container's stop timeout).
+
+pub mod builders;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bollard::errors::Error as DockerError;
+use bollard::models::{ContainerInspectResponse, ContainerUpdateBody};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
+use bollard::{API_DEFAULT_VERSION, Docker};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use crate::api::{PullPolicy, ReclaimPolicy};
+use crate::orchestrator::swarm::Daemon;
+use crate::orchestrator::{
+    BackendError, InstanceEvent, InstanceEventKind, Logs, Observed, Orchestrator, Owner, ServerKey, Standalone,
+    Teardown, Triggers, error_chain,
+};
+use crate::plan::ServerPlan;
+
+/// Seconds any one request to the engine may take (an image pull included;
+/// a stop gets its grace period on top).
+const REQUEST_TIMEOUT_SECONDS: u64 = 120;
+/// How often a controller looks at every server anyway: a TCP readiness
+/// probe's result is no engine event.
+const POLL: Duration = Duration::from_secs(3);
+
+/// Runs game servers as plain containers on one Docker Engine.
+#[derive(Clone)]
+pub struct DockerOrchestrator {
+    docker: Docker,
+    daemon: Daemon,
+    /// Where players reach the engine's published ports.
+    host: String,
+    /// mettaton's TCP readiness probes, per container name.
+    probes: Arc<Mutex<HashMap<String, builders::TcpProbe>>>,
+    /// Containers this process is stopping or removing on purpose.
+    stopping: Arc<Mutex<HashSet<String>>>,
+    /// The containers last seen in the engine's restart back-off, with their
+    /// restart count then (the engine counts a restart when it starts it).
+    in_backoff: Arc<Mutex<HashMap<String, i32>>>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for DockerOrchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerOrchestrator").field("daemon", &self.daemon).finish()
+    }
+}
+
+impl DockerOrchestrator {
+    /// Connects to the daemon and agrees on an API version with it (Debian's
+    /// engine speaks 1.41 at most). Any engine runs plain containers, a swarm
+    /// node too.
+    pub async fn connect(daemon: &Daemon) -> Result<Self, BackendError> {
+        let unreachable = |e: DockerError| {
+            BackendError::Unreachable(format!("cannot connect to the Docker daemon at {daemon}: {}", error_chain(&e)))
+        };
+        let docker = match daemon {
+            Daemon::LocalSocket(path) => {
+                Docker::connect_with_unix(&path.to_string_lossy(), REQUEST_TIMEOUT_SECONDS, API_DEFAULT_VERSION)
+            }
+            Daemon::Tcp { url, tls: None } => {
+                Docker::connect_with_http(url, REQUEST_TIMEOUT_SECONDS, API_DEFAULT_VERSION)
+            }
+            Daemon::Tcp { url, tls: Some(tls) } => Docker::connect_with_ssl(
+                url,
+                &tls.key,
+                &tls.cert,
+                &tls.ca,
+                REQUEST_TIMEOUT_SECONDS,
+                API_DEFAULT_VERSION,
+            ),
+        }
+        .map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        Ok(DockerOrchestrator::new(docker, daemon.clone()))
+    }
+
+    fn new(docker: Docker, daemon: Daemon) -> Self {
+        DockerOrchestrator {
+            host: builders::daemon_host(&daemon),
+            docker,
+            daemon,
+            probes: Default::default(),
+            stopping: Default::default(),
+            in_backoff: Default::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The daemon this talks to.
+    pub fn daemon(&self) -> &Daemon {
+        &self.daemon
+    }
+
+    /// The bollard client, for what the orchestrator does not cover.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The container of that name, if there is one.
+    async fn find(&self, name: &str) -> Result<Option<ContainerInspectResponse>, BackendError> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(self.error(format!("read container {name}"), e)),
+        }
+    }
+
+    /// The server's own container (of its name, labelled as its), if any.
+    async fn own(&self, plan: &ServerPlan) -> Result<Option<ContainerInspectResponse>, BackendError> {
+        let c = self.find(&builders::container_name(plan)).await?;
+        Ok(c.filter(|c| builders::is_ours(c.config.as_ref().and_then(|c| c.labels.as_ref()), plan)))
+    }
+
+    /// Makes sure the image is on the engine (`imagePullPolicy`: Never, it
+    /// must be there; Always, pulled first; IfNotPresent, pulled when missing).
+    async fn ensure_image(&self, plan: &ServerPlan) -> Result<(), BackendError> {
+        let image = &plan.container.image;
+        let policy = plan.container.pull_policy.unwrap_or(PullPolicy::IfNotPresent);
+        if policy != PullPolicy::Always {
+            match self.docker.inspect_image(image).await {
+                Ok(_) => return Ok(()),
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(self.error(format!("read image {image}"), e)),
+            }
+        }
+        if policy == PullPolicy::Never {
+            return Err(BackendError::ImageMissing {
+                image: image.to_string(),
+                reason: "spec.imagePullPolicy is Never and the image is not on the Docker engine".into(),
+            });
+        }
+        let (reference, tag) = builders::pull_reference(image);
+        let mut options = CreateImageOptionsBuilder::default().from_image(&reference);
+        if !tag.is_empty() {
+            options = options.tag(&tag);
+        }
+        let not_found = |reason: String| BackendError::ImageMissing { image: image.to_string(), reason };
+        let mut pull = self.docker.create_image(Some(options.build()), None, None);
+        while let Some(progress) = pull.next().await {
+            match progress {
+                Ok(info) => {
+                    if let Some(detail) = info.error_detail {
+                        return Err(not_found(detail.message.unwrap_or_default()));
+                    }
+                }
+                Err(e) if is_transport(&e) => return Err(self.error(format!("pull image {image}"), e)),
+                Err(e) => return Err(not_found(docker_message(&e))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Refused when a running container other than the server's own already
+    /// publishes one of its fixed ports (the engine would fail the start).
+    async fn check_ports(&self, plan: &ServerPlan) -> Result<(), BackendError> {
+        if plan.container.ports.iter().all(|p| p.external_port.is_none()) {
+            return Ok(());
+        }
+        let containers = self.docker.list_containers(None).await.map_err(|e| self.error("list containers", e))?;
+        match builders::port_conflict(plan, &containers, &builders::container_name(plan)) {
+            None => Ok(()),
+            Some((port, protocol, holder)) => Err(BackendError::PortTaken {
+                port: i64::from(port),
+                protocol: format!("{protocol:?}").to_lowercase(),
+                holder,
+            }),
+        }
+    }
+
+    /// The data volume, created when missing. `true` when this call created it.
+    async fn ensure_volume(&self, plan: &ServerPlan) -> Result<bool, BackendError> {
+        let Some(request) = builders::volume_request(plan) else { return Ok(false) };
+        let name = builders::volume_name(plan);
+        match self.docker.inspect_volume(&name).await {
+            Ok(volume) if builders::is_ours(Some(&volume.labels), plan) => Ok(false),
+            Ok(_) => Err(BackendError::Refused {
+                what: format!("create volume {name}"),
+                reason: format!(
+                    "volume {name} already exists and does not belong to GameServer {}",
+                    builders::display_name(plan)
+                ),
+            }),
+            Err(e) if status_of(&e) == Some(404) => {
+                self.docker.create_volume(request).await.map_err(|e| self.error(format!("create volume {name}"), e))?;
+                for limitation in builders::limitations(plan) {
+                    tracing::warn!(gameserver = %builders::display_name(plan), "{limitation}");
+                }
+                Ok(true)
+            }
+            Err(e) => Err(self.error(format!("read volume {name}"), e)),
+        }
+    }
+
+    /// `shutdown.stopCommand`, run in the running container before it is
+    /// stopped, for at most the grace period. As a failing preStop hook on
+    /// Kubernetes, a command that fails or times out is logged and the stop
+    /// goes on.
+    async fn run_stop_command(&self, plan: &ServerPlan, container: &str) {
+        use bollard::exec::StartExecResults;
+        let command = &plan.container.stop_command;
+        if command.is_empty() {
+            return;
+        }
+        let server = builders::display_name(plan);
+        let run = async {
+            let config = bollard::models::ExecConfig {
+                cmd: Some(command.clone()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            };
+            let exec = self.docker.create_exec(container, config).await?;
+            if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&exec.id, None).await? {
+                while let Some(chunk) = output.next().await {
+                    chunk?;
+                }
+            }
+            self.docker.inspect_exec(&exec.id).await
+        };
+        match tokio::time::timeout(grace(plan), run).await {
+            Ok(Ok(done)) if done.exit_code == Some(0) => tracing::info!(gameserver = server, "stop command ran"),
+            Ok(Ok(done)) => tracing::warn!(gameserver = server, exit_code = ?done.exit_code, "stop command failed"),
+            Ok(Err(e)) => tracing::warn!(gameserver = server, error = %e, "stop command could not run"),
+            Err(_) => tracing::warn!(gameserver = server, "stop command still running after the grace period"),
+        }
+    }
+
+    /// Sets the container's restart policy for `replicas`, when it differs.
+    async fn set_restart_policy(
+        &self,
+        c: &ContainerInspectResponse,
+        name: &str,
+        replicas: i32,
+    ) -> Result<(), BackendError> {
+        let wanted = builders::restart_policy(replicas);
+        let current = c.host_config.as_ref().and_then(|h| h.restart_policy.as_ref()).and_then(|p| p.name);
+        if current == wanted.name {
+            return Ok(());
+        }
+        let body = ContainerUpdateBody { restart_policy: Some(wanted), ..Default::default() };
+        self.docker
+            .update_container(name, body)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(format!("update the restart policy of container {name}"), e))
+    }
+
+    /// Stops the container on purpose: its stop command, its restart policy
+    /// set to `no` first (so that neither the engine nor a watcher in another
+    /// process takes the exit for a failure), then `docker stop` with the
+    /// grace period.
+    async fn stop(&self, plan: &ServerPlan, c: &ContainerInspectResponse) -> Result<(), BackendError> {
+        let name = builders::container_name(plan);
+        let id = c.id.clone().unwrap_or_else(|| name.clone());
+        self.stopping.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone());
+        self.set_restart_policy(c, &name, 0).await?;
+        if !builders::exists(c) {
+            return Ok(());
+        }
+        if c.state.as_ref().and_then(|s| s.running) == Some(true) {
+            self.run_stop_command(plan, &id).await;
+        }
+        let seconds = i32::try_from(plan.grace_period_seconds.max(0)).unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::default().t(seconds).build();
+        // The request lasts as long as the grace period.
+        let docker = self.docker.clone().with_timeout(grace(plan) + Duration::from_secs(REQUEST_TIMEOUT_SECONDS));
+        match docker.stop_container(&name, Some(options)).await {
+            Ok(()) => Ok(()),
+            // Not running (304), or gone.
+            Err(e) if matches!(status_of(&e), Some(304 | 404)) => Ok(()),
+            Err(e) => Err(self.error(format!("stop container {name}"), e)),
+        }
+    }
+
+    /// Stops and removes the container. `Pending` while the engine is still
+    /// removing it.
+    async fn remove(&self, plan: &ServerPlan, c: &ContainerInspectResponse) -> Result<Teardown, BackendError> {
+        let name = builders::container_name(plan);
+        self.stop(plan, c).await?;
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        let done = match self.docker.remove_container(&name, Some(options)).await {
+            Ok(()) => Teardown::Done,
+            Err(e) if status_of(&e) == Some(404) => Teardown::Done,
+            // Removal already in progress.
+            Err(e) if status_of(&e) == Some(409) => Teardown::Pending,
+            Err(e) => return Err(self.error(format!("remove container {name}"), e)),
+        };
+        self.probes.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+        Ok(done)
+    }
+
+    /// Creates the container from the request, writes its config files and
+    /// starts it when it should run. On failure, the container is removed.
+    async fn create(&self, plan: &ServerPlan, request: builders::ContainerRequest) -> Result<(), BackendError> {
+        let name = request.name.clone();
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), request.body)
+            .await
+            .map_err(|e| self.error(format!("create container {name}"), e))?;
+        let result = async {
+            if let Some(archive) = request.files {
+                let options = UploadToContainerOptionsBuilder::default().path("/").build();
+                self.docker
+                    .upload_to_container(&created.id, Some(options), bollard::body_full(archive.into()))
+                    .await
+                    .map_err(|e| self.error(format!("write the config files into container {name}"), e))?;
+            }
+            if plan.replicas > 0 {
+                self.docker.start_container(&created.id, None).await.map_err(|e| self.start_error(plan, e))?;
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            self.stopping.lock().unwrap_or_else(|p| p.into_inner()).insert(created.id.clone());
+            let options = RemoveContainerOptionsBuilder::default().force(true).build();
+            if let Err(e) = self.docker.remove_container(&created.id, Some(options)).await {
+                tracing::warn!(container = name, error = %e, "could not remove the container of a failed apply");
+            }
+        }
+        result
+    }
+
+    /// A failed start: a port something else holds is `PortTaken`.
+    fn start_error(&self, plan: &ServerPlan, err: DockerError) -> BackendError {
+        let message = docker_message(&err);
+        if message.contains("port is already allocated") || message.contains("address already in use") {
+            // "Bind for 0.0.0.0:27001 failed: port is already allocated"
+            let port = plan
+                .container
+                .ports
+                .iter()
+                .filter_map(|p| p.external_port.map(|e| (e, p.protocol)))
+                .find(|(e, _)| message.contains(&format!(":{e} ")) || message.contains(&format!(":{e}:")));
+            if let Some((port, protocol)) = port {
+                return BackendError::PortTaken {
+                    port: i64::from(port),
+                    protocol: format!("{protocol:?}").to_lowercase(),
+                    holder: format!("another process on the Docker host ({message})"),
+                };
+            }
+        }
+        self.error(format!("start container {}", builders::container_name(plan)), err)
+    }
+
+    /// mettaton's TCP readiness probe of the container: whether it is ready.
+    async fn probe_tcp(&self, plan: &ServerPlan, instance: &str, endpoint: &crate::orchestrator::Endpoint) -> bool {
+        let Some(port) = builders::probe_port(plan, endpoint) else { return false };
+        let Some(address) = endpoint.address.clone() else { return false };
+        let key = builders::container_name(plan);
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        {
+            let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+            let probe = probes.entry(key.clone()).or_insert_with(|| builders::TcpProbe::new(instance));
+            if probe.instance != instance {
+                *probe = builders::TcpProbe::new(instance);
+            }
+            if !probe.due(now, plan.container.period_seconds) {
+                return probe.ready;
+            }
+            probe.last_ms = Some(now);
+        }
+        let ok = tcp_answers(&address, port, Duration::from_secs(1)).await;
+        let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+        let probe = probes.entry(key).or_insert_with(|| builders::TcpProbe::new(instance));
+        probe.record(now, ok, plan.container.failure_threshold);
+        probe.ready
+    }
+
+    /// The engine's container events of this backend's servers (of
+    /// `namespace`, when given), from `since` on.
+    fn events(
+        &self,
+        since: Option<SystemTime>,
+        namespace: Option<&str>,
+    ) -> BoxStream<'static, Result<InstanceEvent, BackendError>> {
+        let mut labels = vec![
+            format!("{}=true", builders::LABEL_MANAGED),
+            format!("{}={}", builders::LABEL_BACKEND, builders::BACKEND),
+        ];
+        if let Some(ns) = namespace {
+            labels.push(format!("{}={ns}", builders::LABEL_NAMESPACE));
+        }
+        let filters = HashMap::from([
+            ("type", vec!["container".to_string()]),
+            ("label", labels),
+            ("event", vec!["start".to_string(), "die".to_string(), "oom".to_string(), "health_status".to_string()]),
+        ]);
+        let mut options = EventsOptionsBuilder::default().filters(&filters);
+        if let Some(since) = since {
+            let secs = since.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64();
+            options = options.since(&format!("{secs:.9}"));
+        }
+        let this = self.clone();
+        let docker = self.docker.clone();
+        docker
+            .events(Some(options.build()))
+            .filter_map(move |item| {
+                let mapped = match item {
+                    Ok(message) => builders::instance_event(&message).map(Ok),
+                    Err(e) => Some(Err(this.error("follow the Docker daemon's events", e))),
+                };
+                futures::future::ready(mapped)
+            })
+            .boxed()
+    }
+
+    /// A bollard error as the backend error the user sees, naming the daemon
+    /// when it could not be reached.
+    fn error(&self, what: impl Into<String>, err: DockerError) -> BackendError {
+        let what = what.into();
+        if is_transport(&err) {
+            return BackendError::Unreachable(format!(
+                "{what}: the Docker daemon at {} does not answer: {}",
+                self.daemon,
+                error_chain(&err)
+            ));
+        }
+        match err {
+            // 408 and 429 say "not now", not "no".
+            DockerError::DockerResponseServerError { status_code, message }
+                if (400..500).contains(&status_code) && !matches!(status_code, 408 | 429) =>
+            {
+                BackendError::Refused { what, reason: message }
+            }
+            DockerError::DockerResponseServerError { status_code, message } => {
+                BackendError::Other { what, reason: format!("{message} (HTTP {status_code})") }
+            }
+            other => BackendError::Other { what, reason: error_chain(&other) },
+        }
+    }
+}
+
+impl Orchestrator for DockerOrchestrator {
+    async fn apply(&self, owner: &Owner, plan: &ServerPlan) -> Result<(), BackendError> {
+        // Refusals first: nothing is created for a plan Docker cannot run.
+        let request = builders::container_request(plan, owner.uid.as_deref())?;
+        let name = request.name.clone();
+        let current = self.find(&name).await?;
+        if let Some(c) = &current
+            && !builders::is_ours(c.config.as_ref().and_then(|c| c.labels.as_ref()), plan)
+        {
+            return Err(BackendError::Refused {
+                what: format!("apply container {name}"),
+                reason: format!(
+                    "container {name} already exists and does not belong to GameServer {}",
+                    builders::display_name(plan)
+                ),
+            });
+        }
+        let current_hash =
+            current.as_ref().and_then(|c| c.config.as_ref()?.labels.as_ref()?.get(builders::LABEL_SPEC_HASH).cloned());
+        if let Some(c) = current.as_ref().filter(|_| current_hash.as_deref() == Some(request.hash.as_str())) {
+            // Made from this plan: only whether it runs may differ.
+            if plan.replicas > 0 {
+                self.set_restart_policy(c, &name, plan.replicas).await?;
+                let up = builders::exists(c);
+                if !up {
+                    self.docker.start_container(&name, None).await.map_err(|e| self.start_error(plan, e))?;
+                }
+            } else if builders::exists(c) || builders::wants_running(c) {
+                self.stop(plan, c).await?;
+            }
+            return Ok(());
+        }
+        // New, or made from another plan: checked before anything is
+        // created or removed.
+        let image_changed = current
+            .as_ref()
+            .is_none_or(|c| c.config.as_ref().and_then(|c| c.image.as_deref()) != Some(plan.container.image.as_str()));
+        if image_changed || plan.container.pull_policy == Some(PullPolicy::Always) {
+            self.ensure_image(plan).await?;
+        }
+        if plan.replicas > 0 {
+            self.check_ports(plan).await?;
+        }
+        let created_volume = self.ensure_volume(plan).await?;
+        let result = async {
+            if let Some(c) = &current {
+                // Replaced: the same volume, a new container.
+                while self.remove(plan, c).await? == Teardown::Pending {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            self.create(plan, request).await
+        }
+        .await;
+        if result.is_err()
+            && created_volume
+            && let Err(e) = self.docker.remove_volume(&builders::volume_name(plan), None::<RemoveVolumeOptions>).await
+        {
+            tracing::warn!(volume = builders::volume_name(plan), error = %e, "could not remove the volume of a failed apply");
+        }
+        result
+    }
+
+    async fn observe(&self, plan: &ServerPlan) -> Result<Observed, BackendError> {
+        let Some(c) = self.own(plan).await? else { return Ok(Observed::default()) };
+        let id = c.id.clone().unwrap_or_default();
+        {
+            let mut backoff = self.in_backoff.lock().unwrap_or_else(|p| p.into_inner());
+            if builders::restarting(&c) {
+                backoff.insert(id.clone(), c.restart_count.and_then(|n| i32::try_from(n).ok()).unwrap_or(0));
+            } else {
+                backoff.remove(&id);
+            }
+        }
+        // A plan this process cannot build again (an environment value the
+        // facade resolved when it applied) is judged by the apply: the
+        // container counts as made from it.
+        let own_hash = c.config.as_ref().and_then(|c| c.labels.as_ref()?.get(builders::LABEL_SPEC_HASH).cloned());
+        let hash = builders::container_request(plan, None).map(|r| r.hash).ok().or(own_hash);
+        let endpoint = builders::endpoint(plan, &c, &self.host);
+        let mut workload = builders::workload(&c, hash.as_deref(), plan.replicas);
+        let mut instance = builders::instance(&c);
+        if let Some(i) = instance.as_mut()
+            && i.ready
+            && matches!(plan.container.readiness, Some(crate::plan::Check::Tcp { .. }))
+        {
+            // One probe history per container start.
+            let started = c.state.as_ref().and_then(|s| s.started_at.clone()).unwrap_or_default();
+            if !self.probe_tcp(plan, &format!("{id}@{started}"), &endpoint).await {
+                i.ready = false;
+                workload.ready = 0;
+                let port = builders::probe_port(plan, &endpoint).map_or_else(|| "?".to_string(), |p| p.to_string());
+                i.problem = Some(crate::orchestrator::observed::Problem::new(
+                    crate::orchestrator::observed::ProblemKind::Other,
+                    format!("the TCP readiness probe of port {port} gets no answer"),
+                    None,
+                ));
+            }
+        }
+        Ok(Observed { workload: Some(workload), instance, endpoint, backend_ref: Some(id) })
+    }
+
+    async fn teardown(&self, plan: &ServerPlan, reclaim: ReclaimPolicy) -> Result<Teardown, BackendError> {
+        let mut progress = Teardown::Done;
+        if let Some(c) = self.own(plan).await? {
+            progress = self.remove(plan, &c).await?;
+        }
+        if reclaim == ReclaimPolicy::Delete && plan.volume.is_some() {
+            let volume = builders::volume_name(plan);
+            match self.docker.inspect_volume(&volume).await {
+                Ok(v) if builders::is_ours(Some(&v.labels), plan) => {
+                    match self.docker.remove_volume(&volume, None::<RemoveVolumeOptions>).await {
+                        Ok(()) => {}
+                        Err(e) if status_of(&e) == Some(404) => {}
+                        // The container being removed still uses it.
+                        Err(e) if status_of(&e) == Some(409) => progress = Teardown::Pending,
+                        Err(e) => return Err(self.error(format!("remove volume {volume}"), e)),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(self.error(format!("read volume {volume}"), e)),
+            }
+        }
+        Ok(progress)
+    }
+
+    /// The engine's events of the servers' containers, and a look every 3 s
+    /// (a TCP probe's result is no event; a broken event stream is opened
+    /// again a second later).
+    fn triggers(&self, namespace: Option<&str>) -> Triggers {
+        let this = self.clone();
+        let namespace = namespace.map(str::to_string);
+        let changes = futures::stream::unfold(
+            (this, namespace, None::<BoxStream<'static, Result<InstanceEvent, BackendError>>>, SystemTime::now()),
+            |(this, namespace, stream, since)| async move {
+                let mut stream = match stream {
+                    Some(s) => s,
+                    None => this.events(Some(since), namespace.as_deref()),
+                };
+                loop {
+                    match stream.next().await {
+                        Some(Ok(event)) => {
+                            let key = event.server.clone();
+                            return Some((key, (this, namespace, Some(stream), SystemTime::now())));
+                        }
+                        Some(Err(_)) | None => {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            stream = this.events(Some(since), namespace.as_deref());
+                        }
+                    }
+                }
+            },
+        );
+        Triggers { changes: changes.boxed(), poll: Some(POLL) }
+    }
+}
+
+impl Logs for DockerOrchestrator {
+    async fn logs(&self, plan: &ServerPlan, tail: Option<i64>) -> Result<String, BackendError> {
+        let name = builders::container_name(plan);
+        let what = format!("read the log of GameServer {}", builders::display_name(plan));
+        if self.own(plan).await?.is_none() {
+            return Err(BackendError::Other { what, reason: format!("no container {name} runs the server") });
+        }
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail.map_or_else(|| "all".to_string(), |n| n.max(0).to_string()))
+            .build();
+        let mut stream = self.docker.logs(&name, Some(options));
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.error(what.clone(), e))?;
+            bytes.extend_from_slice(&chunk.into_bytes());
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn follow_logs(&self, plan: &ServerPlan, tail: Option<i64>) -> BoxStream<'static, Result<String, BackendError>> {
+        let name = builders::container_name(plan);
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .tail(&tail.map_or_else(|| "all".to_string(), |n| n.max(0).to_string()))
+            .build();
+        let this = self.clone();
+        let what = format!("follow the log of GameServer {}", builders::display_name(plan));
+        self.docker
+            .logs(&name, Some(options))
+            .map(move |chunk| {
+                chunk
+                    .map(|c| String::from_utf8_lossy(&c.into_bytes()).into_owned())
+                    .map_err(|e| this.error(what.clone(), e))
+            })
+            .boxed()
+    }
+}
+
+impl Standalone for DockerOrchestrator {
+    type Target = Daemon;
+
+    async fn connect(target: &Daemon) -> Result<Self, BackendError> {
+        DockerOrchestrator::connect(target).await
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.docker.ping().await.map(|_| ()).map_err(|e| self.error("ping the Docker daemon", e))
+    }
+
+    async fn list_managed(&self) -> Result<Vec<ServerKey>, BackendError> {
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{}=true", builders::LABEL_MANAGED),
+                format!("{}={}", builders::LABEL_BACKEND, builders::BACKEND),
+            ],
+        )]);
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build()))
+            .await
+            .map_err(|e| self.error("list the managed containers", e))?;
+        let mut keys: Vec<ServerKey> =
+            containers.iter().filter_map(|c| builders::server_of(c.labels.as_ref())).collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    async fn volume_exists(&self, plan: &ServerPlan) -> Result<bool, BackendError> {
+        if plan.volume.is_none() {
+            return Ok(false);
+        }
+        let name = builders::volume_name(plan);
+        match self.docker.inspect_volume(&name).await {
+            Ok(_) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(self.error(format!("read volume {name}"), e)),
+        }
+    }
+
+    /// A new container of the same making as the current one (its stop
+    /// command run first, the same volume, the config files written again),
+    /// as swarm's forced update makes a new task.
+    async fn restart(&self, plan: &ServerPlan) -> Result<(), BackendError> {
+        let name = builders::container_name(plan);
+        let what = format!("restart GameServer {}", builders::display_name(plan));
+        let Some(c) = self.own(plan).await? else {
+            return Err(BackendError::Other { what, reason: format!("no container {name} runs the server") });
+        };
+        let files = builders::config_files(plan)?;
+        let files = match files.is_empty() {
+            true => None,
+            false => Some(builders::tar(&files).map_err(|reason| builders::refused(plan, reason))?),
+        };
+        let request = builders::ContainerRequest {
+            name: name.clone(),
+            body: builders::body_like(&c),
+            files,
+            hash: String::new(),
+        };
+        while self.remove(plan, &c).await? == Teardown::Pending {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.create(plan, request).await
+    }
+
+    fn limitations(&self, plan: &ServerPlan) -> Vec<String> {
+        builders::limitations(plan)
+    }
+
+    fn instance_events(&self, since: Option<SystemTime>) -> BoxStream<'static, Result<InstanceEvent, BackendError>> {
+        self.events(since, None)
+    }
+
+    /// An exit is on purpose when this process stopped the container, or
+    /// when it is gone (replaced or removed) or its restart policy is `no`
+    /// (mettaton sets that before every stop it makes, in any process).
+    async fn stopped_on_purpose(&self, event: &InstanceEvent) -> bool {
+        if !matches!(event.kind, InstanceEventKind::Exited { .. }) {
+            return false;
+        }
+        if self.stopping.lock().unwrap_or_else(|p| p.into_inner()).contains(&event.container_id) {
+            return true;
+        }
+        match self.docker.inspect_container(&event.container_id, None).await {
+            Ok(c) => !builders::wants_running(&c),
+            Err(e) => status_of(&e) == Some(404),
+        }
+    }
+
+    /// The engine counts a restart when it starts the container again: while
+    /// the dead container waits in its restart back-off, the failure is one
+    /// more than the count observed.
+    fn note_failure(&self, observed: &Observed, event: &InstanceEvent) -> Option<i32> {
+        let backoff = self.in_backoff.lock().unwrap_or_else(|p| p.into_inner());
+        let counted = *backoff.get(&event.container_id)?;
+        let observed_count = observed.instance.as_ref().map_or(counted, |i| i.restarts);
+        Some(observed_count.max(counted).saturating_add(1))
+    }
+}
+
+/// The grace period, at least a second.
+fn grace(plan: &ServerPlan) -> Duration {
+    Duration::from_secs(u64::try_from(plan.grace_period_seconds.max(1)).unwrap_or(1))
+}
+
+/// Whether a TCP server answers at `address:port`: the connection is
+/// accepted and not closed at once (docker-proxy accepts every connection to
+/// a published port and closes it when the container does not listen).
+async fn tcp_answers(address: &str, port: i32, timeout: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let Ok(port) = u16::try_from(port) else { return false };
+    let connect = tokio::net::TcpStream::connect((address, port));
+    let Ok(Ok(mut stream)) = tokio::time::timeout(timeout, connect).await else { return false };
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte)).await {
+        Err(_) => true,
+        Ok(Ok(n)) => n > 0,
+        Ok(Err(_)) => false,
+    }
+}
+
+fn status_of(err: &DockerError) -> Option<u16> {
+    match err {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn docker_message(err: &DockerError) -> String {
+    match err {
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        DockerError::DockerStreamError { error } => error.clone(),
+        other => error_chain(other),
+    }
+}
+
+fn is_transport(err: &DockerError) -> bool {
+    matches!(
+        err,
+        DockerError::HyperLegacyError { .. }
+            | DockerError::IOError { .. }
+            | DockerError::RequestTimeoutError
+            | DockerError::SocketNotFoundError(_)
+            | DockerError::HttpClientError { .. }
+            | DockerError::HyperResponseError { .. }
+    )
+}
