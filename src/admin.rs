@@ -38,14 +38,16 @@ pub fn ready(role: Role, synced: bool) -> bool {
     }
 }
 
-/// Shared between the controller, the leader election and the admin server.
+/// The controller's readiness as `/readyz` answers it: the replica's role and
+/// whether its GameServer cache has synced. Shared between the controller,
+/// the leader election and the admin server.
 #[derive(Debug, Default)]
-pub struct Health {
+pub struct Readiness {
     role: AtomicU8,
     synced: AtomicBool,
 }
 
-impl Health {
+impl Readiness {
     pub fn set_role(&self, role: Role) {
         self.role.store(role as u8, Ordering::Relaxed);
     }
@@ -71,23 +73,23 @@ impl Health {
 #[derive(Clone)]
 struct AppState {
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    readiness: Arc<Readiness>,
 }
 
 /// The routes, apart from the listener (for tests).
-pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
+pub fn router(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(AppState { metrics, health })
+        .with_state(AppState { metrics, readiness })
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.health.ready() {
+    if state.readiness.ready() {
         (StatusCode::OK, "ok\n".to_string())
     } else {
-        let why = match state.health.role() {
+        let why = match state.readiness.role() {
             Role::Starting => "starting",
             _ => "the GameServer cache is not synced yet",
         };
@@ -109,8 +111,8 @@ pub async fn bind(address: &str) -> Result<TcpListener, String> {
 
 /// Serves until the process ends: probes must answer for as long as it runs,
 /// also while the controller shuts down.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>) {
-    if let Err(e) = axum::serve(listener, router(metrics, health)).await {
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, readiness: Arc<Readiness>) {
+    if let Err(e) = axum::serve(listener, router(metrics, readiness)).await {
         tracing::error!(error = %e, "admin server stopped");
     }
 }
@@ -142,19 +144,19 @@ mod tests {
     #[tokio::test]
     async fn probes_and_metrics_answer() {
         let metrics = Arc::new(Metrics::new(&[]));
-        let health = Arc::new(Health::default());
-        let app = router(metrics.clone(), health.clone());
+        let readiness = Arc::new(Readiness::default());
+        let app = router(metrics.clone(), readiness.clone());
 
         assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
         let (status, _, body) = get(&app, "/readyz").await;
         assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "not ready: starting\n"));
 
-        health.set_role(Role::Standby);
+        readiness.set_role(Role::Standby);
         assert_eq!(get(&app, "/readyz").await.0, StatusCode::OK);
         // Taking over: not ready again until the new leader has synced.
-        health.set_role(Role::Leading);
+        readiness.set_role(Role::Leading);
         assert_eq!(get(&app, "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
-        health.set_synced();
+        readiness.set_synced();
         assert_eq!(get(&app, "/readyz").await.0, StatusCode::OK);
 
         metrics.set_leader(true);

@@ -25,7 +25,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::admin::Health;
+use crate::admin::Readiness;
 use crate::api::{self, GameServer, GameServerStatus, Phase, ReclaimPolicy};
 use crate::metrics::Metrics;
 use crate::orchestrator::{BackendError, Orchestrator, Owner, Teardown};
@@ -220,7 +220,7 @@ impl Default for Tuning {
 #[derive(Clone, Debug)]
 pub struct Reporting {
     pub metrics: Arc<Metrics>,
-    pub health: Arc<Health>,
+    pub health: Arc<Readiness>,
 }
 
 impl Default for Reporting {

@@ -17,4 +17,4 @@ pub mod quantity;
 pub mod status;
 
 #[cfg(test)]
-mod proptests;
+pub(crate) mod fixtures;

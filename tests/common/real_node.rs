@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use mettaton::api::GameServer;
 use serde_json::{Value, json};
 
+use crate::fixtures::{game_server, merged};
 use crate::support::eventually;
 
 /// The real node, as tests/controlplane/env.sh names and addresses it.
@@ -21,19 +22,6 @@ pub const TAINT: &str = "mettaton.dev/real-node";
 /// The test game, imported into the node's containerd under both tags.
 pub const IMAGE: &str = "127.0.0.1:5999/mettaton-testgame:1";
 pub const IMAGE_2: &str = "127.0.0.1:5999/mettaton-testgame:2";
-/// `base` with `extra` merged in: objects key by key, anything else replaced.
-pub fn merged(mut base: Value, extra: Value) -> Value {
-    match (&mut base, extra) {
-        (Value::Object(b), Value::Object(e)) => {
-            for (k, v) in e {
-                let slot = b.remove(&k).unwrap_or(Value::Null);
-                b.insert(k, merged(slot, v));
-            }
-            base
-        }
-        (_, e) => e,
-    }
-}
 
 /// A GameServer of the test game that must run on the real node: a TCP game
 /// port probed every second and a UDP query port.
@@ -49,13 +37,7 @@ pub fn on_real_node(name: &str, spec: Value) -> GameServer {
         "health": { "probe": { "tcpPort": "game" }, "periodSeconds": 1, "failureThreshold": 2, "startupTimeoutSeconds": 60 },
         "shutdown": { "gracePeriodSeconds": 15 }
     });
-    serde_json::from_value(json!({
-        "apiVersion": "mettaton.dev/v1alpha1",
-        "kind": "GameServer",
-        "metadata": { "name": name },
-        "spec": merged(base, spec)
-    }))
-    .unwrap()
+    game_server(name, merged(base, spec))
 }
 
 /// The port players use for `name`, from the status.

@@ -13,6 +13,7 @@ use mettaton::api::{GameServer, Phase};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::fixtures::game_server;
 use crate::support::{TestNamespace, ensure_crd, eventually, kubeconfig_path, sample, wait_phase};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
@@ -169,12 +170,7 @@ impl Drop for Replica {
 
 /// The value of the sample `name` (labels included, as exposed) in `text`.
 pub(crate) fn server(name: &str) -> GameServer {
-    serde_json::from_value(json!({
-        "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
-        "metadata": { "name": name },
-        "spec": { "image": "mettaton.test/game:1", "ports": [{ "name": "game", "containerPort": 7777 }] }
-    }))
-    .unwrap()
+    game_server(name, json!({ "image": "mettaton.test/game:1", "ports": [{ "name": "game", "containerPort": 7777 }] }))
 }
 
 fn running(n: u32) -> (&'static str, f64) {

@@ -35,7 +35,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use serde_json::{Value, json};
 
-use crate::controller::{RunningController, server};
+use crate::controller::RunningController;
+use crate::fixtures::game_server;
 use crate::support::{Requests, TestNamespace, condition_status, counting_client, ensure_crd, eventually, wait_ready};
 
 /// Manifests sent by default: about 2 minutes on a 2-core machine.
@@ -1015,7 +1016,7 @@ async fn random_manifests_are_refused_naming_the_field_or_accepted_and_converge(
     assert!(run.ctl.is_running(), "the controller's task ended");
     let api = run.ns.api::<GameServer>();
     let last = json!({ "image": "mettaton.test/game:1", "ports": [{ "name": "game", "containerPort": 7777 }] });
-    api.create(&PostParams::default(), &server("last", last)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("last", last)).await.unwrap();
     wait_ready(&api, "last", WAIT).await;
     assert_eq!(run.refusals(), 0, "no child was ever refused");
 

@@ -14,7 +14,8 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use mettaton::api::GameServer;
 use serde_json::{Value, json};
 
-use crate::controller::{RunningController, server};
+use crate::controller::RunningController;
+use crate::fixtures::game_server;
 use crate::support::{Requests, TestNamespace, api_status, counting_client, ensure_crd, eventually, wait_ready};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -68,7 +69,7 @@ async fn arena(prefix: &str, spec: Value) -> (TestNamespace, Requests, RunningCo
     let (client, requests) = counting_client().await;
     let ctl = RunningController::start(&ns, client.clone(), client);
     let api = ns.api::<GameServer>();
-    api.create(&PostParams::default(), &server("arena", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("arena", spec)).await.unwrap();
     wait_ready(&api, "arena", WAIT).await;
     (ns, requests, ctl, api)
 }

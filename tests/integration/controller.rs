@@ -16,6 +16,7 @@ use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
 use serde_json::json;
 use tokio::sync::oneshot;
 
+use crate::fixtures::game_server;
 use crate::support::{
     Proxy, TestNamespace, apiserver_addr, condition_status, counting_client, ensure_crd, eventually, wait_phase,
     wait_ready,
@@ -83,14 +84,6 @@ impl Drop for RunningController {
 fn example(file: &str) -> GameServer {
     let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
     serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-pub(crate) fn server(name: &str, spec: serde_json::Value) -> GameServer {
-    serde_json::from_value(json!({
-        "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
-        "metadata": { "name": name }, "spec": spec
-    }))
-    .unwrap()
 }
 
 async fn secret(ns: &TestNamespace, name: &str) {
@@ -247,7 +240,7 @@ async fn image_change_rolls_out_and_stop_then_start_keeps_the_data() {
         "ports": [{ "name": "game", "containerPort": 7777 }],
         "storage": { "size": "1Gi" }
     });
-    api.create(&PostParams::default(), &server("life", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("life", spec)).await.unwrap();
     ready(&api, "life").await;
     let pvc_uid = ns.api::<PersistentVolumeClaim>().get("life-data").await.unwrap().uid();
 
@@ -300,7 +293,7 @@ async fn a_server_that_never_gets_ready_fails_after_its_startup_timeout() {
         "health": { "startupTimeoutSeconds": 6 }
     });
     let created = std::time::Instant::now();
-    api.create(&PostParams::default(), &server("slow", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("slow", spec)).await.unwrap();
     phase(&api, "slow", Phase::Starting).await;
     let failed = phase(&api, "slow", Phase::Failed).await;
     assert!(created.elapsed() >= Duration::from_secs(6), "not Failed before the timeout");
@@ -323,7 +316,7 @@ async fn a_crash_looping_server_is_degraded_with_its_restart_count() {
     let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
     let api = ns.api::<GameServer>();
     let spec = json!({ "image": "mettaton.test/crash-loop", "ports": [{ "name": "game", "containerPort": 7777 }] });
-    api.create(&PostParams::default(), &server("crashy", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("crashy", spec)).await.unwrap();
     let gs = eventually("crashy Degraded with 3+ restarts", WAIT, || async {
         let gs = api.get("crashy").await.map_err(|e| e.to_string())?;
         let restarts = gs.status.as_ref().map_or(0, |s| s.restarts);
@@ -361,7 +354,7 @@ async fn an_image_that_cannot_be_pulled_fails_the_server_at_once_naming_the_imag
         "health": { "startupTimeoutSeconds": timeout.as_secs() }
     });
     let created = std::time::Instant::now();
-    api.create(&PostParams::default(), &server("nopull", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("nopull", spec)).await.unwrap();
     let failed = phase(&api, "nopull", Phase::Failed).await;
     assert!(created.elapsed() < timeout / 10, "Failed after {:?}: well before the startup timeout", created.elapsed());
     let status = failed.status.unwrap();
@@ -401,7 +394,7 @@ async fn a_server_whose_pod_is_refused_by_pod_security_is_failed_at_once_with_th
         "health": { "startupTimeoutSeconds": 600 }
     });
     let created = std::time::Instant::now();
-    api.create(&PostParams::default(), &server("refused", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("refused", spec)).await.unwrap();
     let failed = phase(&api, "refused", Phase::Failed).await;
     assert!(created.elapsed() < Duration::from_secs(60), "Failed after {:?}", created.elapsed());
     let status = failed.status.unwrap();
@@ -431,7 +424,7 @@ async fn retain_keeps_the_volume_and_a_new_server_of_the_same_name_adopts_it() {
         "ports": [{ "name": "game", "containerPort": 7777 }],
         "storage": { "size": "1Gi", "reclaimPolicy": "Retain" }
     });
-    api.create(&PostParams::default(), &server("world", spec.clone())).await.unwrap();
+    api.create(&PostParams::default(), &game_server("world", spec.clone())).await.unwrap();
     ready(&api, "world").await;
     let pvcs = ns.api::<PersistentVolumeClaim>();
     let volume_uid = pvcs.get("world-data").await.unwrap().uid();
@@ -444,7 +437,7 @@ async fn retain_keeps_the_volume_and_a_new_server_of_the_same_name_adopts_it() {
     assert!(ns.api::<Deployment>().get_opt("world").await.unwrap().is_none());
     assert!(ns.api::<Service>().get_opt("world").await.unwrap().is_none());
 
-    api.create(&PostParams::default(), &server("world", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("world", spec)).await.unwrap();
     let again = ready(&api, "world").await;
     let adopted = pvcs.get("world-data").await.unwrap();
     assert_eq!(adopted.uid(), volume_uid, "the same volume, not a new one");
@@ -467,7 +460,7 @@ async fn delete_policy_leaves_nothing_behind() {
         "storage": { "size": "1Gi", "reclaimPolicy": "Delete" },
         "config": [{ "path": "/data/game.cfg", "content": "x=1" }]
     });
-    api.create(&PostParams::default(), &server("temp", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("temp", spec)).await.unwrap();
     ready(&api, "temp").await;
     api.delete("temp", &DeleteParams::default()).await.unwrap();
     gone(&api, "temp").await;
@@ -497,7 +490,7 @@ async fn failed_cleanup_keeps_the_finalizer_reports_it_and_completes_later() {
     let ctl = RunningController::start(&ns, ns.client.clone(), proxy.client().await);
     let api = ns.api::<GameServer>();
     let spec = json!({ "image": "mettaton.test/game:1", "ports": [{ "name": "game", "containerPort": 7777 }] });
-    api.create(&PostParams::default(), &server("stuck", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("stuck", spec)).await.unwrap();
     ready(&api, "stuck").await;
 
     proxy.set_up(false);
@@ -556,7 +549,7 @@ async fn a_steady_state_reconcile_makes_no_write() {
         "storage": { "size": "1Gi" },
         "config": [{ "path": "/data/game.cfg", "content": "x=1" }]
     });
-    api.create(&PostParams::default(), &server("calm", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("calm", spec)).await.unwrap();
     ready(&api, "calm").await;
     // Settled: no write for 3 s in a row.
     let settled = eventually("the controller to stop writing", WAIT, || {
@@ -621,7 +614,7 @@ async fn every_transition_has_one_event_and_created_comes_once() {
     };
 
     // A quick start: one status write, Running; two Events.
-    api.create(&PostParams::default(), &server("quick", spec.clone())).await.unwrap();
+    api.create(&PostParams::default(), &game_server("quick", spec.clone())).await.unwrap();
     ready(&api, "quick").await;
     let events = settled_events(&ns, "quick", "Started").await;
     assert_eq!(without_starting(events), counts(&[("Created", 1), ("Started", 1)]));
@@ -629,7 +622,7 @@ async fn every_transition_has_one_event_and_created_comes_once() {
     // The backend unreachable at first: Pending (with the failed apply's
     // warning), then created and started once it is back.
     proxy.set_up(false);
-    api.create(&PostParams::default(), &server("late", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("late", spec)).await.unwrap();
     let pending = phase(&api, "late", Phase::Pending).await;
     assert!(condition_status(&pending, conditions::DEGRADED).as_deref() == Some("True"));
     settled_events(&ns, "late", "Pending").await;
@@ -678,7 +671,7 @@ async fn mettaton_restart_makes_a_new_pod_on_the_same_volume() {
         "storage": { "size": "1Gi" },
         "config": [{ "path": "/data/game.cfg", "content": "x=1" }]
     });
-    api.create(&PostParams::default(), &server("again", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("again", spec)).await.unwrap();
     let before = ready(&api, "again").await;
     let claim_uid = ns.api::<PersistentVolumeClaim>().get("again-data").await.unwrap().uid();
     let pods = ns.api::<Pod>();
@@ -789,7 +782,7 @@ async fn an_edit_of_a_referenced_config_map_restarts_nothing_as_explained() {
         "ports": [{ "name": "game", "containerPort": 7777 }],
         "config": [{ "path": "/etc/game/ops.json", "configMapKeyRef": { "name": "ops", "key": "ops.json" } }]
     });
-    api.create(&PostParams::default(), &server("refs", spec)).await.unwrap();
+    api.create(&PostParams::default(), &game_server("refs", spec)).await.unwrap();
     ready(&api, "refs").await;
     let template = || async {
         let d = ns.api::<Deployment>().get("refs").await.unwrap();

@@ -33,7 +33,8 @@ use mettaton::plan;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::controller::{AFTER_BACKOFF, RunningController, event_reasons, owned_by, server};
+use crate::controller::{AFTER_BACKOFF, RunningController, event_reasons, owned_by};
+use crate::fixtures::game_server;
 use crate::support::{
     Proxy, TestNamespace, Upstream, docker, docker_socket, ensure_crd, eventually, remove_swarm_leftovers, wait_phase,
     wait_ready,
@@ -177,7 +178,7 @@ async fn a_retained_world_survives_deletion_adoption_and_a_second_deletion() {
     let ns = TestNamespace::new("safe-retain").await;
     let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
     let api = ns.api::<GameServer>();
-    api.create(&PostParams::default(), &server("world", spec("Retain"))).await.unwrap();
+    api.create(&PostParams::default(), &game_server("world", spec("Retain"))).await.unwrap();
     wait_ready(&api, "world", WAIT).await;
     let claims = ns.api::<PersistentVolumeClaim>();
     let uid = claims.get("world-data").await.unwrap().uid().unwrap();
@@ -192,7 +193,7 @@ async fn a_retained_world_survives_deletion_adoption_and_a_second_deletion() {
         assert_eq!(kept.labels().get(LABEL_RETAINED).map(String::as_str), Some("true"), "round {round}");
         assert!(event_reasons(&ns, "world").await.iter().any(|r| r == "Deleted"));
 
-        api.create(&PostParams::default(), &server("world", spec("Retain"))).await.unwrap();
+        api.create(&PostParams::default(), &game_server("world", spec("Retain"))).await.unwrap();
         let again = wait_ready(&api, "world", WAIT).await;
         let adopted = assert_kept(&ns, "world-data", &uid, &dir, &world).await;
         assert!(owned_by(&adopted, &again), "round {round}: adopted by the new GameServer");
@@ -212,7 +213,7 @@ async fn stopping_never_touches_the_world_even_with_the_delete_policy() {
     let ns = TestNamespace::new("safe-stop").await;
     let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
     let api = ns.api::<GameServer>();
-    api.create(&PostParams::default(), &server("paused", spec("Delete"))).await.unwrap();
+    api.create(&PostParams::default(), &game_server("paused", spec("Delete"))).await.unwrap();
     wait_ready(&api, "paused", WAIT).await;
     let uid = ns.api::<PersistentVolumeClaim>().get("paused-data").await.unwrap().uid().unwrap();
     let dir = volume_dir(&ns, "paused-data").await;
@@ -250,7 +251,7 @@ async fn a_policy_changed_to_retain_while_a_deletion_waits_keeps_the_world() {
     let claims = ns.api::<PersistentVolumeClaim>();
     let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
     for name in ["down", "slow"] {
-        api.create(&PostParams::default(), &server(name, spec("Delete"))).await.unwrap();
+        api.create(&PostParams::default(), &game_server(name, spec("Delete"))).await.unwrap();
     }
     let mut worlds = Vec::new();
     for name in ["down", "slow"] {
@@ -304,7 +305,7 @@ async fn a_policy_changed_to_delete_during_deletion_erases_the_world() {
     let ns = TestNamespace::new("safe-to-delete").await;
     let api = ns.api::<GameServer>();
     let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
-    api.create(&PostParams::default(), &server("doomed", spec("Retain"))).await.unwrap();
+    api.create(&PostParams::default(), &game_server("doomed", spec("Retain"))).await.unwrap();
     wait_ready(&api, "doomed", WAIT).await;
     let dir = volume_dir(&ns, "doomed-data").await;
     write_world(&dir);
@@ -328,7 +329,7 @@ async fn another_gameserver_cannot_take_or_delete_a_claim_that_is_not_its_own() 
     let api = ns.api::<GameServer>();
     let claims = ns.api::<PersistentVolumeClaim>();
     let ctl = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
-    api.create(&PostParams::default(), &server("world", spec("Retain"))).await.unwrap();
+    api.create(&PostParams::default(), &game_server("world", spec("Retain"))).await.unwrap();
     wait_ready(&api, "world", WAIT).await;
     let uid = claims.get("world-data").await.unwrap().uid().unwrap();
     let dir = volume_dir(&ns, "world-data").await;
@@ -348,7 +349,7 @@ async fn another_gameserver_cannot_take_or_delete_a_claim_that_is_not_its_own() 
     let copy_world = write_world(&copy_dir);
 
     for name in ["rogue", "other"] {
-        api.create(&PostParams::default(), &server(name, spec("Delete"))).await.unwrap();
+        api.create(&PostParams::default(), &game_server(name, spec("Delete"))).await.unwrap();
     }
     // "other" runs on a volume of its own; "rogue" is refused the claim.
     wait_ready(&api, "other", WAIT).await;
@@ -487,7 +488,7 @@ async fn swarm_controller_deletion_honours_the_policy_also_one_changed_while_the
     let docker = docker();
     let mut worlds = Vec::new();
     for (name, reclaim) in [("kept", "Retain"), ("erased", "Delete"), ("switched", "Delete")] {
-        api.create(&PostParams::default(), &server(name, game_spec(reclaim))).await.unwrap();
+        api.create(&PostParams::default(), &game_server(name, game_spec(reclaim))).await.unwrap();
     }
     for name in ["kept", "erased", "switched"] {
         eventually(&format!("{name} running on the swarm"), WAIT, || async {

@@ -6,6 +6,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use mettaton::api::GameServer;
 use serde_json::{Value, json};
 
+use crate::fixtures::{self, merged, minecraft};
 use crate::support::{TestNamespace, api_status, ensure_crd};
 
 fn api(ns: &TestNamespace) -> Api<DynamicObject> {
@@ -14,21 +15,12 @@ fn api(ns: &TestNamespace) -> Api<DynamicObject> {
 }
 
 fn manifest(name: &str, spec: Value) -> DynamicObject {
-    serde_json::from_value(json!({
-        "apiVersion": "mettaton.dev/v1alpha1",
-        "kind": "GameServer",
-        "metadata": { "name": name },
-        "spec": spec,
-    }))
-    .unwrap()
+    serde_json::from_value(fixtures::manifest(name, spec)).unwrap()
 }
 
+/// The Minecraft server with a volume.
 fn good_spec() -> Value {
-    json!({
-        "image": "itzg/minecraft-server:java21",
-        "ports": [{ "name": "game", "containerPort": 25565 }],
-        "storage": { "size": "1Gi" }
-    })
+    merged(minecraft(), json!({ "storage": { "size": "1Gi" } }))
 }
 
 /// Applies `edit` to a good spec and expects a 422 whose message contains each

@@ -15,6 +15,7 @@ use mettaton::orchestrator::{BackendError, Logs, Observed, Orchestrator, Owner, 
 use mettaton::plan::{self, ServerPlan};
 use serde_json::json;
 
+use crate::fixtures::{game_server, merged, minecraft_with_query};
 use crate::support::{TestNamespace, client, counting_client, ensure_crd, eventually};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -22,28 +23,19 @@ const WAIT: Duration = Duration::from_secs(60);
 /// the plane has no provisioner, so claims bind to a volume the test makes.
 const STATIC_CLASS: &str = "mettaton-test-static";
 
-fn game_server(name: &str, spec: serde_json::Value) -> GameServer {
-    serde_json::from_value(json!({
-        "apiVersion": "mettaton.dev/v1alpha1",
-        "kind": "GameServer",
-        "metadata": { "name": name },
-        "spec": spec
-    }))
-    .unwrap()
-}
-
+/// The Minecraft server with a world on a claim of the static class and a
+/// config file; its image only kwok runs (nothing pulls it).
 fn minecraft_spec() -> serde_json::Value {
-    json!({
-        "image": "mettaton.test/minecraft:1",
-        "ports": [
-            { "name": "game", "containerPort": 25565 },
-            { "name": "query", "containerPort": 25565, "protocol": "UDP" }
-        ],
-        "storage": { "size": "1Gi", "storageClassName": STATIC_CLASS, "mountPath": "/data" },
-        "config": [{ "path": "/data/server.properties", "content": "motd=integration\n" }],
-        "health": { "startupTimeoutSeconds": 60, "periodSeconds": 2 },
-        "shutdown": { "gracePeriodSeconds": 5 }
-    })
+    merged(
+        minecraft_with_query(),
+        json!({
+            "image": "mettaton.test/minecraft:1",
+            "storage": { "size": "1Gi", "storageClassName": STATIC_CLASS, "mountPath": "/data" },
+            "config": [{ "path": "/data/server.properties", "content": "motd=integration\n" }],
+            "health": { "startupTimeoutSeconds": 60, "periodSeconds": 2 },
+            "shutdown": { "gracePeriodSeconds": 5 }
+        }),
+    )
 }
 
 async fn create(ns: &TestNamespace, gs: &GameServer) -> GameServer {

@@ -11,6 +11,8 @@ mod data_safety;
 #[path = "../common/dockerd.rs"]
 mod dockerd;
 mod facade;
+#[path = "../common/fixtures.rs"]
+mod fixtures;
 mod gameserver_schema;
 mod kubernetes_backend;
 mod leader;

@@ -40,6 +40,9 @@ mod dockerd;
 mod apiserver_restart;
 mod controller_killed;
 mod dockerd_restart;
+#[allow(dead_code)]
+#[path = "../common/fixtures.rs"]
+mod fixtures;
 mod fleet;
 mod node_crash;
 mod process;

@@ -5,7 +5,9 @@
 //! spec asked for; and the comparisons the backends decide their writes with
 //! must tell what they build from anything that differs from it in one field.
 //!
-//! `PROPTEST_CASES` sets the number of cases (1024 by default) for a soak run.
+//! A test binary of its own (`cargo test --test properties`), on the crate's
+//! public API only; it needs no plane. `PROPTEST_CASES` sets the number of
+//! cases (1024 by default) for a soak run.
 
 use std::collections::HashMap;
 
@@ -14,12 +16,13 @@ use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use crate::api::{GameServer, GameServerSpec};
-use crate::orchestrator::kubernetes::{builders as k8s, is_subset};
-use crate::orchestrator::swarm::builders as swarm;
-use crate::orchestrator::{Endpoint, Instance, Observed, Workload};
-use crate::quantity::Quantity;
-use crate::{facade, plan, status};
+use mettaton::api::{GameServer, GameServerSpec};
+use mettaton::orchestrator::kubernetes::{builders as k8s, is_subset};
+use mettaton::orchestrator::swarm::builders as swarm;
+use mettaton::orchestrator::{Endpoint, Instance, Observed, Workload};
+use mettaton::quantity::Quantity;
+use mettaton::{facade, plan, status};
+use proptest::test_runner::FileFailurePersistence;
 
 /// Strings as they come: empty, names, printable ASCII, any Unicode, long.
 fn any_string() -> impl Strategy<Value = String> {
@@ -363,10 +366,17 @@ fn changed_at(value: &Value, pointer: &str) -> Value {
     changed
 }
 
-/// 1024 cases by default (a second or two), `PROPTEST_CASES` for more.
+/// 1024 cases by default (a second or two), `PROPTEST_CASES` for more. The
+/// failures found are kept beside this file, in
+/// `tests/properties.proptest-regressions` (proptest's default looks for a
+/// `lib.rs` or `main.rs` above the file, which a test of its own has not).
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
-    ProptestConfig { cases, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {
@@ -397,7 +407,7 @@ proptest! {
         prop_assert_eq!(&planned, &plan::plan(&gs), "planning is deterministic");
         prop_assert!(planned.replicas == 0 || planned.replicas == 1);
 
-        let identity = crate::orchestrator::Owner::of(&gs);
+        let identity = mettaton::orchestrator::Owner::of(&gs);
         let deployment = k8s::deployment(&planned, &identity);
         let service = k8s::service(&planned, &identity);
         let claim = k8s::persistent_volume_claim(&planned, &identity);
@@ -534,7 +544,7 @@ fn assert_builds_what_the_spec_asks(
     config: Option<&k8s_openapi::api::core::v1::ConfigMap>,
 ) -> Result<(), TestCaseError> {
     let d = deployment.spec.as_ref().unwrap();
-    let running = spec.state == crate::api::DesiredState::Running;
+    let running = spec.state == mettaton::api::DesiredState::Running;
     prop_assert_eq!(d.replicas, Some(i32::from(running)));
     let pod = d.template.spec.as_ref().unwrap();
     let game = pod.containers.iter().find(|c| c.name == k8s::CONTAINER).unwrap();
