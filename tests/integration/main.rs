@@ -8,6 +8,7 @@ mod chart;
 mod conflicts;
 mod controller;
 mod data_safety;
+mod docker_backend;
 #[path = "../common/dockerd.rs"]
 mod dockerd;
 mod facade;

@@ -707,13 +707,13 @@ pub fn instance(c: &ContainerInspectResponse) -> Option<Instance> {
         None
     } else if status == S::RESTARTING {
         let (kind, why) = match state.oom_killed == Some(true) {
-            true => (ProblemKind::OutOfMemory, "killed at its memory limit".to_string()),
-            false => (ProblemKind::CrashLoop, format!("exited with code {exit}")),
+            true => (ProblemKind::OutOfMemory, "out of memory".to_string()),
+            false => (ProblemKind::CrashLoop, format!("exit code {exit}")),
         };
         Some(Problem::new(
             kind,
-            "restarting",
-            Some(format!("the container {why}; Docker starts it again after a back-off")),
+            format!("restarting ({why})"),
+            Some(format!("the container exited with {why}; Docker starts it again after a back-off")),
         ))
     } else if matches!(status, S::EXITED | S::DEAD | S::CREATED) && wants_running(c) {
         match (&error, state.oom_killed == Some(true)) {
@@ -722,8 +722,8 @@ pub fn instance(c: &ContainerInspectResponse) -> Option<Instance> {
             (None, false) if status == S::CREATED => None,
             (None, false) => Some(Problem::new(
                 ProblemKind::Exited,
-                format!("exited ({exit})"),
-                Some("the container exited and was stopped by hand or killed: Docker does not start it again".into()),
+                format!("exited with code {exit}"),
+                Some("stopped or killed by hand: Docker does not start it again (the next apply does)".into()),
             )),
         }
     } else if running && health == Some(HealthStatusEnum::UNHEALTHY) {
@@ -1113,11 +1113,13 @@ mod tests {
         assert!(restarting(&backoff));
         let problem = instance(&backoff).unwrap().problem.unwrap();
         assert_eq!(problem.kind, ProblemKind::CrashLoop, "{problem:?}");
-        assert!(problem.message.unwrap().contains("exited with code 1"));
+        assert_eq!(problem.reason, "restarting (exit code 1)");
+        assert!(problem.message.unwrap().contains("Docker starts it again"));
 
         // Killed by hand while it should run: the engine does not start it.
         let killed = inspect(container("exited", "unless-stopped", "h"));
-        assert_eq!(instance(&killed).unwrap().problem.unwrap().kind, ProblemKind::Exited);
+        let problem = instance(&killed).unwrap().problem.unwrap();
+        assert_eq!((problem.kind, problem.reason.as_str()), (ProblemKind::Exited, "exited with code 1"));
 
         // Stopped on purpose: no instance, nothing exists, rolled out at 0.
         let mut stopped = container("exited", "no", "h");
@@ -1194,6 +1196,14 @@ mod tests {
         let labels = v.labels.unwrap();
         assert_eq!(v.name.as_deref(), Some("mettaton-games-arena-data"));
         assert_eq!((labels[LABEL_SIZE].as_str(), labels[LABEL_RECLAIM].as_str()), ("1Gi", "Delete"));
+        assert_eq!(v.driver, None, "Docker's default, local");
+        let mut classed = game();
+        classed["storage"]["storageClassName"] = json!("zfs");
+        assert_eq!(
+            volume_request(&plan(classed)).unwrap().driver.as_deref(),
+            Some("zfs"),
+            "the class names the driver"
+        );
     }
 
     #[test]
