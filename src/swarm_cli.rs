@@ -1,6 +1,7 @@
 //! `mettaton swarm ...`: the GameServer manifests of Kubernetes, applied to a
-//! Docker Swarm through the `Mettaton` facade. Thin: parsing, printing, and a
-//! call to the facade per command.
+//! Docker Swarm (or, with `--backend docker`, to plain containers on one
+//! Docker Engine) through the `Mettaton` facade. Thin: parsing, printing, and
+//! a call to the facade per command.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -9,7 +10,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use futures::StreamExt;
 use mettaton::api::GameServer;
 use mettaton::facade::{Applied, Mettaton, ServerEvent, ServerHandle, ServerInfo};
-use mettaton::orchestrator::swarm::Daemon;
+use mettaton::orchestrator::Standalone;
+use mettaton::orchestrator::docker::DockerOrchestrator;
+use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
 
 #[derive(Args, Debug)]
 pub struct SwarmArgs {
@@ -24,7 +27,8 @@ pub struct SwarmArgs {
     #[arg(long, global = true)]
     tls_certs: Option<PathBuf>,
     /// The state file remembering what was spawned (default:
-    /// $XDG_STATE_HOME/mettaton/swarm-state.json or ~/.local/state/mettaton/...).
+    /// $XDG_STATE_HOME/mettaton/swarm-state.json or ~/.local/state/mettaton/...;
+    /// docker-state.json with --backend docker).
     #[arg(long, global = true, env = "MTN_STATE")]
     state: Option<PathBuf>,
     /// Where `env[].valueFrom.secretKeyRef` values are read: the file
@@ -32,6 +36,10 @@ pub struct SwarmArgs {
     /// $XDG_CONFIG_HOME/mettaton/secrets or ~/.config/mettaton/secrets).
     #[arg(long, global = true, env = "MTN_SECRETS")]
     secrets: Option<PathBuf>,
+    /// What runs the servers: a Docker Swarm (the daemon a manager), or plain
+    /// containers on the daemon (no swarm needed).
+    #[arg(long, global = true, value_enum, default_value_t = Backend::Swarm, env = "MTN_BACKEND")]
+    backend: Backend,
     /// Namespace of the servers (default: default).
     #[arg(long, short = 'n', global = true, default_value = "default")]
     namespace: String,
@@ -40,6 +48,12 @@ pub struct SwarmArgs {
     output: Output,
     #[command(subcommand)]
     command: SwarmCommand,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Swarm,
+    Docker,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -83,6 +97,13 @@ enum SwarmCommand {
 }
 
 pub async fn run(args: SwarmArgs) -> Result<(), String> {
+    match args.backend {
+        Backend::Swarm => run_on::<SwarmOrchestrator>(args).await,
+        Backend::Docker => run_on::<DockerOrchestrator>(args).await,
+    }
+}
+
+async fn run_on<B: Standalone<Target = Daemon>>(args: SwarmArgs) -> Result<(), String> {
     // Listened for from the start, so that an interrupt while connecting ends
     // `logs -f` and `events` cleanly too (exit 0), not by the default action.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
@@ -94,16 +115,20 @@ pub async fn run(args: SwarmArgs) -> Result<(), String> {
         }
         None => Daemon::from_env().map_err(|e| e.to_string())?,
     };
-    let state = args.state.clone().unwrap_or_else(default_state_path);
+    let state = args.state.clone().unwrap_or_else(|| default_state_path(args.backend));
     let secrets = args.secrets.clone().unwrap_or_else(default_secrets_dir);
-    let mut facade = Mettaton::new(daemon, state).with_secrets_dir(secrets);
+    let mut facade = Mettaton::<B>::on(daemon, state).with_secrets_dir(secrets);
     let events = facade.events();
     let recovery = facade.connect().await.map_err(|e| e.to_string())?;
+    let runtime = match args.backend {
+        Backend::Swarm => "the swarm",
+        Backend::Docker => "the Docker engine",
+    };
     for id in &recovery.vanished {
-        eprintln!("warning: server {id} is gone from the swarm; it was forgotten");
+        eprintln!("warning: server {id} is gone from {runtime}; it was forgotten");
     }
     for id in &recovery.unknown {
-        eprintln!("note: the swarm runs server {id}, which this state file does not know");
+        eprintln!("note: {runtime} runs server {id}, which this state file does not know");
     }
     let id = |name: &str| format!("{}/{name}", args.namespace);
     let result = match args.command {
@@ -179,13 +204,17 @@ fn default_secrets_dir() -> PathBuf {
     base.join("mettaton/secrets")
 }
 
-fn default_state_path() -> PathBuf {
+/// One state file per backend: each reports the other's servers as vanished.
+fn default_state_path(backend: Backend) -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(|| PathBuf::from("."));
-    base.join("mettaton/swarm-state.json")
+    base.join(match backend {
+        Backend::Swarm => "mettaton/swarm-state.json",
+        Backend::Docker => "mettaton/docker-state.json",
+    })
 }
 
 /// Reads every GameServer of a manifest (YAML, several documents allowed),
@@ -212,7 +241,12 @@ fn at(handle: &ServerHandle) -> String {
     format!("{} ({})", handle.address.as_deref().unwrap_or("<unknown>"), ports.join(", "))
 }
 
-async fn apply(facade: &Mettaton, file: &PathBuf, namespace: &str, output: Output) -> Result<(), String> {
+async fn apply<B: Standalone>(
+    facade: &Mettaton<B>,
+    file: &PathBuf,
+    namespace: &str,
+    output: Output,
+) -> Result<(), String> {
     let mut infos = Vec::new();
     for gs in manifests(file, namespace)? {
         let applied = facade.apply(&gs).await.map_err(|e| e.to_string())?;

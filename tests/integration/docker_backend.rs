@@ -478,3 +478,53 @@ async fn apply_replaces_the_container_keeps_the_world_stops_and_restarts() {
     facade.shutdown(&handle.id).await.unwrap();
     assert_eq!(scope.left().await, (vec![], vec![]));
 }
+
+/// The CLI with `--backend docker`, as users run it: apply spawns a plain
+/// container (no swarm service), get shows it Running, delete removes it;
+/// the state is its own file, `docker-state.json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_runs_plain_containers_with_backend_docker() {
+    let scope = Scope::new("cli");
+    let manifest = scope.dir.join("cli.yaml");
+    let gs = serde_json::json!({
+        "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
+        "metadata": { "name": "cli" }, "spec": game_spec()
+    });
+    std::fs::write(&manifest, serde_yaml::to_string(&gs).unwrap()).unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mettaton"))
+            .args(["swarm", "--backend", "docker", "-n", &scope.namespace])
+            .args(args)
+            .env("XDG_STATE_HOME", &scope.dir)
+            .output()
+            .unwrap()
+    };
+    let text = |out: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let out = cli(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.starts_with(&format!("gameserver {}/cli spawned at 127.0.0.1 (game=", scope.namespace)), "{stdout}");
+    let c = inspect(&scope.container_name("cli")).await.expect("a plain container");
+    assert_eq!(c.config.unwrap().labels.unwrap()["mettaton.dev/backend"], "docker");
+    let services = docker().list_services(None).await.unwrap();
+    assert!(
+        services.iter().all(|s| !s
+            .spec
+            .as_ref()
+            .and_then(|s| s.name.as_deref())
+            .unwrap_or("")
+            .contains(&scope.namespace))
+    );
+    assert!(scope.dir.join("mettaton/docker-state.json").exists(), "its own state file");
+    assert!(!scope.dir.join("mettaton/swarm-state.json").exists());
+
+    let out = cli(&["get", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((listed[0]["name"].as_str(), listed[0]["phase"].as_str()), (Some("cli"), Some("Running")), "{listed}");
+    let out = cli(&["delete", "cli"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(scope.left().await, (vec![], vec![]));
+}
