@@ -33,13 +33,13 @@ use crate::plan;
 use crate::status;
 
 /// Longest wait between two looks while a teardown waits for the runtime to
-/// finish removing things. The waits grow from 1 s: on Kubernetes the
-/// removals themselves wake the controller (the children are watched), so the
-/// looks are a safety net, and a thousand servers being deleted at once must
+/// finish removing things. The waits grow from 1 s: where the backend's
+/// triggers report the removals (Kubernetes' watches of the children), they
+/// wake the controller, so the looks are a safety net, and a thousand servers being deleted at once must
 /// not poll the API server every second.
 const TEARDOWN_POLL_MAX: Duration = Duration::from_secs(30);
-/// Look again now and then even without events: a backend that sends none
-/// (Docker Swarm) is observed at this pace, and drift is caught on Kubernetes.
+/// Look again now and then even without events: drift a backend's triggers
+/// did not report is caught at this pace (a backend's own poll may be faster).
 const RESYNC: Duration = Duration::from_secs(300);
 /// Bounds of the per-object exponential backoff after a failed reconcile.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -80,16 +80,18 @@ pub enum Error {
 impl Error {
     /// Every [`reason`](Error::reason), so that the error counters start at
     /// zero and the first failure of a kind shows as an increase.
-    pub const REASONS: [&'static str; 8] = [
-        "BackendUnreachable",
-        "ImageMissing",
-        "PortTaken",
-        "BackendRefused",
-        "BackendError",
-        "KubeApiError",
-        "TeardownPending",
-        "FinalizerError",
-    ];
+    pub const REASONS: [&'static str; BackendError::REASONS.len() + 3] = {
+        let mut all = [""; BackendError::REASONS.len() + 3];
+        let mut i = 0;
+        while i < BackendError::REASONS.len() {
+            all[i] = BackendError::REASONS[i];
+            i += 1;
+        }
+        all[i] = "KubeApiError";
+        all[i + 1] = "TeardownPending";
+        all[i + 2] = "FinalizerError";
+        all
+    };
 
     /// A short reason, for logs and metrics.
     pub fn reason(&self) -> &'static str {
@@ -373,11 +375,7 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
         // The status says so too: `kubectl get` shows a server that cannot
         // run, and its conditions why (an Event alone is gone within the hour).
         ctx.settling.lock().unwrap().remove(&ObjectRef::from_obj(gs));
-        let refused = matches!(
-            e,
-            BackendError::Refused { .. } | BackendError::ImageMissing { .. } | BackendError::PortTaken { .. }
-        );
-        let status = status::apply_failed(gs, e.reason(), &e.to_string(), refused, &now());
+        let status = status::apply_failed(gs, e.reason(), &e.to_string(), e.is_permanent(), &now());
         if let Err(write) = report(gs, &status, ctx).await {
             // The apply's error is the one retried and reported.
             debug!(error = %write, "writing the status of a failed apply");

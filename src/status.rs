@@ -37,6 +37,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::api::conditions::{DEGRADED, PROGRESSING, READY, SHUTDOWN_FAILED};
 use crate::api::{DesiredState, GameServer, GameServerStatus, Health, Phase, PublishedPort};
+use crate::orchestrator::observed::ProblemKind;
 use crate::orchestrator::{Instance, Observed, Workload};
 
 /// Condition reasons, as constants so that code and tests agree.
@@ -74,18 +75,6 @@ pub mod reason {
     pub const SHUTTING_DOWN: &str = "ShuttingDown";
 }
 
-/// The waiting reason Kubernetes gives a container it restarts with backoff.
-const CRASH_LOOP_BACK_OFF: &str = "CrashLoopBackOff";
-/// The waiting reasons Kubernetes gives a container whose image cannot be
-/// pulled: the pull failed (and is retried with back-off), the reference is
-/// invalid, or the pull policy Never finds no image on the node. (Docker Swarm
-/// finds a missing image before it creates the service, and refuses it then:
-/// `BackendError::ImageMissing`.)
-const IMAGE_PULL_FAILURES: [&str; 4] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
-/// The reason Kubernetes gives when the server's pod could not be created
-/// (the Deployment's ReplicaFailure condition; the backend reports it as an
-/// instance that has no pod).
-pub const FAILED_CREATE: &str = "FailedCreate";
 /// Restarts in back-off from which a server counts as crash looping: one crash
 /// may be bad luck, three in back-off are a pattern.
 const CRASH_LOOP_RESTARTS: i32 = 3;
@@ -286,7 +275,7 @@ fn assess_running(
     }
     // Nor will a pod that admission refuses to create (the latest template's:
     // the rollout waits on it, so the workload is not rolled out).
-    if instance.is_some_and(|i| i.problem.as_deref() == Some(FAILED_CREATE)) {
+    if instance.is_some_and(|i| has_problem(i, ProblemKind::Refused)) {
         return assessed(Phase::Failed, Some(since), Some(Failure::PodsRefused));
     }
     if instance.is_some_and(crash_looping) {
@@ -310,27 +299,37 @@ fn still_up(instance: &Instance, prev: &GameServerStatus) -> bool {
     instance.running && !instance.terminating && instance.problem.is_none() && instance.restarts == prev.restarts
 }
 
+/// Whether the instance's problem is of `kind`.
+fn has_problem(instance: &Instance, kind: ProblemKind) -> bool {
+    instance.problem.as_ref().is_some_and(|p| p.kind == kind)
+}
+
 /// The instance keeps crashing. A terminating instance is on its way out (an
 /// old pod during a rollout): its crashes say nothing of the new template.
 fn crash_looping(instance: &Instance) -> bool {
     !instance.terminating
         && !instance.ready
-        && ((instance.problem.as_deref() == Some(CRASH_LOOP_BACK_OFF) && instance.restarts >= CRASH_LOOP_RESTARTS)
+        && ((has_problem(instance, ProblemKind::CrashLoop) && instance.restarts >= CRASH_LOOP_RESTARTS)
             || instance.restarts >= CRASHING_RESTARTS)
 }
 
-/// The instance waits for an image that cannot be pulled.
+/// The instance waits for an image that cannot be pulled. (Docker Swarm finds
+/// a missing image before it creates the service, and refuses it then:
+/// `BackendError::ImageMissing`.)
 fn image_pull_failing(instance: &Instance) -> bool {
-    !instance.terminating
-        && !instance.ready
-        && instance.problem.as_deref().is_some_and(|p| IMAGE_PULL_FAILURES.contains(&p))
+    !instance.terminating && !instance.ready && has_problem(instance, ProblemKind::ImagePull)
+}
+
+/// What the backend says of the instance's problem beyond its reason.
+fn problem_message(instance: &Instance) -> Option<&str> {
+    instance.problem.as_ref().and_then(|p| p.message.as_deref()).filter(|m| !m.is_empty())
 }
 
 /// `image "IMAGE" cannot be pulled (REASON): MESSAGE`, the image as the spec
 /// names it.
 fn pull_message(image: &str, instance: &Instance) -> String {
-    let why = instance.problem.as_deref().unwrap_or_default();
-    match instance.problem_message.as_deref().filter(|m| !m.is_empty()) {
+    let why = instance.problem.as_ref().map_or("", |p| p.reason.as_str());
+    match problem_message(instance) {
         Some(message) => format!("image \"{image}\" cannot be pulled ({why}): {message}"),
         None => format!("image \"{image}\" cannot be pulled ({why})"),
     }
@@ -338,7 +337,7 @@ fn pull_message(image: &str, instance: &Instance) -> String {
 
 /// `the server's pod cannot be created: MESSAGE` (the API server's refusal).
 fn refused_message(instance: &Instance) -> String {
-    match instance.problem_message.as_deref().filter(|m| !m.is_empty()) {
+    match problem_message(instance) {
         Some(message) => format!("the server's pod cannot be created: {message}"),
         None => "the server's pod cannot be created".to_string(),
     }
@@ -348,7 +347,7 @@ fn crash_message(instance: &Instance) -> String {
     let n = instance.restarts;
     let times = if n == 1 { "time" } else { "times" };
     match &instance.problem {
-        Some(problem) => format!("container restarted {n} {times} ({problem})"),
+        Some(problem) => format!("container restarted {n} {times} ({})", problem.reason),
         None => format!("container restarted {n} {times}"),
     }
 }
@@ -458,6 +457,7 @@ mod tests {
     use super::*;
     use crate::api::{GameServerSpec, Protocol};
     use crate::orchestrator::Endpoint;
+    use crate::orchestrator::observed::Problem;
 
     /// An arbitrary, fixed origin: 2026-01-01T00:00:00Z.
     const T0: i64 = 1_767_225_600;
@@ -482,21 +482,30 @@ mod tests {
         Workload { desired: 1, ready: 0, rolled_out, existing }
     }
 
-    fn instance(ready: bool, restarts: i32, problem: Option<&str>) -> Instance {
+    /// An instance, with a problem of a kind in the backend's words.
+    fn instance(ready: bool, restarts: i32, problem: Option<(ProblemKind, &str)>) -> Instance {
         Instance {
             name: "mc-7d9f-abcde".into(),
             running: problem.is_none(),
             ready,
             restarts,
-            problem: problem.map(str::to_string),
-            problem_message: None,
+            problem: problem.map(|(kind, reason)| Problem::new(kind, reason, None)),
             terminating: false,
         }
     }
 
+    /// An instance whose container, restarted `restarts` times, waits in back-off.
+    fn crash_looping_instance(restarts: i32) -> Instance {
+        instance(false, restarts, Some((ProblemKind::CrashLoop, "CrashLoopBackOff")))
+    }
+
     /// An instance waiting for its image, for `reason` with `message`.
     fn pulling(reason: &str, message: Option<&str>) -> Instance {
-        Instance { problem_message: message.map(str::to_string), ..instance(false, 0, Some(reason)) }
+        Instance {
+            running: false,
+            problem: Some(Problem::new(ProblemKind::ImagePull, reason, message.map(str::to_string))),
+            ..instance(false, 0, None)
+        }
     }
 
     /// The image of `server()`.
@@ -737,16 +746,14 @@ mod tests {
         let mut gs = server(DesiredState::Running, 1);
         step(&mut gs, &starting(), 0);
         // When its container crashed twice and waits in back-off
-        let s =
-            step(&mut gs, &observed(Some(workload(true, 1)), Some(instance(false, 2, Some("CrashLoopBackOff")))), 20);
+        let s = step(&mut gs, &observed(Some(workload(true, 1)), Some(crash_looping_instance(2))), 20);
         // Then it is still Starting, but Degraded says it crashes
         assert_eq!(s.phase, Some(Phase::Starting));
         assert_eq!(s.restarts, 2);
         assert_eq!(state_of(&s, DEGRADED), ("True", reason::CRASH_LOOP));
         assert_eq!(cond(&s, DEGRADED).message, "container restarted 2 times (CrashLoopBackOff)");
         // When it has crashed four times
-        let s =
-            step(&mut gs, &observed(Some(workload(true, 1)), Some(instance(false, 4, Some("CrashLoopBackOff")))), 60);
+        let s = step(&mut gs, &observed(Some(workload(true, 1)), Some(crash_looping_instance(4))), 60);
         // Then it is Failed long before the startup timeout
         assert_eq!(s.phase, Some(Phase::Failed));
         assert_eq!(s.restarts, 4);
@@ -763,8 +770,7 @@ mod tests {
         let mut gs = server(DesiredState::Running, 1);
         let message = "pods \"mc-5d\" is forbidden: violates PodSecurity \"restricted:latest\": runAsNonRoot != true";
         let refused = Instance {
-            problem: Some(FAILED_CREATE.into()),
-            problem_message: Some(message.into()),
+            problem: Some(Problem::new(ProblemKind::Refused, "FailedCreate", Some(message.into()))),
             ..Instance::default()
         };
         // Given a new Deployment (not rolled out: its pod never came) whose pod is refused
@@ -899,11 +905,7 @@ mod tests {
         // A crashing start is Degraded: at once too
         let mut gs = server(DesiredState::Running, 1);
         step(&mut gs, &starting(), 0);
-        let crashing = compute(
-            &gs,
-            &observed(Some(workload(true, 1)), Some(instance(false, 2, Some("CrashLoopBackOff")))),
-            &at_second(3),
-        );
+        let crashing = compute(&gs, &observed(Some(workload(true, 1)), Some(crash_looping_instance(2))), &at_second(3));
         assert_eq!(crashing.phase, Some(Phase::Starting));
         assert!(!may_settle(gs.status.as_ref(), &crashing));
         // Stopping may wait, Stopped not
@@ -921,8 +923,11 @@ mod tests {
     #[test]
     fn one_restart_is_not_a_crash_loop() {
         let gs = server(DesiredState::Running, 1);
-        let s =
-            compute(&gs, &observed(Some(workload(true, 1)), Some(instance(false, 1, Some("Error")))), &at_second(0));
+        let s = compute(
+            &gs,
+            &observed(Some(workload(true, 1)), Some(instance(false, 1, Some((ProblemKind::Exited, "Error"))))),
+            &at_second(0),
+        );
         assert_eq!(s.phase, Some(Phase::Starting));
         assert_eq!(cond(&s, DEGRADED).message, "container restarted 1 time (Error)");
     }
@@ -943,7 +948,7 @@ mod tests {
     fn a_terminating_instance_does_not_fail_a_rollout() {
         // Given a crash-looping server whose image the user fixes
         let mut gs = server(DesiredState::Running, 1);
-        let crashing = instance(false, 6, Some("CrashLoopBackOff"));
+        let crashing = crash_looping_instance(6);
         step(&mut gs, &observed(Some(workload(true, 1)), Some(crashing.clone())), 0);
         gs.metadata.generation = Some(2);
         // When the old instance is on its way out during the rollout
@@ -960,7 +965,7 @@ mod tests {
     fn recovered_crash_is_running_and_healthy() {
         // Given a server failed by a crash loop
         let mut gs = server(DesiredState::Running, 1);
-        step(&mut gs, &observed(Some(workload(true, 1)), Some(instance(false, 4, Some("CrashLoopBackOff")))), 0);
+        step(&mut gs, &observed(Some(workload(true, 1)), Some(crash_looping_instance(4))), 0);
         // When its container finally stays up and becomes ready
         let s = step(&mut gs, &observed(Some(workload(true, 1)), Some(instance(true, 4, None))), 90);
         // Then it is Running and no longer Degraded, with its restarts on record
@@ -1136,11 +1141,7 @@ mod tests {
             ("starting", spec_running(), starting()),
             ("running", spec_running(), running()),
             ("rolling out", spec_running(), observed(Some(workload(false, 1)), Some(instance(false, 0, None)))),
-            (
-                "crash loop",
-                spec_running(),
-                observed(Some(workload(true, 1)), Some(instance(false, 4, Some("CrashLoopBackOff")))),
-            ),
+            ("crash loop", spec_running(), observed(Some(workload(true, 1)), Some(crash_looping_instance(4)))),
             (
                 "image pull failed",
                 spec_running(),

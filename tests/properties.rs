@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use mettaton::api::{GameServer, GameServerSpec};
 use mettaton::orchestrator::kubernetes::{builders as k8s, is_subset};
+use mettaton::orchestrator::observed::{Problem, ProblemKind};
 use mettaton::orchestrator::swarm::builders as swarm;
 use mettaton::orchestrator::{Endpoint, Instance, Observed, Workload};
 use mettaton::quantity::Quantity;
@@ -294,13 +295,24 @@ fn observed() -> impl Strategy<Value = Observed> {
             any::<bool>(),
             any::<bool>(),
             any::<i32>(),
-            opt(prop_oneof![
-                any_string(),
-                Just("ErrImagePull".to_string()),
-                Just("ImagePullBackOff".to_string()),
-                Just("CrashLoopBackOff".to_string())
-            ]),
-            opt(any_string()),
+            opt((
+                prop_oneof![
+                    Just(ProblemKind::CrashLoop),
+                    Just(ProblemKind::ImagePull),
+                    Just(ProblemKind::Refused),
+                    Just(ProblemKind::Unschedulable),
+                    Just(ProblemKind::OutOfMemory),
+                    Just(ProblemKind::Exited),
+                    Just(ProblemKind::Other)
+                ],
+                prop_oneof![
+                    any_string(),
+                    Just("ErrImagePull".to_string()),
+                    Just("ImagePullBackOff".to_string()),
+                    Just("CrashLoopBackOff".to_string())
+                ],
+                opt(any_string()),
+            )),
             any::<bool>(),
         )),
         opt(any_string()),
@@ -312,13 +324,12 @@ fn observed() -> impl Strategy<Value = Observed> {
                 rolled_out,
                 existing,
             }),
-            instance: instance.map(|(running, ready, restarts, problem, problem_message, terminating)| Instance {
+            instance: instance.map(|(running, ready, restarts, problem, terminating)| Instance {
                 name: "pod".into(),
                 running,
                 ready,
                 restarts,
-                problem,
-                problem_message,
+                problem: problem.map(|(kind, reason, message)| Problem::new(kind, reason, message)),
                 terminating,
             }),
             endpoint: Endpoint { address, ports: Vec::new() },

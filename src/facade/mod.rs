@@ -680,7 +680,7 @@ fn info_of(saved: &SavedServer, observed: &Observed) -> ServerInfo {
         restarts: instance.map_or(0, |i| i.restarts),
         problem: match observed.workload {
             None => Some("the swarm service is gone".to_string()),
-            Some(_) => instance.and_then(|i| i.problem.clone()),
+            Some(_) => instance.and_then(|i| i.problem.as_ref().map(|p| p.reason.clone())),
         },
         service_id: observed.backend_ref.clone(),
         spawned_at: saved.spawned_at.clone(),
@@ -705,7 +705,7 @@ async fn wait_running(backend: &impl Orchestrator, plan: &ServerPlan, timeout: D
                         return Ok(o);
                     }
                     if let Some(problem) = &i.problem {
-                        last = problem.clone();
+                        last = problem.reason.clone();
                         // A task that failed twice to start will not start
                         // on a retry (its image and ports were checked; one
                         // failure may be the engine's, under load).

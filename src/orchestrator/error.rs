@@ -22,6 +22,20 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// Every [`reason`](BackendError::reason), in the order of the variants.
+    pub const REASONS: [&'static str; 5] =
+        ["BackendUnreachable", "ImageMissing", "PortTaken", "BackendRefused", "BackendError"];
+
+    /// Whether the request cannot succeed as it is: the backend refused it, or
+    /// its image or ports are not to be had. A server that never ran is then
+    /// Failed, not Pending; the other failures may pass on their own.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            BackendError::Refused { .. } | BackendError::ImageMissing { .. } | BackendError::PortTaken { .. } => true,
+            BackendError::Unreachable(_) | BackendError::Other { .. } => false,
+        }
+    }
+
     /// A short machine-readable reason, for conditions, Events and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -48,4 +62,32 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_lists_every_reason_and_refusals_are_permanent() {
+        let text = String::new;
+        let every = |e: &BackendError| match e {
+            // Exhaustive: a new variant must be added here and to REASONS.
+            BackendError::Unreachable(_)
+            | BackendError::ImageMissing { .. }
+            | BackendError::PortTaken { .. }
+            | BackendError::Refused { .. }
+            | BackendError::Other { .. } => e.reason(),
+        };
+        let errors = [
+            BackendError::Unreachable(text()),
+            BackendError::ImageMissing { image: text(), reason: text() },
+            BackendError::PortTaken { port: 1, protocol: text(), holder: text() },
+            BackendError::Refused { what: text(), reason: text() },
+            BackendError::Other { what: text(), reason: text() },
+        ];
+        assert_eq!(errors.iter().map(every).collect::<Vec<_>>(), BackendError::REASONS);
+        let permanent: Vec<bool> = errors.iter().map(BackendError::is_permanent).collect();
+        assert_eq!(permanent, [false, true, true, true, false]);
+    }
 }

@@ -48,15 +48,52 @@ pub struct Instance {
     pub ready: bool,
     /// Restarts of the game's container.
     pub restarts: i32,
-    /// Why the container is waiting or was last terminated, when it is not
-    /// running well (`CrashLoopBackOff`, `ImagePullBackOff`, `Error`...).
-    pub problem: Option<String>,
-    /// What the backend says of `problem`, when it says more than a reason
-    /// (Kubernetes' container state message, such as `Back-off pulling image
-    /// "..."`). Swarm's `problem` is its message already.
-    pub problem_message: Option<String>,
+    /// Why the instance is not running well, when it is not (waiting, last
+    /// terminated, not scheduled, not created).
+    pub problem: Option<Problem>,
     /// The instance is being shut down.
     pub terminating: bool,
+}
+
+/// What keeps an instance from running well: its kind, which is what
+/// `status` decides on, and the backend's own words, which are what users see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// The backend's word for it, shown as it is: a Kubernetes reason
+    /// (`CrashLoopBackOff`, `ErrImagePull`, `FailedCreate`, `OOMKilled`...), a
+    /// swarm task's message (`task: non-zero exit (1)`).
+    pub reason: String,
+    /// What the backend says beyond the reason, when it does (Kubernetes'
+    /// container state message, such as `Back-off pulling image "..."`; never
+    /// empty). Swarm's reason is its message already.
+    pub message: Option<String>,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, reason: impl Into<String>, message: Option<String>) -> Self {
+        Problem { kind, reason: reason.into(), message: message.filter(|m| !m.is_empty()) }
+    }
+}
+
+/// The kinds of problem, each backend mapping its own words onto them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// The container keeps crashing and is restarted with back-off.
+    CrashLoop,
+    /// The image cannot be pulled (or is missing, or its name is invalid).
+    ImagePull,
+    /// The instance could not even be created: refused by admission (Pod
+    /// Security, a quota, a webhook).
+    Refused,
+    /// No node can take the instance.
+    Unschedulable,
+    /// The container was killed for running out of memory.
+    OutOfMemory,
+    /// The container exited (an error, or finished while it should run).
+    Exited,
+    /// Anything else the backend reports.
+    Other,
 }
 
 /// Where players connect.

@@ -20,6 +20,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
 use crate::api::{GameServer, PublishedPort, PullPolicy, ServiceType};
+use crate::orchestrator::observed::{Problem, ProblemKind};
 use crate::orchestrator::{Endpoint, Instance, Owner};
 use crate::plan::{self, Check, ConfigSource, EnvPlan, EnvValue, ResourcesPlan, ServerPlan};
 
@@ -468,6 +469,37 @@ pub fn current_pod(pods: &[Pod]) -> Option<&Pod> {
 /// Waiting reasons every start goes through: not problems.
 const NORMAL_WAITING: [&str; 2] = ["ContainerCreating", "PodInitializing"];
 
+/// The kind of a reason the kubelet gives a waiting container.
+fn waiting_kind(reason: &str) -> ProblemKind {
+    match reason {
+        // Restarted with back-off.
+        "CrashLoopBackOff" => ProblemKind::CrashLoop,
+        // The pull failed (and is retried with back-off), the reference is
+        // invalid, or the pull policy Never finds no image on the node.
+        "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull" => ProblemKind::ImagePull,
+        // CreateContainerConfigError, RunContainerError...
+        _ => ProblemKind::Other,
+    }
+}
+
+/// The kind of a reason the kubelet gives a terminated container.
+fn terminated_kind(reason: &str) -> ProblemKind {
+    match reason {
+        "OOMKilled" => ProblemKind::OutOfMemory,
+        // Error, Completed, ContainerCannotRun...
+        _ => ProblemKind::Exited,
+    }
+}
+
+/// The kind of the reason of a pod's `PodScheduled=False` condition.
+fn scheduling_kind(reason: &str) -> ProblemKind {
+    match reason {
+        "Unschedulable" => ProblemKind::Unschedulable,
+        // SchedulingGated...
+        _ => ProblemKind::Other,
+    }
+}
+
 /// The instance a Deployment that should run a pod reports when its pod
 /// cannot be created at all (condition ReplicaFailure, reason FailedCreate:
 /// refused by Pod Security, a quota, a webhook), with the API server's words.
@@ -476,11 +508,12 @@ pub fn refused_instance(deployment: &Deployment) -> Option<Instance> {
     let wanted = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) > 0;
     let conditions = deployment.status.as_ref()?.conditions.as_deref()?;
     let failure = conditions.iter().find(|c| c.type_ == "ReplicaFailure" && c.status == "True")?;
-    wanted.then(|| Instance {
-        problem: Some(failure.reason.clone().unwrap_or_else(|| "FailedCreate".to_string())),
-        problem_message: failure.message.clone(),
-        ..Instance::default()
-    })
+    let reason = failure.reason.clone().unwrap_or_else(|| "FailedCreate".to_string());
+    // The ReplicaSet could not create the pod (FailedCreate); another reason
+    // (FailedDelete) is no refusal of the server.
+    let kind = if reason == "FailedCreate" { ProblemKind::Refused } else { ProblemKind::Other };
+    let problem = Problem::new(kind, reason, failure.message.clone());
+    wanted.then(|| Instance { problem: Some(problem), ..Instance::default() })
 }
 
 /// What a pod says about the game server running in it.
@@ -493,18 +526,22 @@ pub fn instance(pod: &Pod) -> Instance {
     let ready = status
         .and_then(|s| s.conditions.as_deref())
         .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    // The reason, and the message that goes with it.
+    // The reason, its kind, and the message that goes with it.
+    let problem = |kind: fn(&str) -> ProblemKind, reason: &Option<String>, message: &Option<String>| {
+        let reason = reason.as_deref()?;
+        Some(Problem::new(kind(reason), reason, message.clone()))
+    };
     let problem = match game {
         Some(c) => {
             let waiting = state
                 .and_then(|s| s.waiting.as_ref())
-                .and_then(|w| Some((w.reason.clone()?, w.message.clone())))
-                .filter(|(r, _)| !NORMAL_WAITING.contains(&r.as_str()));
+                .filter(|w| !w.reason.as_deref().is_some_and(|r| NORMAL_WAITING.contains(&r)))
+                .and_then(|w| problem(waiting_kind, &w.reason, &w.message));
             let terminated = || {
                 state
                     .and_then(|s| s.terminated.as_ref())
                     .or_else(|| c.last_state.as_ref().and_then(|s| s.terminated.as_ref()))
-                    .and_then(|t| Some((t.reason.clone()?, t.message.clone())))
+                    .and_then(|t| problem(terminated_kind, &t.reason, &t.message))
             };
             waiting.or_else(|| if c.ready { None } else { terminated() })
         }
@@ -513,11 +550,7 @@ pub fn instance(pod: &Pod) -> Instance {
         None => status
             .and_then(|s| s.conditions.as_deref())
             .and_then(|conditions| conditions.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False"))
-            .and_then(|c| Some((c.reason.clone()?, c.message.clone()))),
-    };
-    let (problem, problem_message) = match problem {
-        Some((reason, message)) => (Some(reason), message.filter(|m| !m.is_empty())),
-        None => (None, None),
+            .and_then(|c| problem(scheduling_kind, &c.reason, &c.message)),
     };
     Instance {
         name: pod.metadata.name.clone().unwrap_or_default(),
@@ -525,7 +558,6 @@ pub fn instance(pod: &Pod) -> Instance {
         ready,
         restarts: game.map_or(0, |c| c.restart_count),
         problem,
-        problem_message,
         terminating: pod.metadata.deletion_timestamp.is_some(),
     }
 }
@@ -930,7 +962,6 @@ mod tests {
                 ready: true,
                 restarts: 0,
                 problem: None,
-                problem_message: None,
                 terminating: false
             }
         );
@@ -949,9 +980,19 @@ mod tests {
         let failure = json!([{ "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
             "message": "pods \"mc-1\" is forbidden: exceeded quota" }]);
         let i = refused_instance(&deployment(1, failure.clone())).expect("an instance with the refusal");
-        assert_eq!(i.problem.as_deref(), Some("FailedCreate"));
-        assert_eq!(i.problem_message.as_deref(), Some("pods \"mc-1\" is forbidden: exceeded quota"));
+        assert_eq!(
+            i.problem,
+            Some(Problem::new(
+                ProblemKind::Refused,
+                "FailedCreate",
+                Some("pods \"mc-1\" is forbidden: exceeded quota".into())
+            ))
+        );
         assert!(!i.running && !i.ready && !i.terminating);
+        // A failure to delete a pod is reported, but is no refusal.
+        let deleting = json!([{ "type": "ReplicaFailure", "status": "True", "reason": "FailedDelete" }]);
+        let kind = refused_instance(&deployment(1, deleting)).and_then(|i| i.problem).map(|p| p.kind);
+        assert_eq!(kind, Some(ProblemKind::Other));
         // Stopped (no pod wanted), a failure that passed, or none: nothing to report.
         assert_eq!(refused_instance(&deployment(0, failure)), None);
         let passed = json!([{ "type": "ReplicaFailure", "status": "False", "reason": "FailedCreate" }]);
@@ -974,13 +1015,13 @@ mod tests {
             );
             let i = instance(&p);
             assert_eq!((i.running, i.ready, i.restarts), (false, false, 0), "{reason}");
-            assert_eq!((i.problem.as_deref(), i.problem_message.as_deref()), (Some(reason), Some(message)));
+            assert_eq!(i.problem, Some(Problem::new(ProblemKind::ImagePull, reason, Some(message.into()))));
         }
         // A reason without a message, or with an empty one: no message.
         for waiting in [json!({ "reason": "ErrImagePull" }), json!({ "reason": "ErrImagePull", "message": "" })] {
             let p = pod("mc-1", "2025-01-01T00:00:00Z", game_status(false, json!({ "state": { "waiting": waiting } })));
             let i = instance(&p);
-            assert_eq!((i.problem.as_deref(), i.problem_message), (Some("ErrImagePull"), None));
+            assert_eq!(i.problem, Some(Problem::new(ProblemKind::ImagePull, "ErrImagePull", None)));
         }
     }
 
@@ -998,7 +1039,8 @@ mod tests {
                 }),
             ),
         );
-        assert_eq!(instance(&p).problem_message.as_deref(), Some("world corrupt"));
+        let exited = Problem::new(ProblemKind::Exited, "Error", Some("world corrupt".into()));
+        assert_eq!(instance(&p).problem, Some(exited));
         let message = "0/4 nodes are available: 1 node(s) had untolerated taint {mettaton.dev/real-node: true}";
         let p = pod(
             "mc-1",
@@ -1007,7 +1049,8 @@ mod tests {
                 { "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message }
             ] }),
         );
-        assert_eq!(instance(&p).problem_message.as_deref(), Some(message));
+        let unschedulable = Problem::new(ProblemKind::Unschedulable, "Unschedulable", Some(message.into()));
+        assert_eq!(instance(&p).problem, Some(unschedulable));
     }
 
     #[test]
@@ -1025,7 +1068,8 @@ mod tests {
             ),
         );
         let i = instance(&p);
-        assert_eq!((i.running, i.ready, i.restarts, i.problem.as_deref()), (false, false, 4, Some("CrashLoopBackOff")));
+        assert_eq!((i.running, i.ready, i.restarts), (false, false, 4));
+        assert_eq!(i.problem, Some(Problem::new(ProblemKind::CrashLoop, "CrashLoopBackOff", None)));
     }
 
     #[test]
@@ -1043,7 +1087,8 @@ mod tests {
             ),
         );
         let i = instance(&p);
-        assert_eq!((i.running, i.ready, i.problem.as_deref()), (true, false, Some("OOMKilled")));
+        assert_eq!((i.running, i.ready), (true, false));
+        assert_eq!(i.problem, Some(Problem::new(ProblemKind::OutOfMemory, "OOMKilled", None)));
 
         // Once ready again, an old termination is history, not a problem.
         let recovered = pod(
@@ -1079,7 +1124,8 @@ mod tests {
             json!({ "phase": "Pending", "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable" }] }),
         );
         let i = instance(&p);
-        assert_eq!((i.running, i.ready, i.problem.as_deref()), (false, false, Some("Unschedulable")));
+        assert_eq!((i.running, i.ready), (false, false));
+        assert_eq!(i.problem, Some(Problem::new(ProblemKind::Unschedulable, "Unschedulable", None)));
     }
 
     #[test]

@@ -750,9 +750,13 @@ impl Orchestrator for SwarmOrchestrator {
             if !ready {
                 i.ready = false;
                 workload.ready = 0;
-                i.problem = Some(format!(
-                    "the TCP readiness probe of port {} gets no answer",
-                    builders::probe_port(plan, &endpoint).map_or_else(|| "?".to_string(), |p| p.to_string())
+                i.problem = Some(crate::orchestrator::observed::Problem::new(
+                    crate::orchestrator::observed::ProblemKind::Other,
+                    format!(
+                        "the TCP readiness probe of port {} gets no answer",
+                        builders::probe_port(plan, &endpoint).map_or_else(|| "?".to_string(), |p| p.to_string())
+                    ),
+                    None,
                 ));
             }
         }

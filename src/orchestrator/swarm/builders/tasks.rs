@@ -2,6 +2,7 @@
 //! as the instance and workload, the endpoint players use, logs, events.
 
 use super::*;
+use crate::orchestrator::observed::{Problem, ProblemKind};
 
 /// A task has ended (or never will run): its container is gone or going.
 pub(super) fn is_terminal(state: TaskState) -> bool {
@@ -55,6 +56,20 @@ pub(super) fn task_error(task: &Task) -> Option<String> {
     task.status.as_ref().and_then(|s| s.err.clone()).filter(|e| !e.is_empty())
 }
 
+/// A problem in swarm's words: a task's error message, or its state. Swarm
+/// has no reason codes, so its message is the reason, and what it begins with
+/// the kind.
+fn task_problem(text: String) -> Problem {
+    let kind = if text.starts_with("task: non-zero exit") {
+        ProblemKind::Exited
+    } else if text.starts_with("no suitable node") {
+        ProblemKind::Unschedulable
+    } else {
+        ProblemKind::Other
+    };
+    Problem::new(kind, text, None)
+}
+
 /// What the current task says of the server. `restarts` comes from
 /// [`failed_tasks`] (and what was seen of them before, since swarm keeps only a
 /// few tasks per slot). Swarm reports a task with a healthcheck as running
@@ -88,6 +103,7 @@ pub fn instance(service_name: &str, task: &Task, tasks: &[Task], restarts: usize
                     .and_then(task_error)
                     .filter(|_| restarts > 0)
             })
+            .map(task_problem)
     };
     Instance {
         name: task_name(service_name, task),
@@ -95,8 +111,6 @@ pub fn instance(service_name: &str, task: &Task, tasks: &[Task], restarts: usize
         ready,
         restarts: i32::try_from(restarts).unwrap_or(i32::MAX),
         problem,
-        // Swarm has no reason codes: its problem is the task's message.
-        problem_message: None,
         terminating: !wants_running(task),
     }
 }

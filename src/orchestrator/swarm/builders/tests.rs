@@ -1,5 +1,6 @@
 use super::*;
 use crate::api::{GameServer, GameServerSpec};
+use crate::orchestrator::observed::{Problem, ProblemKind};
 use crate::plan::{self, plan_spec};
 use serde_json::{Value, json};
 
@@ -583,7 +584,6 @@ fn a_running_task_is_a_ready_instance() {
             ready: true,
             restarts: 1,
             problem: None,
-            problem_message: None,
             terminating: false,
         }
     );
@@ -597,7 +597,7 @@ fn a_restarting_instance_reports_the_last_failure() {
     ];
     let i = instance("s", &tasks[1], &tasks, 1);
     assert!(!i.running && !i.ready);
-    assert_eq!(i.problem.as_deref(), Some("task: non-zero exit (1)"));
+    assert_eq!(i.problem, Some(Problem::new(ProblemKind::Exited, "task: non-zero exit (1)", None)));
     let pending = task(
         "t1",
         "2026-01-01T10:00:00Z",
@@ -606,7 +606,11 @@ fn a_restarting_instance_reports_the_last_failure() {
         json!({ "Status": { "Err": "no suitable node (host-mode port already in use on 1 node)" } }),
     );
     let i = instance("s", &pending, std::slice::from_ref(&pending), 0);
-    assert_eq!(i.problem.as_deref(), Some("no suitable node (host-mode port already in use on 1 node)"));
+    let unplaced = "no suitable node (host-mode port already in use on 1 node)";
+    assert_eq!(i.problem, Some(Problem::new(ProblemKind::Unschedulable, unplaced, None)));
+    let rejected = task("t1", "2026-01-01T10:00:00Z", "running", "rejected", json!({}));
+    let i = instance("s", &rejected, std::slice::from_ref(&rejected), 0);
+    assert_eq!(i.problem, Some(Problem::new(ProblemKind::Other, "rejected", None)));
     let fresh = task("t1", "2026-01-01T10:00:00Z", "running", "starting", json!({}));
     let i = instance("s", &fresh, std::slice::from_ref(&fresh), 0);
     assert_eq!((i.running, i.problem), (false, None));
