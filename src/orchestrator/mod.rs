@@ -27,6 +27,7 @@ use crate::api::{GameServer, ReclaimPolicy};
 use crate::plan::ServerPlan;
 
 pub mod docker;
+pub mod engine;
 pub mod error;
 pub mod kubernetes;
 pub mod observed;

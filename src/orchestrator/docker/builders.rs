@@ -20,6 +20,8 @@ use crate::orchestrator::{BackendError, Endpoint, Instance, InstanceEvent, Insta
 use crate::plan::{ANNOTATION_RESTARTED_AT, Check, ConfigSource, EnvValue, Fnv1a, LABEL_GAMESERVER, ServerPlan};
 use crate::quantity::Quantity;
 
+pub use crate::orchestrator::engine::{TcpProbe, probe_port, pull_reference};
+
 /// On every object mettaton creates: what `list_managed` and the event
 /// stream select by (the same label as on swarm).
 pub const LABEL_MANAGED: &str = "mettaton.dev/managed";
@@ -597,22 +599,6 @@ pub fn limitations(plan: &ServerPlan) -> Vec<String> {
     found
 }
 
-/// What to pull for an image reference: the reference and its tag. An image
-/// without a tag or digest means `latest` (the API would pull every tag).
-pub fn pull_reference(image: &str) -> (String, String) {
-    if image.contains('@') {
-        return (image.to_string(), String::new());
-    }
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[last_slash..].rfind(':') {
-        Some(colon) => {
-            let colon = last_slash + colon;
-            (image[..colon].to_string(), image[colon + 1..].to_string())
-        }
-        None => (image.to_string(), "latest".to_string()),
-    }
-}
-
 /// A fixed port of the plan that a running container other than `own_name`
 /// already publishes: the port, its protocol and the holder's name.
 pub fn port_conflict(
@@ -817,56 +803,6 @@ pub fn instance_event(message: &EventMessage) -> Option<InstanceEvent> {
         task_id: None,
         time_nanos: message.time_nano,
     })
-}
-
-/// mettaton's own TCP readiness probe, as the kubelet runs one: a connection
-/// to the published port every `health.periodSeconds`; ready after one
-/// success, not ready after `health.failureThreshold` failures in a row.
-/// Until the first success it probes every second. The decisions only; the
-/// orchestrator connects.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TcpProbe {
-    /// The container probed (its id and start): a new one starts afresh.
-    pub instance: String,
-    pub ready: bool,
-    pub passed_once: bool,
-    pub failures: i32,
-    /// When the last probe ran, in milliseconds of the caller's clock.
-    pub last_ms: Option<u64>,
-}
-
-impl TcpProbe {
-    pub fn new(instance: &str) -> TcpProbe {
-        TcpProbe { instance: instance.to_string(), ready: false, passed_once: false, failures: 0, last_ms: None }
-    }
-
-    /// Whether a probe is due at `now_ms`.
-    pub fn due(&self, now_ms: u64, period_seconds: i32) -> bool {
-        let period_ms = if self.passed_once { u64::try_from(period_seconds.max(1)).unwrap_or(1) * 1000 } else { 1000 };
-        self.last_ms.is_none_or(|last| now_ms.saturating_sub(last) >= period_ms)
-    }
-
-    /// The result of a probe run at `now_ms`.
-    pub fn record(&mut self, now_ms: u64, ok: bool, failure_threshold: i32) {
-        self.last_ms = Some(now_ms);
-        if ok {
-            self.ready = true;
-            self.passed_once = true;
-            self.failures = 0;
-        } else {
-            self.failures = self.failures.saturating_add(1);
-            if self.failures >= failure_threshold.max(1) {
-                self.ready = false;
-            }
-        }
-    }
-}
-
-/// The published TCP port the plan's TCP readiness check connects to.
-pub fn probe_port(plan: &ServerPlan, endpoint: &Endpoint) -> Option<i32> {
-    let Some(Check::Tcp { port }) = plan.container.readiness else { return None };
-    let name = plan.container.ports.iter().find(|p| p.container_port == port && p.protocol == Protocol::TCP)?;
-    endpoint.ports.iter().find(|p| p.name == name.name && p.protocol == Protocol::TCP).map(|p| p.port)
 }
 
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {

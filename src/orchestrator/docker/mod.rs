@@ -29,7 +29,7 @@ pub mod builders;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerInspectResponse, ContainerUpdateBody};
@@ -43,6 +43,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::api::{PullPolicy, ReclaimPolicy};
+use crate::orchestrator::engine::{self, docker_message, grace, is_transport, status_of};
 use crate::orchestrator::swarm::Daemon;
 use crate::orchestrator::{
     BackendError, InstanceEvent, InstanceEventKind, Logs, Observed, Orchestrator, Owner, ServerKey, Standalone,
@@ -65,13 +66,12 @@ pub struct DockerOrchestrator {
     /// Where players reach the engine's published ports.
     host: String,
     /// mettaton's TCP readiness probes, per container name.
-    probes: Arc<Mutex<HashMap<String, builders::TcpProbe>>>,
+    probes: engine::Probes,
     /// Containers this process is stopping or removing on purpose.
     stopping: Arc<Mutex<HashSet<String>>>,
     /// The containers last seen in the engine's restart back-off, with their
     /// restart count then (the engine counts a restart when it starts it).
     in_backoff: Arc<Mutex<HashMap<String, i32>>>,
-    started: Instant,
 }
 
 impl std::fmt::Debug for DockerOrchestrator {
@@ -117,7 +117,6 @@ impl DockerOrchestrator {
             probes: Default::default(),
             stopping: Default::default(),
             in_backoff: Default::default(),
-            started: Instant::now(),
         }
     }
 
@@ -226,40 +225,6 @@ impl DockerOrchestrator {
         }
     }
 
-    /// `shutdown.stopCommand`, run in the running container before it is
-    /// stopped, for at most the grace period. As a failing preStop hook on
-    /// Kubernetes, a command that fails or times out is logged and the stop
-    /// goes on.
-    async fn run_stop_command(&self, plan: &ServerPlan, container: &str) {
-        use bollard::exec::StartExecResults;
-        let command = &plan.container.stop_command;
-        if command.is_empty() {
-            return;
-        }
-        let server = builders::display_name(plan);
-        let run = async {
-            let config = bollard::models::ExecConfig {
-                cmd: Some(command.clone()),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            };
-            let exec = self.docker.create_exec(container, config).await?;
-            if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&exec.id, None).await? {
-                while let Some(chunk) = output.next().await {
-                    chunk?;
-                }
-            }
-            self.docker.inspect_exec(&exec.id).await
-        };
-        match tokio::time::timeout(grace(plan), run).await {
-            Ok(Ok(done)) if done.exit_code == Some(0) => tracing::info!(gameserver = server, "stop command ran"),
-            Ok(Ok(done)) => tracing::warn!(gameserver = server, exit_code = ?done.exit_code, "stop command failed"),
-            Ok(Err(e)) => tracing::warn!(gameserver = server, error = %e, "stop command could not run"),
-            Err(_) => tracing::warn!(gameserver = server, "stop command still running after the grace period"),
-        }
-    }
-
     /// Sets the container's restart policy for `replicas`, when it differs.
     async fn set_restart_policy(
         &self,
@@ -293,7 +258,7 @@ impl DockerOrchestrator {
             return Ok(());
         }
         if c.state.as_ref().and_then(|s| s.running) == Some(true) {
-            self.run_stop_command(plan, &id).await;
+            engine::run_stop_command(&self.docker, plan, &builders::display_name(plan), &id).await;
         }
         let seconds = i32::try_from(plan.grace_period_seconds.max(0)).unwrap_or(i32::MAX);
         let options = StopContainerOptionsBuilder::default().t(seconds).build();
@@ -320,7 +285,7 @@ impl DockerOrchestrator {
             Err(e) if status_of(&e) == Some(409) => Teardown::Pending,
             Err(e) => return Err(self.error(format!("remove container {name}"), e)),
         };
-        self.probes.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+        self.probes.forget(&name);
         Ok(done)
     }
 
@@ -380,30 +345,6 @@ impl DockerOrchestrator {
         self.error(format!("start container {}", builders::container_name(plan)), err)
     }
 
-    /// mettaton's TCP readiness probe of the container: whether it is ready.
-    async fn probe_tcp(&self, plan: &ServerPlan, instance: &str, endpoint: &crate::orchestrator::Endpoint) -> bool {
-        let Some(port) = builders::probe_port(plan, endpoint) else { return false };
-        let Some(address) = endpoint.address.clone() else { return false };
-        let key = builders::container_name(plan);
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        {
-            let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
-            let probe = probes.entry(key.clone()).or_insert_with(|| builders::TcpProbe::new(instance));
-            if probe.instance != instance {
-                *probe = builders::TcpProbe::new(instance);
-            }
-            if !probe.due(now, plan.container.period_seconds) {
-                return probe.ready;
-            }
-            probe.last_ms = Some(now);
-        }
-        let ok = tcp_answers(&address, port, Duration::from_secs(1)).await;
-        let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
-        let probe = probes.entry(key).or_insert_with(|| builders::TcpProbe::new(instance));
-        probe.record(now, ok, plan.container.failure_threshold);
-        probe.ready
-    }
-
     /// The engine's container events of this backend's servers (of
     /// `namespace`, when given), from `since` on.
     fn events(
@@ -445,26 +386,7 @@ impl DockerOrchestrator {
     /// A bollard error as the backend error the user sees, naming the daemon
     /// when it could not be reached.
     fn error(&self, what: impl Into<String>, err: DockerError) -> BackendError {
-        let what = what.into();
-        if is_transport(&err) {
-            return BackendError::Unreachable(format!(
-                "{what}: the Docker daemon at {} does not answer: {}",
-                self.daemon,
-                error_chain(&err)
-            ));
-        }
-        match err {
-            // 408 and 429 say "not now", not "no".
-            DockerError::DockerResponseServerError { status_code, message }
-                if (400..500).contains(&status_code) && !matches!(status_code, 408 | 429) =>
-            {
-                BackendError::Refused { what, reason: message }
-            }
-            DockerError::DockerResponseServerError { status_code, message } => {
-                BackendError::Other { what, reason: format!("{message} (HTTP {status_code})") }
-            }
-            other => BackendError::Other { what, reason: error_chain(&other) },
-        }
+        engine::error(&self.daemon, what.into(), err)
     }
 }
 
@@ -556,7 +478,8 @@ impl Orchestrator for DockerOrchestrator {
         {
             // One probe history per container start.
             let started = c.state.as_ref().and_then(|s| s.started_at.clone()).unwrap_or_default();
-            if !self.probe_tcp(plan, &format!("{id}@{started}"), &endpoint).await {
+            let key = builders::container_name(plan);
+            if !self.probes.ready(&key, &format!("{id}@{started}"), plan, &endpoint).await {
                 i.ready = false;
                 workload.ready = 0;
                 let port = builders::probe_port(plan, &endpoint).map_or_else(|| "?".to_string(), |p| p.to_string());
@@ -770,52 +693,4 @@ impl Standalone for DockerOrchestrator {
         let observed_count = observed.instance.as_ref().map_or(counted, |i| i.restarts);
         Some(observed_count.max(counted).saturating_add(1))
     }
-}
-
-/// The grace period, at least a second.
-fn grace(plan: &ServerPlan) -> Duration {
-    Duration::from_secs(u64::try_from(plan.grace_period_seconds.max(1)).unwrap_or(1))
-}
-
-/// Whether a TCP server answers at `address:port`: the connection is
-/// accepted and not closed at once (docker-proxy accepts every connection to
-/// a published port and closes it when the container does not listen).
-async fn tcp_answers(address: &str, port: i32, timeout: Duration) -> bool {
-    use tokio::io::AsyncReadExt;
-    let Ok(port) = u16::try_from(port) else { return false };
-    let connect = tokio::net::TcpStream::connect((address, port));
-    let Ok(Ok(mut stream)) = tokio::time::timeout(timeout, connect).await else { return false };
-    let mut byte = [0u8; 1];
-    match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte)).await {
-        Err(_) => true,
-        Ok(Ok(n)) => n > 0,
-        Ok(Err(_)) => false,
-    }
-}
-
-fn status_of(err: &DockerError) -> Option<u16> {
-    match err {
-        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
-fn docker_message(err: &DockerError) -> String {
-    match err {
-        DockerError::DockerResponseServerError { message, .. } => message.clone(),
-        DockerError::DockerStreamError { error } => error.clone(),
-        other => error_chain(other),
-    }
-}
-
-fn is_transport(err: &DockerError) -> bool {
-    matches!(
-        err,
-        DockerError::HyperLegacyError { .. }
-            | DockerError::IOError { .. }
-            | DockerError::RequestTimeoutError
-            | DockerError::SocketNotFoundError(_)
-            | DockerError::HttpClientError { .. }
-            | DockerError::HyperResponseError { .. }
-    )
 }

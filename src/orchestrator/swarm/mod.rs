@@ -19,7 +19,7 @@
 //! honoured before the service is created (Never: the image must be on the
 //! manager's node; Always: pulled first; IfNotPresent: pulled when missing).
 //! A TCP readiness probe is run by mettaton on the published port, with the
-//! probe's period and failure threshold ([`builders::TcpProbe`]); a stop
+//! probe's period and failure threshold ([`crate::orchestrator::engine::TcpProbe`]); a stop
 //! command is run by mettaton in the container before swarm stops it.
 //! `storage.storageClassName` names the volume driver; `storage.size` is told
 //! to no driver and reported as a limitation ([`builders::limitations`]).
@@ -46,6 +46,7 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
 use crate::api::{PullPolicy, ReclaimPolicy};
+use crate::orchestrator::engine::{self, docker_message, is_transport, status_of};
 use crate::orchestrator::{
     BackendError, InstanceEvent, Logs, Observed, Orchestrator, Owner, ServerKey, Standalone, Teardown, Triggers,
     error_chain,
@@ -147,9 +148,7 @@ pub struct SwarmOrchestrator {
     /// a crash loop needs; what this process has seen keeps counting.
     seen_failures: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
     /// mettaton's TCP readiness probes, per service id.
-    probes: Arc<Mutex<HashMap<String, builders::TcpProbe>>>,
-    /// The clock of the probes.
-    started: std::time::Instant,
+    probes: engine::Probes,
     /// How often a controller observes each server (see `triggers`).
     poll: Duration,
 }
@@ -199,14 +198,7 @@ impl SwarmOrchestrator {
     }
 
     fn new(docker: Docker, daemon: Daemon) -> Self {
-        SwarmOrchestrator {
-            docker,
-            daemon,
-            seen_failures: Default::default(),
-            probes: Default::default(),
-            started: std::time::Instant::now(),
-            poll: POLL,
-        }
+        SwarmOrchestrator { docker, daemon, seen_failures: Default::default(), probes: Default::default(), poll: POLL }
     }
 
     /// The orchestrator with controllers observing each server every `poll`.
@@ -222,9 +214,7 @@ impl SwarmOrchestrator {
     /// is logged and the stop goes on. The engine runs it only for a container
     /// on its own node: on a larger swarm, keep such servers on the manager.
     async fn run_stop_command(&self, plan: &ServerPlan, service_id: &str) {
-        use bollard::exec::StartExecResults;
-        let command = &plan.container.stop_command;
-        if command.is_empty() {
+        if plan.container.stop_command.is_empty() {
             return;
         }
         let filters = HashMap::from([("service", vec![service_id.to_string()])]);
@@ -235,62 +225,7 @@ impl SwarmOrchestrator {
         else {
             return;
         };
-        let server = builders::display_name(plan);
-        let run = async {
-            let config = bollard::models::ExecConfig {
-                cmd: Some(command.clone()),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            };
-            let exec = self.docker.create_exec(&container, config).await?;
-            if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&exec.id, None).await? {
-                while let Some(chunk) = output.next().await {
-                    chunk?;
-                }
-            }
-            self.docker.inspect_exec(&exec.id).await
-        };
-        let grace = Duration::from_secs(u64::try_from(plan.grace_period_seconds.max(1)).unwrap_or(1));
-        match tokio::time::timeout(grace, run).await {
-            Ok(Ok(done)) if done.exit_code == Some(0) => {
-                tracing::info!(gameserver = server, "stop command ran");
-            }
-            Ok(Ok(done)) => tracing::warn!(gameserver = server, exit_code = ?done.exit_code, "stop command failed"),
-            Ok(Err(e)) => tracing::warn!(gameserver = server, error = %e, "stop command could not run"),
-            Err(_) => tracing::warn!(gameserver = server, "stop command still running after the grace period"),
-        }
-    }
-
-    /// mettaton's TCP readiness probe of the server's current task (see
-    /// [`builders::TcpProbe`]): whether it is ready now.
-    async fn probe_tcp(
-        &self,
-        service_id: &str,
-        task: &str,
-        plan: &ServerPlan,
-        endpoint: &crate::orchestrator::Endpoint,
-    ) -> bool {
-        let Some(port) = builders::probe_port(plan, endpoint) else { return false };
-        let Some(address) = endpoint.address.clone() else { return false };
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        {
-            let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
-            let probe = probes.entry(service_id.to_string()).or_insert_with(|| builders::TcpProbe::new(task));
-            if probe.task != task {
-                *probe = builders::TcpProbe::new(task);
-            }
-            if !probe.due(now, plan.container.period_seconds) {
-                return probe.ready;
-            }
-            // Marked as run now, so that concurrent looks do not probe too.
-            probe.last_ms = Some(now);
-        }
-        let ok = tcp_answers(&address, port, Duration::from_secs(1)).await;
-        let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
-        let probe = probes.entry(service_id.to_string()).or_insert_with(|| builders::TcpProbe::new(task));
-        probe.record(now, ok, plan.container.failure_threshold);
-        probe.ready
+        engine::run_stop_command(&self.docker, plan, &builders::display_name(plan), &container).await;
     }
 
     /// The daemon this talks to.
@@ -633,13 +568,6 @@ impl SwarmOrchestrator {
     /// when it could not be reached.
     fn error(&self, what: impl Into<String>, err: DockerError) -> BackendError {
         let what = what.into();
-        if is_transport(&err) {
-            return BackendError::Unreachable(format!(
-                "{what}: the Docker daemon at {} does not answer: {}",
-                self.daemon,
-                error_chain(&err)
-            ));
-        }
         match err {
             DockerError::DockerResponseServerError { status_code: 503, message }
                 if message.contains("not a swarm manager") =>
@@ -652,16 +580,7 @@ impl SwarmOrchestrator {
                     ),
                 }
             }
-            // 408 and 429 say "not now", not "no".
-            DockerError::DockerResponseServerError { status_code, message }
-                if (400..500).contains(&status_code) && !matches!(status_code, 408 | 429) =>
-            {
-                BackendError::Refused { what, reason: message }
-            }
-            DockerError::DockerResponseServerError { status_code, message } => {
-                BackendError::Other { what, reason: format!("{message} (HTTP {status_code})") }
-            }
-            other => BackendError::Other { what, reason: error_chain(&other) },
+            other => engine::error(&self.daemon, what, other),
         }
     }
 }
@@ -746,7 +665,7 @@ impl Orchestrator for SwarmOrchestrator {
             && i.ready
             && matches!(plan.container.readiness, Some(crate::plan::Check::Tcp { .. }))
         {
-            let ready = self.probe_tcp(&id, task.id.as_deref().unwrap_or_default(), plan, &endpoint).await;
+            let ready = self.probes.ready(&id, task.id.as_deref().unwrap_or_default(), plan, &endpoint).await;
             if !ready {
                 i.ready = false;
                 workload.ready = 0;
@@ -778,7 +697,7 @@ impl Orchestrator for SwarmOrchestrator {
                 Err(e) => return Err(self.error(format!("remove service {name}"), e)),
             }
             self.seen_failures.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-            self.probes.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+            self.probes.forget(id);
         }
         // The game saves its world in its grace period: the teardown is not
         // done while a task of the service still runs. (The tasks of a service
@@ -934,55 +853,6 @@ impl Standalone for SwarmOrchestrator {
         let service = observed.backend_ref.as_deref()?;
         Some(self.note_task_failure(service, event.task_id.as_deref()?))
     }
-}
-
-/// Whether a TCP server answers at `address:port`: the connection is
-/// accepted and not closed at once. (Ports published on the engine's own
-/// node go through docker-proxy, which accepts every connection and closes it
-/// when the container does not listen, so an accept alone proves nothing.)
-async fn tcp_answers(address: &str, port: i32, timeout: Duration) -> bool {
-    use tokio::io::AsyncReadExt;
-    let Ok(port) = u16::try_from(port) else { return false };
-    let connect = tokio::net::TcpStream::connect((address, port));
-    let Ok(Ok(mut stream)) = tokio::time::timeout(timeout, connect).await else { return false };
-    let mut byte = [0u8; 1];
-    match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte)).await {
-        // Silent: a server waiting for its client to speak first.
-        Err(_) => true,
-        // It spoke (a greeting).
-        Ok(Ok(n)) => n > 0,
-        Ok(Err(_)) => false,
-    }
-}
-
-fn status_of(err: &DockerError) -> Option<u16> {
-    match err {
-        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
-/// The engine's own message for an error, else the error as text.
-fn docker_message(err: &DockerError) -> String {
-    match err {
-        DockerError::DockerResponseServerError { message, .. } => message.clone(),
-        DockerError::DockerStreamError { error } => error.clone(),
-        other => error_chain(other),
-    }
-}
-
-/// Whether the daemon could not be reached or stopped answering, as opposed
-/// to answering with an error.
-fn is_transport(err: &DockerError) -> bool {
-    matches!(
-        err,
-        DockerError::HyperLegacyError { .. }
-            | DockerError::IOError { .. }
-            | DockerError::RequestTimeoutError
-            | DockerError::SocketNotFoundError(_)
-            | DockerError::HttpClientError { .. }
-            | DockerError::HyperResponseError { .. }
-    )
 }
 
 #[cfg(test)]

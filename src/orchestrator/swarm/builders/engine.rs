@@ -1,23 +1,8 @@
-//! What the engine is told and answers beside the objects: image references
-//! to pull, whether the daemon is a usable swarm manager.
+//! What the engine answers beside the objects: whether the daemon is a
+//! usable swarm manager. (Image references to pull are
+//! [`crate::orchestrator::engine::pull_reference`].)
 
 use super::*;
-
-/// What to pull for an image reference: the reference and its tag. An image
-/// without a tag or digest means `latest` (the API would pull every tag).
-pub fn pull_reference(image: &str) -> (String, String) {
-    if image.contains('@') {
-        return (image.to_string(), String::new());
-    }
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[last_slash..].rfind(':') {
-        Some(colon) => {
-            let colon = last_slash + colon;
-            (image[..colon].to_string(), image[colon + 1..].to_string())
-        }
-        None => (image.to_string(), "latest".to_string()),
-    }
-}
 
 /// Why the engine cannot run mettaton's services, when it cannot.
 pub fn manager_problem(swarm: Option<&SwarmInfo>, daemon: &str) -> Option<String> {

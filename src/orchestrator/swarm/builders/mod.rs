@@ -3,8 +3,7 @@
 //! back into an [`Observed`] view. No client, no I/O: everything here is
 //! tested without an engine. One file per part: `naming` (names and labels),
 //! `spec` (service, configs, volume, refusals), `update` (what differs, port
-//! conflicts), `engine` (image references, the manager check), `probe`
-//! (mettaton's TCP check), `tasks` (tasks to instance, workload, endpoint,
+//! conflicts), `engine` (the manager check), `tasks` (tasks to instance, workload, endpoint,
 //! logs, events).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,14 +28,13 @@ use crate::orchestrator::{InstanceEvent, InstanceEventKind, ServerKey};
 
 mod engine;
 mod naming;
-mod probe;
 mod spec;
 mod tasks;
 mod update;
 
+pub use crate::orchestrator::engine::{TcpProbe, probe_port, pull_reference};
 pub use engine::*;
 pub use naming::*;
-pub use probe::*;
 pub use spec::*;
 pub use tasks::*;
 pub use update::*;

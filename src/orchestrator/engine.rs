@@ -1,0 +1,247 @@
+//! What the backends on a Docker Engine share, whichever objects they run a
+//! server as (swarm services, plain containers): image references to pull,
+//! mettaton's own TCP readiness probe, the stop command run by exec, and how
+//! the engine's errors become [`BackendError`]s.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use futures::StreamExt;
+
+use crate::api::Protocol;
+use crate::orchestrator::{BackendError, Endpoint, error_chain};
+use crate::plan::{Check, ServerPlan};
+
+/// What to pull for an image reference: the reference and its tag. An image
+/// without a tag or digest means `latest` (the API would pull every tag).
+pub fn pull_reference(image: &str) -> (String, String) {
+    if image.contains('@') {
+        return (image.to_string(), String::new());
+    }
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(colon) => {
+            let colon = last_slash + colon;
+            (image[..colon].to_string(), image[colon + 1..].to_string())
+        }
+        None => (image.to_string(), "latest".to_string()),
+    }
+}
+
+/// mettaton's own TCP readiness probe of a server on a Docker Engine (game
+/// images rarely have a shell or `nc` for a healthcheck), as Kubernetes'
+/// kubelet runs one: a connection to the published port every
+/// `health.periodSeconds`; ready after one success, not ready after
+/// `health.failureThreshold` failures in a row. Until the first success it
+/// probes every second (`health.startupTimeoutSeconds` bounds that phase, as
+/// the Kubernetes backend's startup probe does), so that a spawn does not
+/// wait a whole period for a server that listens a moment after it starts.
+/// The decisions only; [`Probes`] connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpProbe {
+    /// The instance probed (a swarm task, a container's id and start): a new
+    /// one starts afresh.
+    pub instance: String,
+    pub ready: bool,
+    /// It passed once: the startup phase is over.
+    pub passed_once: bool,
+    /// Failures in a row.
+    pub failures: i32,
+    /// When the last probe ran, in milliseconds of the caller's clock.
+    pub last_ms: Option<u64>,
+}
+
+impl TcpProbe {
+    pub fn new(instance: &str) -> TcpProbe {
+        TcpProbe { instance: instance.to_string(), ready: false, passed_once: false, failures: 0, last_ms: None }
+    }
+
+    /// Whether a probe is due at `now_ms`.
+    pub fn due(&self, now_ms: u64, period_seconds: i32) -> bool {
+        let period_ms = if self.passed_once { u64::try_from(period_seconds.max(1)).unwrap_or(1) * 1000 } else { 1000 };
+        self.last_ms.is_none_or(|last| now_ms.saturating_sub(last) >= period_ms)
+    }
+
+    /// The result of a probe run at `now_ms`.
+    pub fn record(&mut self, now_ms: u64, ok: bool, failure_threshold: i32) {
+        self.last_ms = Some(now_ms);
+        if ok {
+            self.ready = true;
+            self.passed_once = true;
+            self.failures = 0;
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            if self.failures >= failure_threshold.max(1) {
+                self.ready = false;
+            }
+        }
+    }
+}
+
+/// The published TCP port the readiness check of the plan connects to, when
+/// it is a TCP check and the endpoint has that port.
+pub fn probe_port(plan: &ServerPlan, endpoint: &Endpoint) -> Option<i32> {
+    let Some(Check::Tcp { port }) = plan.container.readiness else { return None };
+    let name = plan.container.ports.iter().find(|p| p.container_port == port && p.protocol == Protocol::TCP)?;
+    endpoint.ports.iter().find(|p| p.name == name.name && p.protocol == Protocol::TCP).map(|p| p.port)
+}
+
+/// The TCP probes of a backend's servers, by a key of the backend's choosing
+/// (a service id, a container name), on one clock.
+#[derive(Clone, Debug)]
+pub struct Probes {
+    probes: Arc<Mutex<HashMap<String, TcpProbe>>>,
+    started: Instant,
+}
+
+impl Default for Probes {
+    fn default() -> Self {
+        Probes { probes: Arc::default(), started: Instant::now() }
+    }
+}
+
+impl Probes {
+    /// Probes the server's `instance` (see [`TcpProbe`]) when a probe is due:
+    /// whether it is ready now.
+    pub async fn ready(&self, key: &str, instance: &str, plan: &ServerPlan, endpoint: &Endpoint) -> bool {
+        let Some(port) = probe_port(plan, endpoint) else { return false };
+        let Some(address) = endpoint.address.clone() else { return false };
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        {
+            let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+            let probe = probes.entry(key.to_string()).or_insert_with(|| TcpProbe::new(instance));
+            if probe.instance != instance {
+                *probe = TcpProbe::new(instance);
+            }
+            if !probe.due(now, plan.container.period_seconds) {
+                return probe.ready;
+            }
+            // Marked as run now, so that concurrent looks do not probe too.
+            probe.last_ms = Some(now);
+        }
+        let ok = tcp_answers(&address, port, Duration::from_secs(1)).await;
+        let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+        let probe = probes.entry(key.to_string()).or_insert_with(|| TcpProbe::new(instance));
+        probe.record(now, ok, plan.container.failure_threshold);
+        probe.ready
+    }
+
+    /// The server of `key` is gone: its probe goes too.
+    pub fn forget(&self, key: &str) {
+        self.probes.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+/// Whether a TCP server answers at `address:port`: the connection is
+/// accepted and not closed at once. (Ports published on the engine's own
+/// node go through docker-proxy, which accepts every connection and closes it
+/// when the container does not listen, so an accept alone proves nothing.)
+async fn tcp_answers(address: &str, port: i32, timeout: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let Ok(port) = u16::try_from(port) else { return false };
+    let connect = tokio::net::TcpStream::connect((address, port));
+    let Ok(Ok(mut stream)) = tokio::time::timeout(timeout, connect).await else { return false };
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte)).await {
+        // Silent: a server waiting for its client to speak first.
+        Err(_) => true,
+        // It spoke (a greeting).
+        Ok(Ok(n)) => n > 0,
+        Ok(Err(_)) => false,
+    }
+}
+
+/// The seconds a server gets between the stop request and the kill.
+pub fn grace(plan: &ServerPlan) -> Duration {
+    Duration::from_secs(u64::try_from(plan.grace_period_seconds.max(1)).unwrap_or(1))
+}
+
+/// `shutdown.stopCommand`, run by exec in the server's running `container`,
+/// for at most the grace period. As a failing preStop hook on Kubernetes, a
+/// command that fails or times out is logged and the stop goes on.
+pub async fn run_stop_command(docker: &Docker, plan: &ServerPlan, server: &str, container: &str) {
+    use bollard::exec::StartExecResults;
+    let command = &plan.container.stop_command;
+    if command.is_empty() {
+        return;
+    }
+    let run = async {
+        let config = bollard::models::ExecConfig {
+            cmd: Some(command.clone()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = docker.create_exec(container, config).await?;
+        if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec.id, None).await? {
+            while let Some(chunk) = output.next().await {
+                chunk?;
+            }
+        }
+        docker.inspect_exec(&exec.id).await
+    };
+    match tokio::time::timeout(grace(plan), run).await {
+        Ok(Ok(done)) if done.exit_code == Some(0) => tracing::info!(gameserver = server, "stop command ran"),
+        Ok(Ok(done)) => tracing::warn!(gameserver = server, exit_code = ?done.exit_code, "stop command failed"),
+        Ok(Err(e)) => tracing::warn!(gameserver = server, error = %e, "stop command could not run"),
+        Err(_) => tracing::warn!(gameserver = server, "stop command still running after the grace period"),
+    }
+}
+
+/// A bollard error as the backend error the user sees, naming the daemon
+/// when it could not be reached: a 4xx is a refusal (but 408 and 429, which
+/// say "not now", not "no"), anything else another failure.
+pub fn error(daemon: &impl Display, what: String, err: DockerError) -> BackendError {
+    if is_transport(&err) {
+        return BackendError::Unreachable(format!(
+            "{what}: the Docker daemon at {daemon} does not answer: {}",
+            error_chain(&err)
+        ));
+    }
+    match err {
+        DockerError::DockerResponseServerError { status_code, message }
+            if (400..500).contains(&status_code) && !matches!(status_code, 408 | 429) =>
+        {
+            BackendError::Refused { what, reason: message }
+        }
+        DockerError::DockerResponseServerError { status_code, message } => {
+            BackendError::Other { what, reason: format!("{message} (HTTP {status_code})") }
+        }
+        other => BackendError::Other { what, reason: error_chain(&other) },
+    }
+}
+
+/// The HTTP status of an engine's answer, if it answered.
+pub fn status_of(err: &DockerError) -> Option<u16> {
+    match err {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// The engine's own message for an error, else the error as text.
+pub fn docker_message(err: &DockerError) -> String {
+    match err {
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        DockerError::DockerStreamError { error } => error.clone(),
+        other => error_chain(other),
+    }
+}
+
+/// Whether the daemon could not be reached or stopped answering, as opposed
+/// to answering with an error.
+pub fn is_transport(err: &DockerError) -> bool {
+    matches!(
+        err,
+        DockerError::HyperLegacyError { .. }
+            | DockerError::IOError { .. }
+            | DockerError::RequestTimeoutError
+            | DockerError::SocketNotFoundError(_)
+            | DockerError::HttpClientError { .. }
+            | DockerError::HyperResponseError { .. }
+    )
+}
