@@ -576,50 +576,8 @@ fn non_empty_map<V>(m: BTreeMap<String, V>) -> Option<BTreeMap<String, V>> {
 mod tests {
     use super::*;
     use crate::api::Protocol;
+    use crate::fixtures::{game_server, minecraft};
     use serde_json::json;
-
-    fn game_server(name: &str, spec: serde_json::Value) -> GameServer {
-        serde_json::from_value(json!({
-            "apiVersion": "mettaton.dev/v1alpha1",
-            "kind": "GameServer",
-            "metadata": {
-                "name": name,
-                "namespace": "games",
-                "uid": "0b7c3e0e-5d7e-4d4f-9d3c-2f1f5e4b6a01"
-            },
-            "spec": spec
-        }))
-        .unwrap()
-    }
-
-    /// A Minecraft server with a world volume, config files and TCP/UDP ports.
-    fn minecraft() -> GameServer {
-        game_server(
-            "survival",
-            json!({
-                "image": "itzg/minecraft-server:java21",
-                "imagePullPolicy": "IfNotPresent",
-                "env": [
-                    { "name": "EULA", "value": "TRUE" },
-                    { "name": "RCON_PASSWORD", "valueFrom": { "secretKeyRef": { "name": "rcon", "key": "password" } } }
-                ],
-                "resources": { "requests": { "cpu": "1", "memory": "2Gi" }, "limits": { "memory": "4Gi" } },
-                "ports": [
-                    { "name": "game", "containerPort": 25565, "externalPort": 30565 },
-                    { "name": "query", "containerPort": 25565, "protocol": "UDP" }
-                ],
-                "storage": { "size": "10Gi", "storageClassName": "fast", "mountPath": "/data" },
-                "config": [
-                    { "path": "/data/server.properties", "content": "motd=Hello\nmax-players=20\n" },
-                    { "path": "/data/ops.json", "configMapKeyRef": { "name": "ops", "key": "ops.json" } },
-                    { "path": "/data/whitelist.json", "content": "[]" },
-                    { "path": "/data/banned-players.json", "configMapKeyRef": { "name": "ops", "key": "banned.json" } }
-                ],
-                "health": { "startupTimeoutSeconds": 900, "periodSeconds": 10, "failureThreshold": 3 },
-                "shutdown": { "gracePeriodSeconds": 120, "stopCommand": ["rcon-cli", "stop"] }
-            }),
-        )
-    }
 
     fn stopped() -> GameServer {
         let mut gs = minecraft();
