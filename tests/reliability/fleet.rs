@@ -196,7 +196,9 @@ impl Fleet {
     /// A random mix over the settled servers: about 40 % of the live ones
     /// get a spec change (image, environment, config file if they have one,
     /// state), 15 % are deleted, and 45 % of the deleted ones are created
-    /// again.
+    /// again. Every kind that some settled server allows is in the mix at
+    /// least once (given to a server the dice left alone), so a run's
+    /// coverage does not depend on the seed.
     pub fn mixed(&self, rng: &mut Rng) -> Vec<Op> {
         let mut ops = Vec::new();
         for s in self.servers.values().filter(|s| s.settled) {
@@ -224,8 +226,42 @@ impl Fleet {
             };
             ops.extend(op);
         }
+        self.cover_every_kind(&mut ops);
         rng.shuffle(&mut ops);
         ops
+    }
+
+    /// Adds, for each kind missing from `ops`, one operation of that kind on
+    /// a settled server that allows it: one that has none yet, else one
+    /// whose operation is of a kind that `ops` holds more than once.
+    fn cover_every_kind(&self, ops: &mut Vec<Op>) {
+        type Make = fn(String) -> Op;
+        let kinds: [(Make, fn(&Server) -> bool); 6] = [
+            (Op::Image, |s| s.live),
+            (Op::Rev, |s| s.live),
+            (Op::Motd, |s| s.live && s.config),
+            (Op::Toggle, |s| s.live),
+            (Op::Delete, |s| s.live),
+            (Op::Create, |s| !s.live),
+        ];
+        for (make, allows) in kinds {
+            let kind = make(String::new()).kind();
+            if ops.iter().any(|op| op.kind() == kind) {
+                continue;
+            }
+            let allowed = |s: &&Server| s.settled && allows(s);
+            if let Some(s) = self.servers.values().filter(allowed).find(|s| !ops.iter().any(|op| op.name() == s.name)) {
+                ops.push(make(s.name.clone()));
+                continue;
+            }
+            let count = |kind: &str| ops.iter().filter(|op| op.kind() == kind).count();
+            let spare = ops
+                .iter()
+                .position(|op| count(op.kind()) > 1 && self.servers.get(op.name()).is_some_and(|s| allowed(&s)));
+            if let Some(i) = spare {
+                ops[i] = make(ops[i].name().to_string());
+            }
+        }
     }
 
     /// Changes the model as `op` says and returns the server as it should be.
@@ -725,6 +761,33 @@ where
                 failed += 1;
                 tokio::time::sleep(Duration::from_millis(500)).await
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offline_client() -> Client {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        Client::try_from(config).unwrap()
+    }
+
+    /// Whatever the seed, a mixed round over a fleet with live and deleted
+    /// servers has every kind of operation, each server at most once.
+    #[tokio::test]
+    async fn every_mixed_round_has_every_kind_whatever_the_seed() {
+        let mut fleet = Fleet::new(offline_client(), "ns", 24, &["a", "b"]);
+        for (i, s) in fleet.servers.values_mut().enumerate() {
+            s.live = i % 5 != 0;
+        }
+        for seed in 0..2000 {
+            let ops = fleet.mixed(&mut Rng::from_seed(seed));
+            let kinds: std::collections::BTreeSet<_> = ops.iter().map(Op::kind).collect();
+            assert_eq!(kinds.len(), 6, "seed {seed}: kinds {kinds:?}");
+            let names: std::collections::BTreeSet<_> = ops.iter().map(Op::name).collect();
+            assert_eq!(names.len(), ops.len(), "seed {seed}: a server got two operations");
         }
     }
 }

@@ -76,6 +76,10 @@ impl Rng {
             Err(_) => SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64,
         };
         figure(test, &format!("seed {seed} (replay with MTN_SEED={seed})"));
+        Rng::from_seed(seed)
+    }
+
+    pub fn from_seed(seed: u64) -> Rng {
         Rng(seed)
     }
 
