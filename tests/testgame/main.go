@@ -23,9 +23,28 @@
 //	GAME_HANG_AFTER_SECONDS=N           after N seconds stops answering TCP
 //	                                    (closes its listener) but keeps running,
 //	                                    as a hung server does.
+//	GAME_CONSOLE=1                      reads console commands from stdin (see
+//	                                    below); otherwise stdin is never read.
+//	GAME_STOP_ON=console                SIGTERM and SIGINT are logged and ignored:
+//	                                    only the console's "stop" stops it.
+//	GAME_DONE_AFTER_SECONDS=N           prints Minecraft's "Done (N.000s)! For
+//	                                    help, type "help"" N seconds after both
+//	                                    ports listen (they listen as always).
+//	GAME_MAX_PLAYERS=N                  the max in "list" (default 20).
 //
 // On SIGTERM or SIGINT it prints "saving world", saves, prints "stopped" and
 // exits 0. Every log line goes to stdout.
+//
+// The console (GAME_CONSOLE=1), read once both ports listen, logs each
+// non-empty line as "console: LINE", then: "say TEXT" prints "[Server] TEXT";
+// "save" saves the world now and prints "saved world"; "list" prints "There are
+// N of a max of M players online: a, b"; "stop", "quit" and "exit" stop the game
+// as SIGTERM does; "help" lists them; anything else prints "Unknown command:
+// WORD". End of input only ends the reading: the game goes on.
+//
+// A TCP player that sends "login NAME" is answered "logged in as NAME" and the
+// game prints "NAME joined the game"; when that connection closes it prints
+// "NAME left the game".
 //
 // "testgame -touch PATH" writes PATH (with the time) and exits: a stop command
 // for tests, run in the container before the stop signal. "testgame -cat PATH"
@@ -39,6 +58,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,6 +112,29 @@ func main() {
 		os.Exit(0)
 	}
 
+	console := envInt("GAME_CONSOLE", 0) != 0
+	stopOnConsole := false
+	switch v := os.Getenv("GAME_STOP_ON"); v {
+	case "", "signal":
+	case "console":
+		stopOnConsole = true
+	default:
+		logf("bad GAME_STOP_ON=%q: want signal or console", v)
+		os.Exit(2)
+	}
+	doneAfter := envInt("GAME_DONE_AFTER_SECONDS", 0)
+	maxPlayers = envInt("GAME_MAX_PLAYERS", 20)
+	if stopOnConsole {
+		// From the start, so that no signal kills it while the world loads.
+		ignored := make(chan os.Signal, 1)
+		signal.Notify(ignored, syscall.SIGTERM, syscall.SIGINT)
+		go func() {
+			for sig := range ignored {
+				logf("got %v, ignored (stop through the console)", sig)
+			}
+		}()
+	}
+
 	name := os.Getenv("GAME_NAME")
 	if name == "" {
 		name, _ = os.Hostname()
@@ -115,7 +158,7 @@ func main() {
 		}
 	}
 
-	saveFile := os.Getenv("GAME_SAVE_FILE")
+	saveFile = os.Getenv("GAME_SAVE_FILE")
 	if saveFile != "" {
 		w := loadWorld(saveFile)
 		w.starts++
@@ -165,16 +208,36 @@ func main() {
 		}()
 	}
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	sig := <-sigs
-	logf("got %v", sig)
+	if doneAfter > 0 {
+		go func() {
+			time.Sleep(time.Duration(doneAfter) * time.Second)
+			logf(`Done (%d.000s)! For help, type "help"`, doneAfter)
+		}()
+	}
+
+	// A stop asked on the console; buffered so that the console never waits.
+	stopAsked := make(chan struct{}, 1)
+	if console {
+		go readConsole(os.Stdin, stopAsked)
+	}
+
+	if stopOnConsole {
+		<-stopAsked
+	} else {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+		select {
+		case sig := <-sigs:
+			logf("got %v", sig)
+		case <-stopAsked:
+		}
+	}
 	logf("saving world")
 	if n := envInt("GAME_SAVE_SECONDS", 0); n > 0 {
 		time.Sleep(time.Duration(n) * time.Second)
 	}
 	if saveFile != "" {
-		if err := saveWorld(saveFile, world.Load().(gameWorld)); err != nil {
+		if err := saveNow(); err != nil {
 			logf("cannot save world to %s: %v", saveFile, err)
 			os.Exit(1)
 		}
@@ -197,11 +260,28 @@ func serveTCP(l net.Listener, name string) {
 			peer := c.RemoteAddr().String()
 			logf("player connected from %s", peer)
 			fmt.Fprintf(c, "hello from %s\n", name)
+			player := ""
+			defer func() {
+				if player != "" {
+					leave(c)
+					logf("%s left the game", player)
+				}
+				logf("player disconnected from %s", peer)
+			}()
 			s := bufio.NewScanner(c)
 			for s.Scan() {
 				line := s.Text()
 				reply := "echo: " + line
-				if d, ok := strings.CutPrefix(line, "set "); ok {
+				if n, ok := strings.CutPrefix(line, "login "); ok && strings.TrimSpace(n) != "" {
+					if player != "" {
+						reply = "already logged in as " + player
+					} else {
+						player = strings.TrimSpace(n)
+						join(c, player)
+						logf("%s joined the game", player)
+						reply = "logged in as " + player
+					}
+				} else if d, ok := strings.CutPrefix(line, "set "); ok {
 					w, _ := world.Load().(gameWorld)
 					w.data = d
 					world.Store(w)
@@ -214,7 +294,6 @@ func serveTCP(l net.Listener, name string) {
 					break
 				}
 			}
-			logf("player disconnected from %s", peer)
 		}(c)
 	}
 }
@@ -279,4 +358,89 @@ func saveWorld(path string, w gameWorld) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+var (
+	saveFile string     // GAME_SAVE_FILE, "" for none
+	saveMu   sync.Mutex // one save at a time (they share PATH.tmp)
+)
+
+// saveNow writes the world as it is now to saveFile.
+func saveNow() error {
+	saveMu.Lock()
+	defer saveMu.Unlock()
+	return saveWorld(saveFile, world.Load().(gameWorld))
+}
+
+// The players logged in ("login NAME"), by connection.
+var (
+	maxPlayers int
+	playersMu  sync.Mutex
+	players    = map[net.Conn]string{}
+)
+
+func join(c net.Conn, name string) {
+	playersMu.Lock()
+	defer playersMu.Unlock()
+	players[c] = name
+}
+
+func leave(c net.Conn) {
+	playersMu.Lock()
+	defer playersMu.Unlock()
+	delete(players, c)
+}
+
+// playerList is the answer to "list": Minecraft's words, names sorted.
+func playerList() string {
+	playersMu.Lock()
+	names := make([]string, 0, len(players))
+	for _, n := range players {
+		names = append(names, n)
+	}
+	playersMu.Unlock()
+	sort.Strings(names)
+	line := fmt.Sprintf("There are %d of a max of %d players online:", len(names), maxPlayers)
+	if len(names) > 0 {
+		line += " " + strings.Join(names, ", ")
+	}
+	return line
+}
+
+// readConsole runs the console commands read from in until its end (which
+// does not stop the game); "stop" asks main to stop through stopAsked.
+func readConsole(in *os.File, stopAsked chan<- struct{}) {
+	s := bufio.NewScanner(in)
+	for s.Scan() {
+		line := strings.TrimSpace(s.Text())
+		if line == "" {
+			continue
+		}
+		logf("console: %s", line)
+		cmd, arg, _ := strings.Cut(line, " ")
+		arg = strings.TrimSpace(arg)
+		switch cmd {
+		case "say":
+			logf("%s", strings.TrimSpace("[Server] "+arg))
+		case "save":
+			if saveFile != "" {
+				if err := saveNow(); err != nil {
+					logf("cannot save world to %s: %v", saveFile, err)
+					continue
+				}
+			}
+			logf("saved world")
+		case "list":
+			logf("%s", playerList())
+		case "stop", "quit", "exit":
+			select {
+			case stopAsked <- struct{}{}:
+			default: // already asked
+			}
+		case "help":
+			logf("commands: say TEXT, save, list, stop (or quit, exit), help")
+		default:
+			logf("Unknown command: %s", cmd)
+		}
+	}
 }
