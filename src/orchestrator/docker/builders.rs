@@ -9,53 +9,30 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary, EventMessage,
-    HealthConfig, HealthStatusEnum, HostConfig, Mount, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig,
-    PortBinding, PortSummaryTypeEnum, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    HealthStatusEnum, HostConfig, PortBinding, PortSummaryTypeEnum, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
 };
 
 use crate::api::{Protocol, PublishedPort, ServiceType};
+use crate::orchestrator::engine::{self, Daemon, non_empty};
 use crate::orchestrator::observed::{Problem, ProblemKind};
-use crate::orchestrator::swarm::Daemon;
-use crate::orchestrator::{BackendError, Endpoint, Instance, InstanceEvent, InstanceEventKind, ServerKey, Workload};
-use crate::plan::{ANNOTATION_RESTARTED_AT, Check, ConfigSource, EnvValue, Fnv1a, LABEL_GAMESERVER, ServerPlan};
-use crate::quantity::Quantity;
+use crate::orchestrator::{BackendError, Endpoint, Instance, InstanceEvent, ServerKey, Workload};
+use crate::plan::{ANNOTATION_RESTARTED_AT, ConfigSource, EnvValue, Fnv1a, ServerPlan};
 
-pub use crate::orchestrator::engine::{TcpProbe, probe_port, pull_reference};
+pub use crate::orchestrator::engine::{
+    CONFIG_FILE_MODE, LABEL_MANAGED, LABEL_NAMESPACE, LABEL_RECLAIM, LABEL_SIZE, LABEL_UID, TcpProbe, display_name,
+    health_check, identity_labels, is_ours, namespace, probe_port, pull_reference,
+};
 
-/// On every object mettaton creates: what `list_managed` and the event
-/// stream select by (the same label as on swarm).
-pub const LABEL_MANAGED: &str = "mettaton.dev/managed";
-/// The GameServer's namespace: Docker has none, so names and labels carry it.
-pub const LABEL_NAMESPACE: &str = "mettaton.dev/namespace";
 /// Which backend made the container: `docker`. Swarm's task containers carry
 /// the managed label too; this one tells the two apart on a shared engine.
 pub const LABEL_BACKEND: &str = "mettaton.dev/backend";
 /// The value of [`LABEL_BACKEND`] on this backend's containers.
 pub const BACKEND: &str = "docker";
-/// The uid of the GameServer a container was applied for, when known.
-pub const LABEL_UID: &str = "mettaton.dev/uid";
 /// On the container: a hash of everything it was created from (the plan's
 /// container part, its config files, the restart token). A container whose
 /// hash differs from the plan's is replaced.
 pub const LABEL_SPEC_HASH: &str = "mettaton.dev/spec-hash";
-/// On the data volume: the reclaim policy it was created under.
-pub const LABEL_RECLAIM: &str = "mettaton.dev/reclaim";
-/// On the data volume: the `storage.size` asked for, which no driver is told.
-pub const LABEL_SIZE: &str = "mettaton.dev/size";
-/// Config files are only read by the game.
-pub const CONFIG_FILE_MODE: u32 = 0o444;
-const NANOS_PER_SECOND: i64 = 1_000_000_000;
-
-/// The GameServer's namespace; `default` for a plan made without one.
-pub fn namespace(plan: &ServerPlan) -> &str {
-    if plan.namespace.is_empty() { "default" } else { &plan.namespace }
-}
-
-/// `namespace/name`, as users know the server.
-pub fn display_name(plan: &ServerPlan) -> String {
-    format!("{}/{}", namespace(plan), plan.name)
-}
-
 /// `mettaton-<namespace>-<name>`: GameServer names and namespaces are DNS
 /// names (lowercase letters, digits, '-' and '.'), which Docker takes in a
 /// container name as they are. Two servers whose names join alike (`a-b`/`c`
@@ -72,24 +49,6 @@ pub fn volume_name(plan: &ServerPlan) -> String {
     format!("{}-data", container_name(plan))
 }
 
-/// The labels that say which server an object belongs to.
-pub fn identity_labels(plan: &ServerPlan) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (LABEL_MANAGED.to_string(), "true".to_string()),
-        (LABEL_GAMESERVER.to_string(), plan.name.clone()),
-        (LABEL_NAMESPACE.to_string(), namespace(plan).to_string()),
-    ])
-}
-
-/// Whether an object with these labels is this server's. Anything else with
-/// the same name is left alone.
-pub fn is_ours(labels: Option<&HashMap<String, String>>, plan: &ServerPlan) -> bool {
-    labels.is_some_and(|l| {
-        l.get(LABEL_GAMESERVER).is_some_and(|n| *n == plan.name)
-            && l.get(LABEL_NAMESPACE).is_some_and(|n| n == namespace(plan))
-    })
-}
-
 /// The server a container with these labels runs, if it is one of this
 /// backend's.
 pub fn server_of(labels: Option<&HashMap<String, String>>) -> Option<ServerKey> {
@@ -99,10 +58,7 @@ pub fn server_of(labels: Option<&HashMap<String, String>>) -> Option<ServerKey> 
     {
         return None;
     }
-    Some(ServerKey {
-        namespace: labels.get(LABEL_NAMESPACE).cloned().unwrap_or_else(|| "default".into()),
-        name: labels.get(LABEL_GAMESERVER)?.clone(),
-    })
+    engine::server_key(labels)
 }
 
 pub(crate) fn refused(plan: &ServerPlan, reason: String) -> BackendError {
@@ -176,8 +132,8 @@ pub fn container_request(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<C
             ),
         ));
     }
-    if let Some(v) = plan.volume.as_ref().filter(|v| !v.mount_path.starts_with('/')) {
-        return Err(refused(plan, format!("spec.storage.mountPath {:?} must be an absolute path", v.mount_path)));
+    if let Some(problem) = engine::mount_path_problem(plan) {
+        return Err(refused(plan, problem));
     }
     let env = env(plan)?;
     let resources = resources(plan)?;
@@ -205,24 +161,7 @@ pub fn container_request(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<C
             host_port: Some(p.external_port.map(|port| port.to_string()).unwrap_or_default()),
         });
     }
-    let mounts = plan.volume.as_ref().map(|v| {
-        vec![Mount {
-            target: Some(v.mount_path.clone()),
-            source: Some(volume_name(plan)),
-            typ: Some(MountType::VOLUME),
-            // Were the volume gone when the container is created, the engine
-            // would create it from the mount: labelled, so it stays findable.
-            volume_options: Some(MountVolumeOptions {
-                labels: Some(volume_labels(plan)),
-                driver_config: v
-                    .storage_class_name
-                    .clone()
-                    .map(|driver| MountVolumeOptionsDriverConfig { name: Some(driver), ..Default::default() }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]
-    });
+    let mounts = engine::volume_mounts(plan, volume_name(plan));
     let host_config = HostConfig {
         port_bindings: (!bindings.is_empty())
             .then(|| bindings.into_iter().map(|(k, v)| (k, Some(v))).collect::<HashMap<_, _>>()),
@@ -317,33 +256,25 @@ pub fn restart_policy(replicas: i32) -> RestartPolicy {
 /// variable: the facade resolves `secretKeyRef` from its secrets directory
 /// before the plan is made, and there is nothing to resolve the others from.
 fn env(plan: &ServerPlan) -> Result<Vec<String>, BackendError> {
-    let from = |i: usize, name: &str, source: &str, why: &str| {
-        refused(
-            plan,
-            format!(
-                "spec.env[{i}].valueFrom{source} ({name}) cannot be resolved on plain Docker, {why}: give it a \
-                 value"
-            ),
-        )
-    };
-    plan.container
-        .env
-        .iter()
-        .enumerate()
-        .map(|(i, var)| match &var.value {
-            EnvValue::Literal(value) => Ok(format!("{}={value}", var.name)),
-            EnvValue::Secret { .. } => Err(from(
-                i,
-                &var.name,
+    engine::env(plan, |i, var| {
+        let (source, why) = match &var.value {
+            EnvValue::Secret { .. } => (
                 ".secretKeyRef",
                 "which has no Secrets (the library facade resolves secretKeyRef from its secrets directory, \
                  `Mettaton::with_secrets_dir`)",
-            )),
-            EnvValue::ConfigMap { .. } => Err(from(i, &var.name, ".configMapKeyRef", "which has no ConfigMaps")),
-            EnvValue::Field { .. } => Err(from(i, &var.name, ".fieldRef", "which has no pod fields")),
-            EnvValue::Unsupported => Err(from(i, &var.name, "", "which resolves no valueFrom")),
-        })
-        .collect()
+            ),
+            EnvValue::ConfigMap { .. } => (".configMapKeyRef", "which has no ConfigMaps"),
+            EnvValue::Field { .. } => (".fieldRef", "which has no pod fields"),
+            EnvValue::Literal(_) | EnvValue::Unsupported => ("", "which resolves no valueFrom"),
+        };
+        refused(
+            plan,
+            format!(
+                "spec.env[{i}].valueFrom{source} ({}) cannot be resolved on plain Docker, {why}: give it a value",
+                var.name
+            ),
+        )
+    })
 }
 
 /// cpu and memory amounts as Docker takes them.
@@ -356,64 +287,17 @@ struct Resources {
 }
 
 fn resources(plan: &ServerPlan) -> Result<Resources, BackendError> {
-    let Some(requirements) = &plan.container.resources else { return Ok(Resources::default()) };
-    if let Some(claim) = requirements.claims.first() {
-        return Err(refused(plan, format!("spec.resources.claims ({}) cannot be used on plain Docker", claim.name)));
-    }
-    let amounts = |field: &str, map: &BTreeMap<String, String>| -> Result<(Option<i64>, Option<i64>), BackendError> {
-        let mut cpu = None;
-        let mut memory = None;
-        for (resource, quantity) in map {
-            let (slot, scale) = match resource.as_str() {
-                "cpu" => (&mut cpu, 9),
-                "memory" => (&mut memory, 0),
-                other => {
-                    return Err(refused(
-                        plan,
-                        format!("spec.resources.{field}.{other} cannot be set on plain Docker (only cpu and memory)"),
-                    ));
-                }
-            };
-            let value = Quantity::parse(quantity.trim()).and_then(|q| q.scaled(scale)).ok_or_else(|| {
-                refused(
-                    plan,
-                    format!("spec.resources.{field}.{resource}: {quantity:?} is not a quantity Docker can use"),
-                )
-            })?;
-            *slot = Some(value);
-        }
-        Ok((cpu, memory))
+    let Some(amounts) = engine::amounts(plan, "plain Docker", |reason| refused(plan, reason))? else {
+        return Ok(Resources::default());
     };
-    let (limit_cpu, limit_memory) = amounts("limits", &requirements.limits)?;
-    let (request_cpu, request_memory) = amounts("requests", &requirements.requests)?;
     Ok(Resources {
-        limit_cpu,
-        limit_memory,
+        limit_cpu: amounts.limit_cpu,
+        limit_memory: amounts.limit_memory,
         // The kubelet's conversion: 1024 shares per cpu, at least 2.
-        request_cpu_shares: request_cpu.map(|nanos| (nanos.saturating_mul(1024) / NANOS_PER_SECOND).max(2)),
-        request_memory,
-    })
-}
-
-/// The `exec` readiness check as the container's healthcheck. A TCP check
-/// gets none: mettaton probes the published port itself (game images seldom
-/// carry a shell or `nc` for a healthcheck to run).
-pub fn health_check(plan: &ServerPlan) -> Option<HealthConfig> {
-    let Some(Check::Exec { command }) = &plan.container.readiness else { return None };
-    if command.is_empty() {
-        return None;
-    }
-    let period = i64::from(plan.container.period_seconds.max(1)) * NANOS_PER_SECOND;
-    let mut test = vec!["CMD".to_string()];
-    test.extend(command.iter().cloned());
-    Some(HealthConfig {
-        test: Some(test),
-        interval: Some(period),
-        timeout: Some(period),
-        retries: Some(i64::from(plan.container.failure_threshold.max(1))),
-        // Failures in the startup window do not count.
-        start_period: Some(i64::from(plan.startup_timeout_seconds.max(0)) * NANOS_PER_SECOND),
-        ..Default::default()
+        request_cpu_shares: amounts
+            .request_cpu
+            .map(|nanos| (nanos.saturating_mul(1024) / engine::NANOS_PER_SECOND).max(2)),
+        request_memory: amounts.request_memory,
     })
 }
 
@@ -550,45 +434,16 @@ fn hash_value(value: &serde_json::Value, hasher: &mut Fnv1a) {
     }
 }
 
-fn volume_labels(plan: &ServerPlan) -> HashMap<String, String> {
-    let mut labels = plan.labels.clone();
-    labels.extend(identity_labels(plan));
-    if let Some(v) = &plan.volume {
-        labels.insert(LABEL_RECLAIM.to_string(), format!("{:?}", v.reclaim));
-    }
-    labels.into_iter().collect()
-}
-
 /// The data volume to create, when the server has one: a named volume,
-/// labelled. `storage.storageClassName` names the volume driver (`local` when
-/// absent); `storage.size` is recorded in [`LABEL_SIZE`] and reported by
-/// [`limitations`] (the local driver takes no size).
+/// labelled (see [`engine::volume_request`]).
 pub fn volume_request(plan: &ServerPlan) -> Option<VolumeCreateRequest> {
-    plan.volume.as_ref().map(|v| {
-        let mut labels = volume_labels(plan);
-        labels.insert(LABEL_SIZE.to_string(), v.size.clone());
-        VolumeCreateRequest {
-            name: Some(volume_name(plan)),
-            driver: v.storage_class_name.clone(),
-            labels: Some(labels),
-            ..Default::default()
-        }
-    })
+    engine::volume_request(plan, volume_name(plan))
 }
 
 /// What of the plan plain Docker runs differently than asked, each naming its
 /// field. Everything else is honoured or refused by [`container_request`].
 pub fn limitations(plan: &ServerPlan) -> Vec<String> {
-    let mut found = Vec::new();
-    if let Some(v) = &plan.volume {
-        let driver = v.storage_class_name.as_deref().unwrap_or("local");
-        found.push(format!(
-            "spec.storage.size {} is not enforced on plain Docker: volume driver {driver} is given no size (the \
-             volume grows with what the game writes, up to the host's free disk); the size is recorded in the \
-             volume's {LABEL_SIZE} label",
-            v.size
-        ));
-    }
+    let mut found: Vec<String> = engine::size_limitation(plan, "plain Docker", "host").into_iter().collect();
     if plan.container.readiness.is_some() {
         found.push(
             "spec.health.probe: a server that fails its check is reported not ready (and Unhealthy) but not \
@@ -784,18 +639,7 @@ pub fn endpoint(plan: &ServerPlan, c: &ContainerInspectResponse, host: &str) -> 
 pub fn instance_event(message: &EventMessage) -> Option<InstanceEvent> {
     let actor = message.actor.as_ref()?;
     let server = server_of(actor.attributes.as_ref())?;
-    let attributes = actor.attributes.as_ref()?;
-    let action = message.action.as_deref()?;
-    let kind = match action {
-        "start" => InstanceEventKind::Started,
-        "die" => InstanceEventKind::Exited { exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()) },
-        "oom" => InstanceEventKind::OutOfMemory,
-        _ => match action.strip_prefix("health_status:").map(str::trim) {
-            Some("unhealthy") => InstanceEventKind::Unhealthy,
-            Some("healthy") => InstanceEventKind::Healthy,
-            _ => return None,
-        },
-    };
+    let kind = engine::event_kind(message)?;
     Some(InstanceEvent {
         server,
         kind,
@@ -805,15 +649,14 @@ pub fn instance_event(message: &EventMessage) -> Option<InstanceEvent> {
     })
 }
 
-fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
-    (!v.is_empty()).then_some(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::GameServerSpec;
+    use crate::orchestrator::InstanceEventKind;
+    use crate::plan::LABEL_GAMESERVER;
     use crate::plan::plan_spec;
+    use bollard::models::MountType;
     use serde_json::json;
 
     fn plan(spec: serde_json::Value) -> ServerPlan {

@@ -1,8 +1,9 @@
 //! The plain Docker backend: a game server is one container on one Docker
 //! Engine (no swarm, no Kubernetes), named `mettaton-<namespace>-<name>`, with
 //! a labelled named volume for its data. Built only against the seam
-//! ([`Orchestrator`], [`Logs`], [`Standalone`]); it shares nothing with the
-//! swarm backend but the [`Daemon`] it connects to.
+//! ([`Orchestrator`], [`Logs`], [`Standalone`]); what it shares with the
+//! swarm backend is in [`crate::orchestrator::engine`] (the [`Daemon`] it
+//! connects to among it).
 //!
 //! What it does with the plan is decided in [`builders::container_request`]
 //! (honoured, or refused naming the field); what it runs differently is
@@ -29,25 +30,23 @@ pub mod builders;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
+use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerInspectResponse, ContainerUpdateBody};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
-use bollard::{API_DEFAULT_VERSION, Docker};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::api::{PullPolicy, ReclaimPolicy};
-use crate::orchestrator::engine::{self, docker_message, grace, is_transport, status_of};
-use crate::orchestrator::swarm::Daemon;
+use crate::orchestrator::engine::{self, Daemon, docker_message, grace, status_of};
 use crate::orchestrator::{
     BackendError, InstanceEvent, InstanceEventKind, Logs, Observed, Orchestrator, Owner, ServerKey, Standalone,
-    Teardown, Triggers, error_chain,
+    Teardown, Triggers,
 };
 use crate::plan::ServerPlan;
 
@@ -85,27 +84,7 @@ impl DockerOrchestrator {
     /// engine speaks 1.41 at most). Any engine runs plain containers, a swarm
     /// node too.
     pub async fn connect(daemon: &Daemon) -> Result<Self, BackendError> {
-        let unreachable = |e: DockerError| {
-            BackendError::Unreachable(format!("cannot connect to the Docker daemon at {daemon}: {}", error_chain(&e)))
-        };
-        let docker = match daemon {
-            Daemon::LocalSocket(path) => {
-                Docker::connect_with_unix(&path.to_string_lossy(), REQUEST_TIMEOUT_SECONDS, API_DEFAULT_VERSION)
-            }
-            Daemon::Tcp { url, tls: None } => {
-                Docker::connect_with_http(url, REQUEST_TIMEOUT_SECONDS, API_DEFAULT_VERSION)
-            }
-            Daemon::Tcp { url, tls: Some(tls) } => Docker::connect_with_ssl(
-                url,
-                &tls.key,
-                &tls.cert,
-                &tls.ca,
-                REQUEST_TIMEOUT_SECONDS,
-                API_DEFAULT_VERSION,
-            ),
-        }
-        .map_err(unreachable)?;
-        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        let docker = engine::connect(daemon, REQUEST_TIMEOUT_SECONDS).await?;
         Ok(DockerOrchestrator::new(docker, daemon.clone()))
     }
 
@@ -148,40 +127,7 @@ impl DockerOrchestrator {
     /// Makes sure the image is on the engine (`imagePullPolicy`: Never, it
     /// must be there; Always, pulled first; IfNotPresent, pulled when missing).
     async fn ensure_image(&self, plan: &ServerPlan) -> Result<(), BackendError> {
-        let image = &plan.container.image;
-        let policy = plan.container.pull_policy.unwrap_or(PullPolicy::IfNotPresent);
-        if policy != PullPolicy::Always {
-            match self.docker.inspect_image(image).await {
-                Ok(_) => return Ok(()),
-                Err(e) if status_of(&e) == Some(404) => {}
-                Err(e) => return Err(self.error(format!("read image {image}"), e)),
-            }
-        }
-        if policy == PullPolicy::Never {
-            return Err(BackendError::ImageMissing {
-                image: image.to_string(),
-                reason: "spec.imagePullPolicy is Never and the image is not on the Docker engine".into(),
-            });
-        }
-        let (reference, tag) = builders::pull_reference(image);
-        let mut options = CreateImageOptionsBuilder::default().from_image(&reference);
-        if !tag.is_empty() {
-            options = options.tag(&tag);
-        }
-        let not_found = |reason: String| BackendError::ImageMissing { image: image.to_string(), reason };
-        let mut pull = self.docker.create_image(Some(options.build()), None, None);
-        while let Some(progress) = pull.next().await {
-            match progress {
-                Ok(info) => {
-                    if let Some(detail) = info.error_detail {
-                        return Err(not_found(detail.message.unwrap_or_default()));
-                    }
-                }
-                Err(e) if is_transport(&e) => return Err(self.error(format!("pull image {image}"), e)),
-                Err(e) => return Err(not_found(docker_message(&e))),
-            }
-        }
-        Ok(())
+        engine::ensure_image(&self.docker, plan, "the Docker engine", |what, e| self.error(what, e)).await
     }
 
     /// Refused when a running container other than the server's own already
@@ -204,25 +150,8 @@ impl DockerOrchestrator {
     /// The data volume, created when missing. `true` when this call created it.
     async fn ensure_volume(&self, plan: &ServerPlan) -> Result<bool, BackendError> {
         let Some(request) = builders::volume_request(plan) else { return Ok(false) };
-        let name = builders::volume_name(plan);
-        match self.docker.inspect_volume(&name).await {
-            Ok(volume) if builders::is_ours(Some(&volume.labels), plan) => Ok(false),
-            Ok(_) => Err(BackendError::Refused {
-                what: format!("create volume {name}"),
-                reason: format!(
-                    "volume {name} already exists and does not belong to GameServer {}",
-                    builders::display_name(plan)
-                ),
-            }),
-            Err(e) if status_of(&e) == Some(404) => {
-                self.docker.create_volume(request).await.map_err(|e| self.error(format!("create volume {name}"), e))?;
-                for limitation in builders::limitations(plan) {
-                    tracing::warn!(gameserver = %builders::display_name(plan), "{limitation}");
-                }
-                Ok(true)
-            }
-            Err(e) => Err(self.error(format!("read volume {name}"), e)),
-        }
+        let limitations = builders::limitations(plan);
+        engine::ensure_volume(&self.docker, plan, request, limitations, |what, e| self.error(what, e)).await
     }
 
     /// Sets the container's restart policy for `replicas`, when it differs.
@@ -359,28 +288,10 @@ impl DockerOrchestrator {
         if let Some(ns) = namespace {
             labels.push(format!("{}={ns}", builders::LABEL_NAMESPACE));
         }
-        let filters = HashMap::from([
-            ("type", vec!["container".to_string()]),
-            ("label", labels),
-            ("event", vec!["start".to_string(), "die".to_string(), "oom".to_string(), "health_status".to_string()]),
-        ]);
-        let mut options = EventsOptionsBuilder::default().filters(&filters);
-        if let Some(since) = since {
-            let secs = since.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64();
-            options = options.since(&format!("{secs:.9}"));
-        }
         let this = self.clone();
-        let docker = self.docker.clone();
-        docker
-            .events(Some(options.build()))
-            .filter_map(move |item| {
-                let mapped = match item {
-                    Ok(message) => builders::instance_event(&message).map(Ok),
-                    Err(e) => Some(Err(this.error("follow the Docker daemon's events", e))),
-                };
-                futures::future::ready(mapped)
-            })
-            .boxed()
+        engine::container_events(&self.docker, labels, since, builders::instance_event, move |what, e| {
+            this.error(what, e)
+        })
     }
 
     /// A bollard error as the backend error the user sees, naming the daemon
@@ -399,13 +310,7 @@ impl Orchestrator for DockerOrchestrator {
         if let Some(c) = &current
             && !builders::is_ours(c.config.as_ref().and_then(|c| c.labels.as_ref()), plan)
         {
-            return Err(BackendError::Refused {
-                what: format!("apply container {name}"),
-                reason: format!(
-                    "container {name} already exists and does not belong to GameServer {}",
-                    builders::display_name(plan)
-                ),
-            });
+            return Err(engine::not_ours(format!("apply container {name}"), &format!("container {name}"), plan));
         }
         let current_hash =
             current.as_ref().and_then(|c| c.config.as_ref()?.labels.as_ref()?.get(builders::LABEL_SPEC_HASH).cloned());
@@ -444,11 +349,8 @@ impl Orchestrator for DockerOrchestrator {
             self.create(plan, request).await
         }
         .await;
-        if result.is_err()
-            && created_volume
-            && let Err(e) = self.docker.remove_volume(&builders::volume_name(plan), None::<RemoveVolumeOptions>).await
-        {
-            tracing::warn!(volume = builders::volume_name(plan), error = %e, "could not remove the volume of a failed apply");
+        if result.is_err() && created_volume {
+            engine::remove_created_volume(&self.docker, &builders::volume_name(plan)).await;
         }
         result
     }
@@ -482,12 +384,7 @@ impl Orchestrator for DockerOrchestrator {
             if !self.probes.ready(&key, &format!("{id}@{started}"), plan, &endpoint).await {
                 i.ready = false;
                 workload.ready = 0;
-                let port = builders::probe_port(plan, &endpoint).map_or_else(|| "?".to_string(), |p| p.to_string());
-                i.problem = Some(crate::orchestrator::observed::Problem::new(
-                    crate::orchestrator::observed::ProblemKind::Other,
-                    format!("the TCP readiness probe of port {port} gets no answer"),
-                    None,
-                ));
+                i.problem = Some(engine::unanswered(plan, &endpoint));
             }
         }
         Ok(Observed { workload: Some(workload), instance, endpoint, backend_ref: Some(id) })
@@ -499,20 +396,10 @@ impl Orchestrator for DockerOrchestrator {
             progress = self.remove(plan, &c).await?;
         }
         if reclaim == ReclaimPolicy::Delete && plan.volume.is_some() {
+            // The container being removed may still use it.
             let volume = builders::volume_name(plan);
-            match self.docker.inspect_volume(&volume).await {
-                Ok(v) if builders::is_ours(Some(&v.labels), plan) => {
-                    match self.docker.remove_volume(&volume, None::<RemoveVolumeOptions>).await {
-                        Ok(()) => {}
-                        Err(e) if status_of(&e) == Some(404) => {}
-                        // The container being removed still uses it.
-                        Err(e) if status_of(&e) == Some(409) => progress = Teardown::Pending,
-                        Err(e) => return Err(self.error(format!("remove volume {volume}"), e)),
-                    }
-                }
-                Ok(_) => {}
-                Err(e) if status_of(&e) == Some(404) => {}
-                Err(e) => return Err(self.error(format!("read volume {volume}"), e)),
+            if !engine::remove_volume(&self.docker, plan, &volume, |what, e| self.error(what, e)).await? {
+                progress = Teardown::Pending;
             }
         }
         Ok(progress)
@@ -556,38 +443,16 @@ impl Logs for DockerOrchestrator {
         if self.own(plan).await?.is_none() {
             return Err(BackendError::Other { what, reason: format!("no container {name} runs the server") });
         }
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .tail(&tail.map_or_else(|| "all".to_string(), |n| n.max(0).to_string()))
-            .build();
-        let mut stream = self.docker.logs(&name, Some(options));
-        let mut bytes = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.error(what.clone(), e))?;
-            bytes.extend_from_slice(&chunk.into_bytes());
-        }
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        let stream = self.docker.logs(&name, Some(engine::log_options(tail, false, false)));
+        engine::read_log(stream, what, |what, e| self.error(what, e)).await
     }
 
     fn follow_logs(&self, plan: &ServerPlan, tail: Option<i64>) -> BoxStream<'static, Result<String, BackendError>> {
         let name = builders::container_name(plan);
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .follow(true)
-            .tail(&tail.map_or_else(|| "all".to_string(), |n| n.max(0).to_string()))
-            .build();
+        let options = engine::log_options(tail, true, false);
         let this = self.clone();
         let what = format!("follow the log of GameServer {}", builders::display_name(plan));
-        self.docker
-            .logs(&name, Some(options))
-            .map(move |chunk| {
-                chunk
-                    .map(|c| String::from_utf8_lossy(&c.into_bytes()).into_owned())
-                    .map_err(|e| this.error(what.clone(), e))
-            })
-            .boxed()
+        engine::log_text(self.docker.logs(&name, Some(options)), what, move |what, e| this.error(what, e))
     }
 }
 
@@ -626,12 +491,7 @@ impl Standalone for DockerOrchestrator {
         if plan.volume.is_none() {
             return Ok(false);
         }
-        let name = builders::volume_name(plan);
-        match self.docker.inspect_volume(&name).await {
-            Ok(_) => Ok(true),
-            Err(e) if status_of(&e) == Some(404) => Ok(false),
-            Err(e) => Err(self.error(format!("read volume {name}"), e)),
-        }
+        engine::volume_exists(&self.docker, &builders::volume_name(plan), |what, e| self.error(what, e)).await
     }
 
     /// A new container of the same making as the current one (its stop

@@ -31,101 +31,28 @@ pub mod builders;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
+use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{Node, Service, Task};
 use bollard::query_parameters::{
-    CreateImageOptionsBuilder, EventsOptionsBuilder, ListConfigsOptionsBuilder, ListServicesOptionsBuilder,
-    ListTasksOptionsBuilder, LogsOptionsBuilder, RemoveVolumeOptions, UpdateServiceOptionsBuilder,
+    ListConfigsOptionsBuilder, ListServicesOptionsBuilder, ListTasksOptionsBuilder, UpdateServiceOptionsBuilder,
 };
-use bollard::{API_DEFAULT_VERSION, Docker};
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt};
 
-use crate::api::{PullPolicy, ReclaimPolicy};
-use crate::orchestrator::engine::{self, docker_message, is_transport, status_of};
+use crate::api::ReclaimPolicy;
+use crate::orchestrator::engine::{self, status_of};
 use crate::orchestrator::{
     BackendError, InstanceEvent, Logs, Observed, Orchestrator, Owner, ServerKey, Standalone, Teardown, Triggers,
-    error_chain,
 };
 use crate::plan::{LABEL_GAMESERVER, ServerPlan};
 
+pub use crate::orchestrator::engine::{Daemon, Tls};
+
 /// Seconds any one request to the engine may take (an image pull included).
 const REQUEST_TIMEOUT_SECONDS: u64 = 120;
-
-/// Where the Docker daemon (a swarm manager) listens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Daemon {
-    /// A local Unix socket, by default `/var/run/docker.sock`.
-    LocalSocket(PathBuf),
-    /// A TCP address (`tcp://host:2376`), with TLS client certificates when
-    /// the daemon requires them (it should, on anything but loopback).
-    Tcp { url: String, tls: Option<Tls> },
-}
-
-/// The PEM files of a TLS connection to the daemon.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tls {
-    /// The CA that signed the daemon's certificate.
-    pub ca: PathBuf,
-    /// The client certificate and its key.
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-impl Default for Daemon {
-    fn default() -> Self {
-        Daemon::LocalSocket(PathBuf::from("/var/run/docker.sock"))
-    }
-}
-
-impl fmt::Display for Daemon {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Daemon::LocalSocket(path) => write!(f, "unix://{}", path.display()),
-            Daemon::Tcp { url, .. } => f.write_str(url),
-        }
-    }
-}
-
-impl Daemon {
-    /// The daemon the Docker CLI would use: `DOCKER_HOST` (default socket when
-    /// unset), with TLS when `DOCKER_TLS_VERIFY` is set, from the certificates
-    /// in `DOCKER_CERT_PATH` (default `~/.docker`).
-    pub fn from_env() -> Result<Daemon, BackendError> {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_default();
-        let tls = std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
-        let cert_path = std::env::var_os("DOCKER_CERT_PATH")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker")));
-        Daemon::parse(&host, tls, cert_path)
-            .map_err(|reason| BackendError::Refused { what: "connect to the Docker daemon".into(), reason })
-    }
-
-    /// A daemon from a `DOCKER_HOST` value (empty: the default socket).
-    pub fn parse(host: &str, tls: bool, cert_path: Option<PathBuf>) -> Result<Daemon, String> {
-        if host.is_empty() {
-            return Ok(Daemon::default());
-        }
-        if let Some(path) = host.strip_prefix("unix://") {
-            return Ok(Daemon::LocalSocket(PathBuf::from(path)));
-        }
-        if host.starts_with("tcp://") || host.starts_with("http://") || host.starts_with("https://") {
-            let tls = if tls || host.starts_with("https://") {
-                let dir = cert_path.ok_or("TLS needs DOCKER_CERT_PATH (no home directory to look in)")?;
-                Some(Tls { ca: dir.join("ca.pem"), cert: dir.join("cert.pem"), key: dir.join("key.pem") })
-            } else {
-                None
-            };
-            return Ok(Daemon::Tcp { url: host.to_string(), tls });
-        }
-        Err(format!("DOCKER_HOST={host}: only unix:// and tcp:// daemons are supported"))
-    }
-}
 
 /// A service mettaton manages, as `list_managed` finds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,30 +95,7 @@ impl SwarmOrchestrator {
     /// Connects to the daemon, agrees on an API version with it, and makes sure
     /// it is a swarm manager: an orchestrator that connected can run servers.
     pub async fn connect(daemon: &Daemon) -> Result<Self, BackendError> {
-        let unreachable = |e: DockerError| {
-            BackendError::Unreachable(format!("cannot connect to the Docker daemon at {daemon}: {}", error_chain(&e)))
-        };
-        let docker = match daemon {
-            Daemon::LocalSocket(path) => {
-                let path = path.to_string_lossy();
-                Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECONDS, API_DEFAULT_VERSION)
-            }
-            Daemon::Tcp { url, tls: None } => {
-                Docker::connect_with_http(url, REQUEST_TIMEOUT_SECONDS, API_DEFAULT_VERSION)
-            }
-            Daemon::Tcp { url, tls: Some(tls) } => Docker::connect_with_ssl(
-                url,
-                &tls.key,
-                &tls.cert,
-                &tls.ca,
-                REQUEST_TIMEOUT_SECONDS,
-                API_DEFAULT_VERSION,
-            ),
-        }
-        .map_err(unreachable)?;
-        // The engine refuses an API version newer than its own (Debian's 20.10
-        // speaks 1.41); this also proves it answers.
-        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        let docker = engine::connect(daemon, REQUEST_TIMEOUT_SECONDS).await?;
         let orchestrator = SwarmOrchestrator::new(docker, daemon.clone());
         orchestrator.ensure_manager().await?;
         Ok(orchestrator)
@@ -289,28 +193,11 @@ impl SwarmOrchestrator {
     /// one node (or with the servers placed on the manager) this is every
     /// event; on a larger swarm, `observe` (which reads the tasks, wherever
     /// they run) is the source of truth, and a watcher should poll it too.
-    fn engine_events(
-        &self,
-        since: Option<SystemTime>,
-    ) -> impl Stream<Item = Result<InstanceEvent, BackendError>> + Send + use<> {
-        let filters = HashMap::from([
-            ("type", vec!["container".to_string()]),
-            ("label", vec![format!("{}=true", builders::LABEL_MANAGED)]),
-            ("event", vec!["start".to_string(), "die".to_string(), "oom".to_string(), "health_status".to_string()]),
-        ]);
-        let mut options = EventsOptionsBuilder::default().filters(&filters);
-        if let Some(since) = since {
-            let secs = since.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64();
-            options = options.since(&format!("{secs:.9}"));
-        }
+    fn engine_events(&self, since: Option<SystemTime>) -> BoxStream<'static, Result<InstanceEvent, BackendError>> {
         let this = self.clone();
-        let docker = self.docker.clone();
-        docker.events(Some(options.build())).filter_map(move |item| {
-            let mapped = match item {
-                Ok(message) => builders::server_event(&message).map(Ok),
-                Err(e) => Some(Err(this.error("follow the Docker daemon's events", e))),
-            };
-            futures::future::ready(mapped)
+        let labels = vec![format!("{}=true", builders::LABEL_MANAGED)];
+        engine::container_events(&self.docker, labels, since, builders::server_event, move |what, e| {
+            this.error(what, e)
         })
     }
 
@@ -347,40 +234,7 @@ impl SwarmOrchestrator {
     /// Always, it is pulled first (a failed pull is an error even when the node
     /// has an older copy); IfNotPresent (the default), pulled when missing.
     async fn ensure_image(&self, plan: &ServerPlan) -> Result<(), BackendError> {
-        let image = &plan.container.image;
-        let policy = plan.container.pull_policy.unwrap_or(PullPolicy::IfNotPresent);
-        if policy != PullPolicy::Always {
-            match self.docker.inspect_image(image).await {
-                Ok(_) => return Ok(()),
-                Err(e) if status_of(&e) == Some(404) => {}
-                Err(e) => return Err(self.error(format!("read image {image}"), e)),
-            }
-        }
-        if policy == PullPolicy::Never {
-            return Err(BackendError::ImageMissing {
-                image: image.to_string(),
-                reason: "spec.imagePullPolicy is Never and the image is not on the swarm manager's node".into(),
-            });
-        }
-        let (reference, tag) = builders::pull_reference(image);
-        let mut options = CreateImageOptionsBuilder::default().from_image(&reference);
-        if !tag.is_empty() {
-            options = options.tag(&tag);
-        }
-        let not_found = |reason: String| BackendError::ImageMissing { image: image.to_string(), reason };
-        let mut pull = self.docker.create_image(Some(options.build()), None, None);
-        while let Some(progress) = pull.next().await {
-            match progress {
-                Ok(info) => {
-                    if let Some(detail) = info.error_detail {
-                        return Err(not_found(detail.message.unwrap_or_default()));
-                    }
-                }
-                Err(e) if is_transport(&e) => return Err(self.error(format!("pull image {image}"), e)),
-                Err(e) => return Err(not_found(docker_message(&e))),
-            }
-        }
-        Ok(())
+        engine::ensure_image(&self.docker, plan, "the swarm manager's node", |what, e| self.error(what, e)).await
     }
 
     /// Refused when another service already publishes one of the fixed ports.
@@ -427,31 +281,9 @@ impl SwarmOrchestrator {
         created: &mut Created,
     ) -> Result<(), BackendError> {
         if let Some(request) = builders::volume_request(plan) {
-            let name = builders::volume_name(plan);
-            match self.docker.inspect_volume(&name).await {
-                Ok(volume) if builders::is_ours(Some(&volume.labels), plan) => {}
-                Ok(_) => {
-                    return Err(BackendError::Refused {
-                        what: format!("create volume {name}"),
-                        reason: format!(
-                            "volume {name} already exists and does not belong to GameServer {}",
-                            builders::display_name(plan)
-                        ),
-                    });
-                }
-                Err(e) if status_of(&e) == Some(404) => {
-                    self.docker
-                        .create_volume(request)
-                        .await
-                        .map_err(|e| self.error(format!("create volume {name}"), e))?;
-                    // Said where the facade's warnings do not reach (the
-                    // controller's log).
-                    for limitation in builders::limitations(plan) {
-                        tracing::warn!(gameserver = %builders::display_name(plan), "{limitation}");
-                    }
-                    created.volume = Some(name);
-                }
-                Err(e) => return Err(self.error(format!("read volume {name}"), e)),
+            let limitations = builders::limitations(plan);
+            if engine::ensure_volume(&self.docker, plan, request, limitations, |what, e| self.error(what, e)).await? {
+                created.volume = Some(builders::volume_name(plan));
             }
         }
 
@@ -526,10 +358,8 @@ impl SwarmOrchestrator {
                 tracing::warn!(config = id, error = %e, "could not remove a config of a failed apply");
             }
         }
-        if let Some(volume) = created.volume
-            && let Err(e) = self.docker.remove_volume(&volume, None::<RemoveVolumeOptions>).await
-        {
-            tracing::warn!(volume, error = %e, "could not remove the volume of a failed apply");
+        if let Some(volume) = created.volume {
+            engine::remove_created_volume(&self.docker, &volume).await;
         }
     }
 
@@ -607,13 +437,7 @@ impl Orchestrator for SwarmOrchestrator {
         if let Some(service) = &current
             && !builders::is_ours(service.spec.as_ref().and_then(|s| s.labels.as_ref()), plan)
         {
-            return Err(BackendError::Refused {
-                what: format!("apply service {name}"),
-                reason: format!(
-                    "service {name} already exists and does not belong to GameServer {}",
-                    builders::display_name(plan)
-                ),
-            });
+            return Err(engine::not_ours(format!("apply service {name}"), &format!("service {name}"), plan));
         }
         let current_spec = current.as_ref().and_then(|s| s.spec.as_ref());
         // Checked before anything is created, and only when they change, so a
@@ -669,14 +493,7 @@ impl Orchestrator for SwarmOrchestrator {
             if !ready {
                 i.ready = false;
                 workload.ready = 0;
-                i.problem = Some(crate::orchestrator::observed::Problem::new(
-                    crate::orchestrator::observed::ProblemKind::Other,
-                    format!(
-                        "the TCP readiness probe of port {} gets no answer",
-                        builders::probe_port(plan, &endpoint).map_or_else(|| "?".to_string(), |p| p.to_string())
-                    ),
-                    None,
-                ));
+                i.problem = Some(engine::unanswered(plan, &endpoint));
             }
         }
         Ok(Observed { workload: Some(workload), instance, endpoint, backend_ref: Some(id) })
@@ -717,21 +534,9 @@ impl Orchestrator for SwarmOrchestrator {
             }
         }
         if reclaim == ReclaimPolicy::Delete && plan.volume.is_some() {
+            // A container (the last task's, being removed) may still use it.
             let volume = builders::volume_name(plan);
-            match self.docker.inspect_volume(&volume).await {
-                Ok(v) if builders::is_ours(Some(&v.labels), plan) => {
-                    match self.docker.remove_volume(&volume, None::<RemoveVolumeOptions>).await {
-                        Ok(()) => {}
-                        Err(e) if status_of(&e) == Some(404) => {}
-                        // A container (the last task's, being removed) still uses it.
-                        Err(e) if status_of(&e) == Some(409) => pending = true,
-                        Err(e) => return Err(self.error(format!("remove volume {volume}"), e)),
-                    }
-                }
-                Ok(_) => {}
-                Err(e) if status_of(&e) == Some(404) => {}
-                Err(e) => return Err(self.error(format!("read volume {volume}"), e)),
-            }
+            pending |= !engine::remove_volume(&self.docker, plan, &volume, |what, e| self.error(what, e)).await?;
         }
         Ok(if pending { Teardown::Pending } else { Teardown::Done })
     }
@@ -748,37 +553,17 @@ impl Logs for SwarmOrchestrator {
         // Timestamps put the lines of successive tasks (restarts) in order;
         // the engine applies the tail to each task's log, so it is applied
         // again to the merged lines.
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .timestamps(true)
-            .tail(&tail.map_or_else(|| "all".to_string(), |n| n.max(0).to_string()))
-            .build();
-        let mut stream = self.docker.service_logs(&id, Some(options));
-        let mut bytes = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.error(what.clone(), e))?;
-            bytes.extend_from_slice(&chunk.into_bytes());
-        }
-        Ok(builders::merge_log_lines(&String::from_utf8_lossy(&bytes), tail))
+        let stream = self.docker.service_logs(&id, Some(engine::log_options(tail, false, true)));
+        let text = engine::read_log(stream, what, |what, e| self.error(what, e)).await?;
+        Ok(builders::merge_log_lines(&text, tail))
     }
 
     fn follow_logs(&self, plan: &ServerPlan, tail: Option<i64>) -> BoxStream<'static, Result<String, BackendError>> {
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .follow(true)
-            .tail(&tail.map_or_else(|| "all".to_string(), |n| n.max(0).to_string()))
-            .build();
+        let options = engine::log_options(tail, true, false);
         let this = self.clone();
         let what = format!("read the log of GameServer {}", builders::display_name(plan));
-        self.docker
-            .service_logs(&builders::service_name(plan), Some(options))
-            .map(move |chunk| match chunk {
-                Ok(c) => Ok(String::from_utf8_lossy(&c.into_bytes()).into_owned()),
-                Err(e) => Err(this.error(what.clone(), e)),
-            })
-            .boxed()
+        let stream = self.docker.service_logs(&builders::service_name(plan), Some(options));
+        engine::log_text(stream, what, move |what, e| this.error(what, e))
     }
 }
 
@@ -803,12 +588,7 @@ impl Standalone for SwarmOrchestrator {
         if plan.volume.is_none() {
             return Ok(false);
         }
-        let name = builders::volume_name(plan);
-        match self.docker.inspect_volume(&name).await {
-            Ok(_) => Ok(true),
-            Err(e) if status_of(&e) == Some(404) => Ok(false),
-            Err(e) => Err(self.error(format!("read volume {name}"), e)),
-        }
+        engine::volume_exists(&self.docker, &builders::volume_name(plan), |what, e| self.error(what, e)).await
     }
 
     /// Restarts the server: a forced update of its service, so that swarm
@@ -839,7 +619,7 @@ impl Standalone for SwarmOrchestrator {
     }
 
     fn instance_events(&self, since: Option<SystemTime>) -> BoxStream<'static, Result<InstanceEvent, BackendError>> {
-        self.engine_events(since).boxed()
+        self.engine_events(since)
     }
 
     async fn stopped_on_purpose(&self, event: &InstanceEvent) -> bool {
@@ -858,6 +638,7 @@ impl Standalone for SwarmOrchestrator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bollard::API_DEFAULT_VERSION;
 
     #[test]
     fn docker_host_values_name_a_daemon() {

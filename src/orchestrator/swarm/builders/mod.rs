@@ -11,20 +11,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use base64::Engine as _;
 use bollard::models::{
     ConfigSpec, EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
-    EventMessage, HealthConfig, Limit, Mount, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig, Node,
-    ResourceObject, Service, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceUpdateStatusStateEnum,
-    SwarmInfo, Task, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile1,
-    TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
-    VolumeCreateRequest,
+    EventMessage, Limit, MountType, Node, ResourceObject, Service, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, ServiceUpdateStatusStateEnum, SwarmInfo, Task, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile1, TaskSpecPlacement, TaskSpecResources,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState, VolumeCreateRequest,
 };
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{Protocol, PublishedPort, ServiceType};
 use crate::orchestrator::{BackendError, Endpoint, Instance, Workload};
-use crate::plan::{Check, ConfigSource, Fnv1a, LABEL_GAMESERVER, ServerPlan};
-use crate::quantity::Quantity;
+use crate::plan::{ConfigSource, Fnv1a, ServerPlan};
 
-use crate::orchestrator::{InstanceEvent, InstanceEventKind, ServerKey};
+use crate::orchestrator::InstanceEvent;
 
 mod engine;
 mod naming;
@@ -32,6 +30,7 @@ mod spec;
 mod tasks;
 mod update;
 
+use crate::orchestrator::engine::{self as shared, CONFIG_FILE_MODE, NANOS_PER_SECOND, health_check, non_empty};
 pub use crate::orchestrator::engine::{TcpProbe, probe_port, pull_reference};
 pub use engine::*;
 pub use naming::*;

@@ -2,7 +2,6 @@
 //! swarm cannot do, naming the field.
 
 use super::*;
-use crate::plan::EnvValue;
 
 pub(super) fn refused(plan: &ServerPlan, reason: String) -> BackendError {
     BackendError::Refused { what: format!("run GameServer {} on Docker Swarm", display_name(plan)), reason }
@@ -59,29 +58,20 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
         ));
     }
     let constraints = constraints(plan)?;
-    // The engine accepts a relative target and only its task fails; a plan
-    // made outside Kubernetes has no schema that would have refused it.
-    if let Some(v) = plan.volume.as_ref().filter(|v| !v.mount_path.starts_with('/')) {
-        return Err(refused(plan, format!("storage.mountPath {:?} must be an absolute path", v.mount_path)));
+    if let Some(problem) = shared::mount_path_problem(plan) {
+        return Err(refused(plan, problem));
     }
-    let env = container
-        .env
-        .iter()
-        .map(|var| match &var.value {
-            EnvValue::Literal(value) => Ok(format!("{}={value}", var.name)),
-            EnvValue::Secret { .. } | EnvValue::ConfigMap { .. } | EnvValue::Field { .. } | EnvValue::Unsupported => {
-                Err(refused(
-                    plan,
-                    format!(
-                        "env {} uses valueFrom, which Docker Swarm cannot resolve (it has no Secrets or ConfigMaps): \
-                     give it a value (the swarm facade and CLI resolve secretKeyRef from a secrets directory, \
-                     `mettaton swarm --secrets DIR`)",
-                        var.name
-                    ),
-                ))
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let env = shared::env(plan, |_, var| {
+        refused(
+            plan,
+            format!(
+                "env {} uses valueFrom, which Docker Swarm cannot resolve (it has no Secrets or ConfigMaps): give it \
+                 a value (the swarm facade and CLI resolve secretKeyRef from a secrets directory, `mettaton swarm \
+                 --secrets DIR`)",
+                var.name
+            ),
+        )
+    })?;
 
     let mut labels = object_labels(plan);
     if let Some(uid) = owner_uid {
@@ -96,24 +86,7 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
         hash.write(serde_json::to_string(check).unwrap_or_default().as_bytes());
         labels.insert(LABEL_READINESS.to_string(), hash.short());
     }
-    let mounts = plan.volume.as_ref().map(|v| {
-        vec![Mount {
-            target: Some(v.mount_path.clone()),
-            source: Some(volume_name(plan)),
-            typ: Some(MountType::VOLUME),
-            // Were the volume gone when a task starts, the engine would create
-            // it from the mount: these labels keep it findable then too.
-            volume_options: Some(MountVolumeOptions {
-                labels: Some(volume_labels(plan)),
-                driver_config: v
-                    .storage_class_name
-                    .clone()
-                    .map(|driver| MountVolumeOptionsDriverConfig { name: Some(driver), ..Default::default() }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]
-    });
+    let mounts = shared::volume_mounts(plan, volume_name(plan));
     let configs = config_files(plan)?
         .into_iter()
         .map(|c| TaskSpecContainerSpecConfigs {
@@ -239,64 +212,19 @@ pub(super) fn protocol(p: Protocol) -> EndpointPortConfigProtocolEnum {
     }
 }
 
-pub(super) fn health_check(plan: &ServerPlan) -> Option<HealthConfig> {
-    let Some(Check::Exec { command }) = &plan.container.readiness else { return None };
-    if command.is_empty() {
-        return None;
-    }
-    let period = i64::from(plan.container.period_seconds.max(1)) * NANOS_PER_SECOND;
-    let mut test = vec!["CMD".to_string()];
-    test.extend(command.iter().cloned());
-    Some(HealthConfig {
-        test: Some(test),
-        interval: Some(period),
-        // A check still running after a period has failed: the next one is due.
-        timeout: Some(period),
-        retries: Some(i64::from(plan.container.failure_threshold.max(1))),
-        // Failures in the startup window do not count, and the first success
-        // ends it: the startup timeout is exactly that window.
-        start_period: Some(i64::from(plan.startup_timeout_seconds.max(0)) * NANOS_PER_SECOND),
-        ..Default::default()
-    })
-}
-
 /// cpu and memory limits and reservations; any other resource is refused.
 pub(super) fn resources(plan: &ServerPlan) -> Result<Option<TaskSpecResources>, BackendError> {
-    let Some(requirements) = &plan.container.resources else { return Ok(None) };
-    if !requirements.claims.is_empty() {
-        return Err(refused(plan, "resources.claims cannot be used on Docker Swarm".into()));
-    }
-    let amounts = |field: &str, map: &BTreeMap<String, String>| -> Result<(Option<i64>, Option<i64>), BackendError> {
-        let mut cpu = None;
-        let mut memory = None;
-        for (resource, quantity) in map {
-            let (slot, scale) = match resource.as_str() {
-                "cpu" => (&mut cpu, 9),
-                "memory" => (&mut memory, 0),
-                other => {
-                    return Err(refused(
-                        plan,
-                        format!("resources.{field}.{other} cannot be set on Docker Swarm (only cpu and memory)"),
-                    ));
-                }
-            };
-            let value = Quantity::parse(quantity.trim()).and_then(|q| q.scaled(scale)).ok_or_else(|| {
-                refused(plan, format!("resources.{field}.{resource}: {quantity:?} is not a quantity swarm can use"))
-            })?;
-            *slot = Some(value);
-        }
-        Ok((cpu, memory))
+    let Some(amounts) = shared::amounts(plan, "Docker Swarm", |reason| refused(plan, reason))? else {
+        return Ok(None);
     };
-    let (limit_cpu, limit_memory) = amounts("limits", &requirements.limits)?;
-    let (request_cpu, request_memory) = amounts("requests", &requirements.requests)?;
-    let limits = (limit_cpu.is_some() || limit_memory.is_some()).then(|| Limit {
-        nano_cpus: limit_cpu,
-        memory_bytes: limit_memory,
+    let limits = (amounts.limit_cpu.is_some() || amounts.limit_memory.is_some()).then(|| Limit {
+        nano_cpus: amounts.limit_cpu,
+        memory_bytes: amounts.limit_memory,
         ..Default::default()
     });
-    let reservations = (request_cpu.is_some() || request_memory.is_some()).then(|| ResourceObject {
-        nano_cpus: request_cpu,
-        memory_bytes: request_memory,
+    let reservations = (amounts.request_cpu.is_some() || amounts.request_memory.is_some()).then(|| ResourceObject {
+        nano_cpus: amounts.request_cpu,
+        memory_bytes: amounts.request_memory,
         ..Default::default()
     });
     Ok((limits.is_some() || reservations.is_some()).then(|| TaskSpecResources {
@@ -367,45 +295,15 @@ pub fn with_config_ids(mut spec: ServiceSpec, ids: &HashMap<String, String>) -> 
     spec
 }
 
-pub(super) fn volume_labels(plan: &ServerPlan) -> HashMap<String, String> {
-    let mut labels = object_labels(plan);
-    if let Some(v) = &plan.volume {
-        labels.insert(LABEL_RECLAIM.to_string(), format!("{:?}", v.reclaim));
-    }
-    labels.into_iter().collect()
-}
-
-/// The data volume to create, when the server has one. `storage.storageClassName`
-/// names the volume driver (Docker's `local` when absent); `storage.size` is
-/// recorded in the [`LABEL_SIZE`] label and reported by [`limitations`]: no
-/// driver option for a size is common to Docker's volume drivers, and the
-/// local driver has none.
+/// The data volume to create, when the server has one (see
+/// [`shared::volume_request`]).
 pub fn volume_request(plan: &ServerPlan) -> Option<VolumeCreateRequest> {
-    plan.volume.as_ref().map(|v| {
-        let mut labels = volume_labels(plan);
-        labels.insert(LABEL_SIZE.to_string(), v.size.clone());
-        VolumeCreateRequest {
-            name: Some(volume_name(plan)),
-            driver: v.storage_class_name.clone(),
-            labels: Some(labels),
-            ..Default::default()
-        }
-    })
+    shared::volume_request(plan, volume_name(plan))
 }
 
 /// What of the plan Docker Swarm runs differently than asked, each naming its
 /// field, for the user to see (the facade returns them, the CLI prints them).
 /// Everything else is honoured or refused by [`service_spec`].
 pub fn limitations(plan: &ServerPlan) -> Vec<String> {
-    let mut found = Vec::new();
-    if let Some(v) = &plan.volume {
-        let driver = v.storage_class_name.as_deref().unwrap_or("local");
-        found.push(format!(
-            "spec.storage.size {} is not enforced on Docker Swarm: volume driver {driver} is given no size (the \
-             volume grows with what the game writes, up to the node's free disk); the size is recorded in the \
-             volume's {LABEL_SIZE} label",
-            v.size
-        ));
-    }
-    found
+    shared::size_limitation(plan, "Docker Swarm", "node").into_iter().collect()
 }

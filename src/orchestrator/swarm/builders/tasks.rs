@@ -230,29 +230,12 @@ pub fn server_event(message: &EventMessage) -> Option<InstanceEvent> {
     if attributes.get(LABEL_MANAGED).map(String::as_str) != Some("true") {
         return None;
     }
-    let action = message.action.as_deref()?;
-    let kind = match action {
-        "start" => InstanceEventKind::Started,
-        "die" => InstanceEventKind::Exited { exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()) },
-        "oom" => InstanceEventKind::OutOfMemory,
-        _ => match action.strip_prefix("health_status:").map(str::trim) {
-            Some("unhealthy") => InstanceEventKind::Unhealthy,
-            Some("healthy") => InstanceEventKind::Healthy,
-            _ => return None,
-        },
-    };
+    let kind = shared::event_kind(message)?;
     Some(InstanceEvent {
-        server: ServerKey {
-            namespace: attributes.get(LABEL_NAMESPACE).cloned().unwrap_or_else(|| "default".into()),
-            name: attributes.get(LABEL_GAMESERVER)?.clone(),
-        },
+        server: shared::server_key(attributes)?,
         kind,
         container_id: actor.id.clone().unwrap_or_default(),
         task_id: attributes.get(LABEL_SWARM_TASK_ID).cloned(),
         time_nanos: message.time_nano,
     })
-}
-
-pub(super) fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
-    (!v.is_empty()).then_some(v)
 }

@@ -1,6 +1,8 @@
 use super::*;
 use crate::api::{GameServer, GameServerSpec};
 use crate::orchestrator::observed::{Problem, ProblemKind};
+use crate::orchestrator::{InstanceEventKind, ServerKey};
+use crate::plan::LABEL_GAMESERVER;
 use crate::plan::{self, plan_spec};
 use serde_json::{Value, json};
 

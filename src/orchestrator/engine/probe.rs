@@ -1,36 +1,14 @@
-//! What the backends on a Docker Engine share, whichever objects they run a
-//! server as (swarm services, plain containers): image references to pull,
-//! mettaton's own TCP readiness probe, the stop command run by exec, and how
-//! the engine's errors become [`BackendError`]s.
+//! mettaton's own TCP readiness probe of a published port: its decisions
+//! ([`TcpProbe`]) and the probes of a backend's servers ([`Probes`]).
 
 use std::collections::HashMap;
-use std::fmt::Display;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
-use bollard::errors::Error as DockerError;
-use futures::StreamExt;
-
 use crate::api::Protocol;
-use crate::orchestrator::{BackendError, Endpoint, error_chain};
+use crate::orchestrator::Endpoint;
+use crate::orchestrator::observed::{Problem, ProblemKind};
 use crate::plan::{Check, ServerPlan};
-
-/// What to pull for an image reference: the reference and its tag. An image
-/// without a tag or digest means `latest` (the API would pull every tag).
-pub fn pull_reference(image: &str) -> (String, String) {
-    if image.contains('@') {
-        return (image.to_string(), String::new());
-    }
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[last_slash..].rfind(':') {
-        Some(colon) => {
-            let colon = last_slash + colon;
-            (image[..colon].to_string(), image[colon + 1..].to_string())
-        }
-        None => (image.to_string(), "latest".to_string()),
-    }
-}
 
 /// mettaton's own TCP readiness probe of a server on a Docker Engine (game
 /// images rarely have a shell or `nc` for a healthcheck), as Kubernetes'
@@ -155,93 +133,8 @@ async fn tcp_answers(address: &str, port: i32, timeout: Duration) -> bool {
     }
 }
 
-/// The seconds a server gets between the stop request and the kill.
-pub fn grace(plan: &ServerPlan) -> Duration {
-    Duration::from_secs(u64::try_from(plan.grace_period_seconds.max(1)).unwrap_or(1))
-}
-
-/// `shutdown.stopCommand`, run by exec in the server's running `container`,
-/// for at most the grace period. As a failing preStop hook on Kubernetes, a
-/// command that fails or times out is logged and the stop goes on.
-pub async fn run_stop_command(docker: &Docker, plan: &ServerPlan, server: &str, container: &str) {
-    use bollard::exec::StartExecResults;
-    let command = &plan.container.stop_command;
-    if command.is_empty() {
-        return;
-    }
-    let run = async {
-        let config = bollard::models::ExecConfig {
-            cmd: Some(command.clone()),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            ..Default::default()
-        };
-        let exec = docker.create_exec(container, config).await?;
-        if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec.id, None).await? {
-            while let Some(chunk) = output.next().await {
-                chunk?;
-            }
-        }
-        docker.inspect_exec(&exec.id).await
-    };
-    match tokio::time::timeout(grace(plan), run).await {
-        Ok(Ok(done)) if done.exit_code == Some(0) => tracing::info!(gameserver = server, "stop command ran"),
-        Ok(Ok(done)) => tracing::warn!(gameserver = server, exit_code = ?done.exit_code, "stop command failed"),
-        Ok(Err(e)) => tracing::warn!(gameserver = server, error = %e, "stop command could not run"),
-        Err(_) => tracing::warn!(gameserver = server, "stop command still running after the grace period"),
-    }
-}
-
-/// A bollard error as the backend error the user sees, naming the daemon
-/// when it could not be reached: a 4xx is a refusal (but 408 and 429, which
-/// say "not now", not "no"), anything else another failure.
-pub fn error(daemon: &impl Display, what: String, err: DockerError) -> BackendError {
-    if is_transport(&err) {
-        return BackendError::Unreachable(format!(
-            "{what}: the Docker daemon at {daemon} does not answer: {}",
-            error_chain(&err)
-        ));
-    }
-    match err {
-        DockerError::DockerResponseServerError { status_code, message }
-            if (400..500).contains(&status_code) && !matches!(status_code, 408 | 429) =>
-        {
-            BackendError::Refused { what, reason: message }
-        }
-        DockerError::DockerResponseServerError { status_code, message } => {
-            BackendError::Other { what, reason: format!("{message} (HTTP {status_code})") }
-        }
-        other => BackendError::Other { what, reason: error_chain(&other) },
-    }
-}
-
-/// The HTTP status of an engine's answer, if it answered.
-pub fn status_of(err: &DockerError) -> Option<u16> {
-    match err {
-        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
-/// The engine's own message for an error, else the error as text.
-pub fn docker_message(err: &DockerError) -> String {
-    match err {
-        DockerError::DockerResponseServerError { message, .. } => message.clone(),
-        DockerError::DockerStreamError { error } => error.clone(),
-        other => error_chain(other),
-    }
-}
-
-/// Whether the daemon could not be reached or stopped answering, as opposed
-/// to answering with an error.
-pub fn is_transport(err: &DockerError) -> bool {
-    matches!(
-        err,
-        DockerError::HyperLegacyError { .. }
-            | DockerError::IOError { .. }
-            | DockerError::RequestTimeoutError
-            | DockerError::SocketNotFoundError(_)
-            | DockerError::HttpClientError { .. }
-            | DockerError::HyperResponseError { .. }
-    )
+/// What a server whose TCP readiness probe fails is told.
+pub fn unanswered(plan: &ServerPlan, endpoint: &Endpoint) -> Problem {
+    let port = probe_port(plan, endpoint).map_or_else(|| "?".to_string(), |p| p.to_string());
+    Problem::new(ProblemKind::Other, format!("the TCP readiness probe of port {port} gets no answer"), None)
 }

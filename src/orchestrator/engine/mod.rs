@@ -1,0 +1,34 @@
+//! What the backends on a Docker Engine share, whichever objects they run a
+//! server as (swarm services, plain containers). A file per idea:
+//! - `daemon`: where the daemon listens ([`Daemon`]) and the client of it;
+//! - `errors`: the engine's errors as [`BackendError`](crate::orchestrator::BackendError)s;
+//! - `labels`: the names and identity labels of a server's objects;
+//! - `container`: the plan's environment, cpu and memory, healthcheck;
+//! - `image`: the image pulled per `imagePullPolicy`;
+//! - `volume`: the labelled data volume, its mount, creation and removal;
+//! - `probe`: mettaton's own TCP readiness probe;
+//! - `stop`: the grace period and the stop command run by exec;
+//! - `events`: the engine's container events as instance events;
+//! - `logs`: how a log is asked for.
+
+mod container;
+mod daemon;
+mod errors;
+mod events;
+mod image;
+mod labels;
+mod logs;
+mod probe;
+mod stop;
+mod volume;
+
+pub use container::*;
+pub use daemon::*;
+pub use errors::*;
+pub use events::*;
+pub use image::*;
+pub use labels::*;
+pub use logs::*;
+pub use probe::*;
+pub use stop::*;
+pub use volume::*;
