@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapKeySelector, ConfigMapProjection, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction,
-    KeyToPath, Lifecycle, LifecycleHandler, Node, ObjectFieldSelector, PersistentVolumeClaim,
+    ConfigMap, ConfigMapKeySelector, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, ExecAction, KeyToPath, Lifecycle, LifecycleHandler, Node, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
     Probe, ProjectedVolumeSource, ResourceClaim, ResourceRequirements, SeccompProfile, SecretKeySelector,
     SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount,
@@ -23,6 +23,7 @@ use crate::api::{GameServer, PublishedPort, PullPolicy, ServiceType};
 use crate::orchestrator::observed::{Problem, ProblemKind};
 use crate::orchestrator::{Endpoint, Instance, Owner};
 use crate::plan::{self, Check, ConfigSource, EnvPlan, EnvValue, ResourcesPlan, ServerPlan};
+use crate::supervisor;
 
 /// Name of the game's container in the pod.
 pub const CONTAINER: &str = "game";
@@ -30,9 +31,13 @@ pub const CONTAINER: &str = "game";
 const DATA_VOLUME: &str = "data";
 /// Name of the pod volume projecting every config file.
 const CONFIG_VOLUME: &str = "config";
+/// Name of the supervisor's pod volume and of the init container that copies
+/// the supervisor into it.
+const SUPERVISOR: &str = "mettaton-supervisor";
 
-/// The Deployment running the game server.
-pub fn deployment(plan: &ServerPlan, owner: &Owner) -> Deployment {
+/// The Deployment running the game server; `supervisor_image` holds the
+/// supervisor, for a server whose plan needs one.
+pub fn deployment(plan: &ServerPlan, owner: &Owner, supervisor_image: &str) -> Deployment {
     // What the pod is made from beside the spec: a change of either makes
     // the Deployment roll out a new pod (on the same claim).
     let annotations: BTreeMap<String, String> = plan
@@ -57,7 +62,7 @@ pub fn deployment(plan: &ServerPlan, owner: &Owner) -> Deployment {
                     annotations: non_empty_map(annotations),
                     ..Default::default()
                 }),
-                spec: Some(pod_spec(plan)),
+                spec: Some(pod_spec(plan, supervisor_image)),
             },
             ..Default::default()
         }),
@@ -65,7 +70,7 @@ pub fn deployment(plan: &ServerPlan, owner: &Owner) -> Deployment {
     }
 }
 
-fn pod_spec(plan: &ServerPlan) -> PodSpec {
+fn pod_spec(plan: &ServerPlan, supervisor_image: &str) -> PodSpec {
     let mut volumes = Vec::new();
     if let Some(volume) = &plan.volume {
         volumes.push(Volume {
@@ -79,6 +84,14 @@ fn pod_spec(plan: &ServerPlan) -> PodSpec {
     }
     if let Some(projected) = config_volume(plan) {
         volumes.push(Volume { name: CONFIG_VOLUME.into(), projected: Some(projected), ..Default::default() });
+    }
+    let supervised = plan.container.supervisor.is_some();
+    if supervised {
+        volumes.push(Volume {
+            name: SUPERVISOR.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        });
     }
     PodSpec {
         // Game servers never talk to the Kubernetes API; a mounted token would
@@ -94,6 +107,21 @@ fn pod_spec(plan: &ServerPlan) -> PodSpec {
         security_context: Some(PodSecurityContext {
             seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
             ..Default::default()
+        }),
+        // The supervisor comes from an image of its own: copied into the
+        // volume the game's container shares, it runs in any game image.
+        init_containers: supervised.then(|| {
+            vec![Container {
+                name: SUPERVISOR.into(),
+                image: Some(supervisor_image.to_string()),
+                command: Some(supervisor::install_command()),
+                volume_mounts: Some(vec![supervisor_mount()]),
+                security_context: Some(SecurityContext {
+                    allow_privilege_escalation: Some(false),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]
         }),
         containers: vec![container(plan)],
         volumes: non_empty(volumes),
@@ -115,9 +143,22 @@ fn pod_spec(plan: &ServerPlan) -> PodSpec {
     }
 }
 
+fn supervisor_mount() -> VolumeMount {
+    VolumeMount { name: SUPERVISOR.into(), mount_path: supervisor::MOUNT.into(), ..Default::default() }
+}
+
 fn container(plan: &ServerPlan) -> Container {
     let c = &plan.container;
-    let check = c.readiness.as_ref();
+    let supervised = c.supervisor.as_ref();
+    // Supervised, the game runs as the supervisor's child and the ready line
+    // joins the readiness check.
+    let supervisor_check =
+        supervised.and_then(|s| supervisor::probe(c, s)).map(|command| Check::Exec { command });
+    let check = supervisor_check.as_ref().or(c.readiness.as_ref());
+    let (command, args) = match supervised {
+        Some(s) => (Some(supervisor::command(c, s, plan.grace_period_seconds)), None),
+        None => (non_empty(c.command.clone()), non_empty(c.args.clone())),
+    };
     Container {
         name: CONTAINER.into(),
         image: Some(c.image.clone()),
@@ -129,8 +170,11 @@ fn container(plan: &ServerPlan) -> Container {
             }
             .to_string()
         }),
-        command: non_empty(c.command.clone()),
-        args: non_empty(c.args.clone()),
+        command,
+        args,
+        // The console: `mettaton send`, `kubectl attach -i` write to the
+        // game's stdin (the supervisor's, which passes it on).
+        stdin: Some(true),
         env: non_empty(c.env.iter().map(env_var).collect()),
         resources: c.resources.as_ref().map(resource_requirements),
         ports: non_empty(
@@ -245,6 +289,9 @@ fn startup_failure_threshold(startup_timeout_seconds: i32, period_seconds: i32) 
 
 fn volume_mounts(plan: &ServerPlan) -> Vec<VolumeMount> {
     let mut mounts = Vec::new();
+    if plan.container.supervisor.is_some() {
+        mounts.push(supervisor_mount());
+    }
     if let Some(volume) = &plan.volume {
         mounts.push(VolumeMount {
             name: DATA_VOLUME.into(),
@@ -786,7 +833,7 @@ mod tests {
         let gs = minecraft();
         let p = plan::plan(&gs);
         let metas = [
-            deployment(&p, &Owner::of(&gs)).metadata,
+            deployment(&p, &Owner::of(&gs), supervisor::DEFAULT_IMAGE).metadata,
             service(&p, &Owner::of(&gs)).metadata,
             persistent_volume_claim(&p, &Owner::of(&gs)).unwrap().metadata,
             config_map(&p, &Owner::of(&gs)).unwrap().metadata,
@@ -897,6 +944,20 @@ mod tests {
         .unwrap()
     }
 
+    /// The server's pod `mc-1` with the game container in that state.
+    fn game_pod(ready: bool, container: serde_json::Value) -> Pod {
+        pod("mc-1", "2025-01-01T00:00:00Z", game_status(ready, container))
+    }
+
+    /// The server's pod whose game container runs again after one
+    /// termination (`terminated`).
+    fn restarted_pod(ready: bool, terminated: serde_json::Value) -> Pod {
+        game_pod(
+            ready,
+            json!({ "restartCount": 1, "state": { "running": {} }, "lastState": { "terminated": terminated } }),
+        )
+    }
+
     fn game_status(ready: bool, container: serde_json::Value) -> serde_json::Value {
         let mut c = json!({ "name": "game", "image": "i", "imageID": "", "ready": ready, "restartCount": 0 });
         c.as_object_mut().unwrap().extend(container.as_object().unwrap().clone());
@@ -911,7 +972,7 @@ mod tests {
 
     #[test]
     fn a_ready_pod_is_a_running_ready_instance() {
-        let p = pod("mc-1", "2025-01-01T00:00:00Z", game_status(true, json!({ "state": { "running": {} } })));
+        let p = game_pod(true, json!({ "state": { "running": {} } }));
         assert_eq!(
             instance(&p),
             Instance {
@@ -966,18 +1027,14 @@ mod tests {
             ("InvalidImageName", "Failed to apply default image tag \"NOPE:\": invalid reference format"),
             ("ErrImageNeverPull", "Container image \"nope:1\" is not present with pull policy of Never"),
         ] {
-            let p = pod(
-                "mc-1",
-                "2025-01-01T00:00:00Z",
-                game_status(false, json!({ "state": { "waiting": { "reason": reason, "message": message } } })),
-            );
+            let p = game_pod(false, json!({ "state": { "waiting": { "reason": reason, "message": message } } }));
             let i = instance(&p);
             assert_eq!((i.running, i.ready, i.restarts), (false, false, 0), "{reason}");
             assert_eq!(i.problem, Some(Problem::new(ProblemKind::ImagePull, reason, Some(message.into()))));
         }
         // A reason without a message, or with an empty one: no message.
         for waiting in [json!({ "reason": "ErrImagePull" }), json!({ "reason": "ErrImagePull", "message": "" })] {
-            let p = pod("mc-1", "2025-01-01T00:00:00Z", game_status(false, json!({ "state": { "waiting": waiting } })));
+            let p = game_pod(false, json!({ "state": { "waiting": waiting } }));
             let i = instance(&p);
             assert_eq!(i.problem, Some(Problem::new(ProblemKind::ImagePull, "ErrImagePull", None)));
         }
@@ -985,18 +1042,7 @@ mod tests {
 
     #[test]
     fn a_termination_and_an_unschedulable_pod_carry_their_message() {
-        let p = pod(
-            "mc-1",
-            "2025-01-01T00:00:00Z",
-            game_status(
-                false,
-                json!({
-                    "restartCount": 1,
-                    "state": { "running": {} },
-                    "lastState": { "terminated": { "exitCode": 1, "reason": "Error", "message": "world corrupt" } }
-                }),
-            ),
-        );
+        let p = restarted_pod(false, json!({ "exitCode": 1, "reason": "Error", "message": "world corrupt" }));
         let exited = Problem::new(ProblemKind::Exited, "Error", Some("world corrupt".into()));
         assert_eq!(instance(&p).problem, Some(exited));
         let message = "0/4 nodes are available: 1 node(s) had untolerated taint {mettaton.dev/real-node: true}";
@@ -1013,17 +1059,13 @@ mod tests {
 
     #[test]
     fn a_crash_looping_container_reports_why() {
-        let p = pod(
-            "mc-1",
-            "2025-01-01T00:00:00Z",
-            game_status(
-                false,
-                json!({
-                    "restartCount": 4,
-                    "state": { "waiting": { "reason": "CrashLoopBackOff" } },
-                    "lastState": { "terminated": { "exitCode": 1, "reason": "Error" } }
-                }),
-            ),
+        let p = game_pod(
+            false,
+            json!({
+                "restartCount": 4,
+                "state": { "waiting": { "reason": "CrashLoopBackOff" } },
+                "lastState": { "terminated": { "exitCode": 1, "reason": "Error" } }
+            }),
         );
         let i = instance(&p);
         assert_eq!((i.running, i.ready, i.restarts), (false, false, 4));
@@ -1032,45 +1074,19 @@ mod tests {
 
     #[test]
     fn a_running_unready_container_reports_its_last_termination() {
-        let p = pod(
-            "mc-1",
-            "2025-01-01T00:00:00Z",
-            game_status(
-                false,
-                json!({
-                    "restartCount": 1,
-                    "state": { "running": {} },
-                    "lastState": { "terminated": { "exitCode": 137, "reason": "OOMKilled" } }
-                }),
-            ),
-        );
+        let p = restarted_pod(false, json!({ "exitCode": 137, "reason": "OOMKilled" }));
         let i = instance(&p);
         assert_eq!((i.running, i.ready), (true, false));
         assert_eq!(i.problem, Some(Problem::new(ProblemKind::OutOfMemory, "OOMKilled", None)));
 
         // Once ready again, an old termination is history, not a problem.
-        let recovered = pod(
-            "mc-1",
-            "2025-01-01T00:00:00Z",
-            game_status(
-                true,
-                json!({
-                    "restartCount": 1,
-                    "state": { "running": {} },
-                    "lastState": { "terminated": { "exitCode": 137, "reason": "OOMKilled" } }
-                }),
-            ),
-        );
+        let recovered = restarted_pod(true, json!({ "exitCode": 137, "reason": "OOMKilled" }));
         assert_eq!(instance(&recovered).problem, None);
     }
 
     #[test]
     fn a_starting_container_has_no_problem() {
-        let p = pod(
-            "mc-1",
-            "2025-01-01T00:00:00Z",
-            game_status(false, json!({ "state": { "waiting": { "reason": "ContainerCreating" } } })),
-        );
+        let p = game_pod(false, json!({ "state": { "waiting": { "reason": "ContainerCreating" } } }));
         assert_eq!(instance(&p).problem, None);
     }
 
