@@ -236,7 +236,8 @@ impl Fleet {
     /// whose operation is of a kind that `ops` holds more than once.
     fn cover_every_kind(&self, ops: &mut Vec<Op>) {
         type Make = fn(String) -> Op;
-        let kinds: [(Make, fn(&Server) -> bool); 6] = [
+        type Allows = fn(&Server) -> bool;
+        let kinds: [(Make, Allows); 6] = [
             (Op::Image, |s| s.live),
             (Op::Rev, |s| s.live),
             (Op::Motd, |s| s.live && s.config),
