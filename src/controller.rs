@@ -388,14 +388,8 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
     // A status held back is where this server's story stands: the startup
     // clock runs from when Starting was first seen, written or not.
     let held = ctx.settling.lock().unwrap().get(&key).filter(|h| h.over == gs.status).cloned();
-    let status = match &held {
-        Some(held) => {
-            let mut seen = gs.clone();
-            seen.status = Some(held.status.clone());
-            status::compute(&seen, &observed, &now)
-        }
-        None => status::compute(gs, &observed, &now),
-    };
+    let prev = held.as_ref().map_or(gs.status.as_ref(), |h| Some(&h.status));
+    let status = status::compute_for(&gs.spec, gs.metadata.generation, prev, &observed, &now);
     let mut wait = status::needs_requeue(&status, gs, &now).map_or(RESYNC, |d| d.min(RESYNC));
     let since = held.map_or_else(Instant::now, |h| h.since);
     match settle_until(gs.status.as_ref(), &status, since, ctx.status_settle) {

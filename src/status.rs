@@ -36,7 +36,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::api::conditions::{DEGRADED, PROGRESSING, READY, SHUTDOWN_FAILED};
-use crate::api::{DesiredState, GameServer, GameServerStatus, Health, Phase, PublishedPort};
+use crate::api::{DesiredState, GameServer, GameServerSpec, GameServerStatus, Health, Phase, PublishedPort};
 use crate::orchestrator::observed::ProblemKind;
 use crate::orchestrator::{Instance, Observed, Workload};
 
@@ -156,18 +156,32 @@ struct Assessment {
 /// previous status, its spec and generation, and what the backend observed.
 /// See the module documentation for the lifecycle it follows.
 pub fn compute(gs: &GameServer, observed: &Observed, now: &Time) -> GameServerStatus {
-    let prev = gs.status.clone().unwrap_or_default();
-    let generation = gs.metadata.generation;
-    let timeout = startup_timeout_seconds(gs);
+    compute_for(&gs.spec, gs.metadata.generation, gs.status.as_ref(), observed, now)
+}
+
+/// [`compute`] from the parts of a GameServer it reads, for a caller that
+/// holds no GameServer object (the facade) or another previous status than
+/// the object's (the controller's status held back): the spec, its
+/// `generation` (what counts the spec's changes: `metadata.generation` on
+/// Kubernetes) and the status computed last (`None` before the first).
+pub fn compute_for(
+    spec: &GameServerSpec,
+    generation: Option<i64>,
+    prev: Option<&GameServerStatus>,
+    observed: &Observed,
+    now: &Time,
+) -> GameServerStatus {
+    let prev = prev.cloned().unwrap_or_default();
+    let timeout = startup_timeout_seconds(spec);
     let instance = observed.instance.as_ref();
     let restarts = instance.map_or(0, |i| i.restarts);
 
-    let a = match gs.spec.state {
+    let a = match spec.state {
         DesiredState::Stopped => assess_stopped(observed),
-        DesiredState::Running => assess_running(gs, &prev, observed, timeout, now),
+        DesiredState::Running => assess_running(generation, &prev, observed, timeout, now),
     };
 
-    let (address, ports) = match gs.spec.state {
+    let (address, ports) = match spec.state {
         DesiredState::Running => (observed.endpoint.address.clone(), observed.endpoint.ports.clone()),
         // The address record: the last place the server was known to live.
         DesiredState::Stopped if observed.endpoint.address.is_none() => (prev.address.clone(), prev.ports.clone()),
@@ -176,7 +190,7 @@ pub fn compute(gs: &GameServer, observed: &Observed, now: &Time) -> GameServerSt
 
     let mut conditions = prev.conditions;
     let crash = instance.map(crash_message).unwrap_or_default();
-    let pull = instance.map(|i| pull_message(&gs.spec.image, i)).unwrap_or_default();
+    let pull = instance.map(|i| pull_message(&spec.image, i)).unwrap_or_default();
     let refused = instance.map(refused_message).unwrap_or_default();
     let timed_out = format!("not ready after {timeout}s (health.startupTimeoutSeconds)");
     let (ready, ready_reason, ready_message) = match (a.phase, a.failure) {
@@ -199,8 +213,7 @@ pub fn compute(gs: &GameServer, observed: &Observed, now: &Time) -> GameServerSt
 
     // A Stopped server's workload may still settle its own rollout (the scale to
     // zero); that is no progress the user waits for.
-    let rolling_out =
-        gs.spec.state == DesiredState::Running && observed.workload.as_ref().is_some_and(|w| !w.rolled_out);
+    let rolling_out = spec.state == DesiredState::Running && observed.workload.as_ref().is_some_and(|w| !w.rolled_out);
     let (progressing, progressing_reason, progressing_message) = match a.phase {
         Phase::Stopping => (true, reason::STOPPING, "stopping the server; data is kept"),
         _ if rolling_out => (true, reason::ROLLING_OUT, "rolling out the server's new template"),
@@ -210,7 +223,7 @@ pub fn compute(gs: &GameServer, observed: &Observed, now: &Time) -> GameServerSt
     };
     set_condition(&mut conditions, PROGRESSING, progressing, progressing_reason, progressing_message, generation, now);
 
-    let crashed = gs.spec.state == DesiredState::Running
+    let crashed = spec.state == DesiredState::Running
         && instance.is_some_and(|i| !i.terminating && i.restarts > 0 && i.problem.is_some());
     let (degraded, degraded_reason, degraded_message) = match a.failure {
         Some(Failure::CrashLoop) => (true, reason::CRASH_LOOP, crash),
@@ -248,7 +261,7 @@ fn assess_stopped(observed: &Observed) -> Assessment {
 }
 
 fn assess_running(
-    gs: &GameServer,
+    generation: Option<i64>,
     prev: &GameServerStatus,
     observed: &Observed,
     timeout: i32,
@@ -265,7 +278,8 @@ fn assess_running(
     if prev.phase == Some(Phase::Running) && workload.rolled_out && instance.is_some_and(|i| still_up(i, prev)) {
         return assessed(Phase::Running, None, None);
     }
-    let continuing = matches!(prev.phase, Some(Phase::Starting | Phase::Failed)) && !rollout_begins(gs, prev, workload);
+    let continuing =
+        matches!(prev.phase, Some(Phase::Starting | Phase::Failed)) && !rollout_begins(generation, prev, workload);
     let since = prev.starting_since.clone().filter(|_| continuing).unwrap_or_else(|| seconds_after(now));
     // Waiting for an image that cannot be pulled will not end by waiting: no
     // need to let the startup timeout run out. Only on the latest template:
@@ -290,8 +304,8 @@ fn assess_running(
 /// A new generation that changed the template: the start begins anew. A new
 /// generation that did not (a description edit) leaves the workload rolled out
 /// and the clock where it was.
-fn rollout_begins(gs: &GameServer, prev: &GameServerStatus, workload: &Workload) -> bool {
-    gs.metadata.generation != prev.observed_generation && !workload.rolled_out
+fn rollout_begins(generation: Option<i64>, prev: &GameServerStatus, workload: &Workload) -> bool {
+    generation != prev.observed_generation && !workload.rolled_out
 }
 
 /// The container that was ready is still the one running: not a new start.
@@ -431,14 +445,14 @@ pub fn needs_requeue(status: &GameServerStatus, gs: &GameServer, now: &Time) -> 
         return None;
     }
     let since = status.starting_since.as_ref()?;
-    let timeout = SignedDuration::from_secs(i64::from(startup_timeout_seconds(gs)));
+    let timeout = SignedDuration::from_secs(i64::from(startup_timeout_seconds(&gs.spec)));
     let left = timeout - now.0.duration_since(since.0);
     // Past the deadline already (a stale status): look again at once.
     Some(Duration::try_from(left).unwrap_or(Duration::ZERO))
 }
 
-fn startup_timeout_seconds(gs: &GameServer) -> i32 {
-    gs.spec.health.as_ref().map_or_else(|| Health::default().startup_timeout_seconds, |h| h.startup_timeout_seconds)
+fn startup_timeout_seconds(spec: &GameServerSpec) -> i32 {
+    spec.health.as_ref().map_or_else(|| Health::default().startup_timeout_seconds, |h| h.startup_timeout_seconds)
 }
 
 /// `t` in whole seconds, rounded down.
