@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapKeySelector, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, ExecAction, KeyToPath, Lifecycle, LifecycleHandler, Node, ObjectFieldSelector, PersistentVolumeClaim,
+    ConfigMap, ConfigMapKeySelector, ConfigMapProjection, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction,
+    KeyToPath, Lifecycle, LifecycleHandler, Node, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
     Probe, ProjectedVolumeSource, ResourceClaim, ResourceRequirements, SeccompProfile, SecretKeySelector,
     SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount,
@@ -23,7 +23,6 @@ use crate::api::{GameServer, PublishedPort, PullPolicy, ServiceType};
 use crate::orchestrator::observed::{Problem, ProblemKind};
 use crate::orchestrator::{Endpoint, Instance, Owner};
 use crate::plan::{self, Check, ConfigSource, EnvPlan, EnvValue, ResourcesPlan, ServerPlan};
-use crate::supervisor;
 
 /// Name of the game's container in the pod.
 pub const CONTAINER: &str = "game";
@@ -31,13 +30,9 @@ pub const CONTAINER: &str = "game";
 const DATA_VOLUME: &str = "data";
 /// Name of the pod volume projecting every config file.
 const CONFIG_VOLUME: &str = "config";
-/// Name of the supervisor's pod volume and of the init container that copies
-/// the supervisor into it.
-const SUPERVISOR: &str = "mettaton-supervisor";
 
-/// The Deployment running the game server; `supervisor_image` holds the
-/// supervisor, for a server whose plan needs one.
-pub fn deployment(plan: &ServerPlan, owner: &Owner, supervisor_image: &str) -> Deployment {
+/// The Deployment running the game server.
+pub fn deployment(plan: &ServerPlan, owner: &Owner) -> Deployment {
     // What the pod is made from beside the spec: a change of either makes
     // the Deployment roll out a new pod (on the same claim).
     let annotations: BTreeMap<String, String> = plan
@@ -62,7 +57,7 @@ pub fn deployment(plan: &ServerPlan, owner: &Owner, supervisor_image: &str) -> D
                     annotations: non_empty_map(annotations),
                     ..Default::default()
                 }),
-                spec: Some(pod_spec(plan, supervisor_image)),
+                spec: Some(pod_spec(plan)),
             },
             ..Default::default()
         }),
@@ -70,7 +65,7 @@ pub fn deployment(plan: &ServerPlan, owner: &Owner, supervisor_image: &str) -> D
     }
 }
 
-fn pod_spec(plan: &ServerPlan, supervisor_image: &str) -> PodSpec {
+fn pod_spec(plan: &ServerPlan) -> PodSpec {
     let mut volumes = Vec::new();
     if let Some(volume) = &plan.volume {
         volumes.push(Volume {
@@ -84,14 +79,6 @@ fn pod_spec(plan: &ServerPlan, supervisor_image: &str) -> PodSpec {
     }
     if let Some(projected) = config_volume(plan) {
         volumes.push(Volume { name: CONFIG_VOLUME.into(), projected: Some(projected), ..Default::default() });
-    }
-    let supervised = plan.container.supervisor.is_some();
-    if supervised {
-        volumes.push(Volume {
-            name: SUPERVISOR.into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Default::default()
-        });
     }
     PodSpec {
         // Game servers never talk to the Kubernetes API; a mounted token would
@@ -107,21 +94,6 @@ fn pod_spec(plan: &ServerPlan, supervisor_image: &str) -> PodSpec {
         security_context: Some(PodSecurityContext {
             seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
             ..Default::default()
-        }),
-        // The supervisor comes from an image of its own: copied into the
-        // volume the game's container shares, it runs in any game image.
-        init_containers: supervised.then(|| {
-            vec![Container {
-                name: SUPERVISOR.into(),
-                image: Some(supervisor_image.to_string()),
-                command: Some(supervisor::install_command()),
-                volume_mounts: Some(vec![supervisor_mount()]),
-                security_context: Some(SecurityContext {
-                    allow_privilege_escalation: Some(false),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }]
         }),
         containers: vec![container(plan)],
         volumes: non_empty(volumes),
@@ -143,22 +115,9 @@ fn pod_spec(plan: &ServerPlan, supervisor_image: &str) -> PodSpec {
     }
 }
 
-fn supervisor_mount() -> VolumeMount {
-    VolumeMount { name: SUPERVISOR.into(), mount_path: supervisor::MOUNT.into(), ..Default::default() }
-}
-
 fn container(plan: &ServerPlan) -> Container {
     let c = &plan.container;
-    let supervised = c.supervisor.as_ref();
-    // Supervised, the game runs as the supervisor's child and the ready line
-    // joins the readiness check.
-    let supervisor_check =
-        supervised.and_then(|s| supervisor::probe(c, s)).map(|command| Check::Exec { command });
-    let check = supervisor_check.as_ref().or(c.readiness.as_ref());
-    let (command, args) = match supervised {
-        Some(s) => (Some(supervisor::command(c, s, plan.grace_period_seconds)), None),
-        None => (non_empty(c.command.clone()), non_empty(c.args.clone())),
-    };
+    let check = c.readiness.as_ref();
     Container {
         name: CONTAINER.into(),
         image: Some(c.image.clone()),
@@ -170,11 +129,8 @@ fn container(plan: &ServerPlan) -> Container {
             }
             .to_string()
         }),
-        command,
-        args,
-        // The console: `mettaton send`, `kubectl attach -i` write to the
-        // game's stdin (the supervisor's, which passes it on).
-        stdin: Some(true),
+        command: non_empty(c.command.clone()),
+        args: non_empty(c.args.clone()),
         env: non_empty(c.env.iter().map(env_var).collect()),
         resources: c.resources.as_ref().map(resource_requirements),
         ports: non_empty(
@@ -289,9 +245,6 @@ fn startup_failure_threshold(startup_timeout_seconds: i32, period_seconds: i32) 
 
 fn volume_mounts(plan: &ServerPlan) -> Vec<VolumeMount> {
     let mut mounts = Vec::new();
-    if plan.container.supervisor.is_some() {
-        mounts.push(supervisor_mount());
-    }
     if let Some(volume) = &plan.volume {
         mounts.push(VolumeMount {
             name: DATA_VOLUME.into(),
@@ -833,7 +786,7 @@ mod tests {
         let gs = minecraft();
         let p = plan::plan(&gs);
         let metas = [
-            deployment(&p, &Owner::of(&gs), supervisor::DEFAULT_IMAGE).metadata,
+            deployment(&p, &Owner::of(&gs)).metadata,
             service(&p, &Owner::of(&gs)).metadata,
             persistent_volume_claim(&p, &Owner::of(&gs)).unwrap().metadata,
             config_map(&p, &Owner::of(&gs)).unwrap().metadata,
