@@ -9,6 +9,7 @@
 //! reports what vanished or appeared on the backend meanwhile.
 
 pub mod parse;
+mod phase;
 pub mod state;
 pub mod validate;
 mod watcher;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ObjectMeta;
 use tokio::sync::broadcast;
@@ -117,15 +119,21 @@ pub struct ServerInfo {
     pub name: String,
     pub namespace: String,
     pub image: String,
+    /// The phase of the one model the controller reports too
+    /// (`status::compute_for`, over what this facade computed last); `Failed`
+    /// when the server is gone from the backend.
     pub phase: Phase,
     /// The server's task runs.
     pub running: bool,
-    /// The server passes its health check (or runs, when it has none).
+    /// Ready: the server runs its latest manifest and passes its health check
+    /// (or runs, when it has none).
     pub healthy: bool,
     pub address: Option<String>,
     pub ports: Vec<PublishedPort>,
     pub restarts: i32,
-    /// What is wrong, when something is.
+    /// What is wrong, when something is: the failing condition's message
+    /// (crash loop, startup timeout, image pull), with the backend's word for
+    /// it, or the backend's word alone while nothing has failed yet.
     pub problem: Option<String>,
     /// The swarm service's id.
     pub service_id: Option<String>,
@@ -191,6 +199,16 @@ pub(crate) struct Shared {
     pub(crate) restarting: Mutex<HashMap<String, Instant>>,
     /// The last unexpected end of each server's container.
     pub(crate) last_failure: Mutex<HashMap<String, String>>,
+    /// The status computed last for each server, which the next one is
+    /// computed over.
+    pub(crate) statuses: Mutex<phase::Statuses>,
+}
+
+impl Shared {
+    /// The status of `saved` from `observed`, computed now and remembered.
+    pub(crate) fn status_of(&self, saved: &SavedServer, observed: &Observed) -> crate::api::GameServerStatus {
+        self.statuses.lock().unwrap().observe(&saved.id(), &saved.spec, observed, &Time(Timestamp::now()))
+    }
 }
 
 /// What `apply` did.
@@ -408,14 +426,14 @@ impl<B: Standalone> Mettaton<B> {
             let _ = c.backend.teardown(&plan, cleanup).await;
             return Err(e.into());
         }
-        self.remember(c, saved)?;
+        self.remember(c, saved.clone())?;
         let warnings = c.backend.limitations(&plan);
         if plan.replicas == 0 {
             // `state: Stopped`: created, and nothing to wait for.
             return Ok(ServerHandle { id, address: None, ports: Vec::new(), warnings });
         }
 
-        match wait_running(&*c.backend, &plan, startup_timeout(&plan)).await {
+        match c.wait(&saved, &plan).running(startup_timeout(&plan)).await {
             Ok(observed) => Ok(ServerHandle {
                 id,
                 address: observed.endpoint.address.clone(),
@@ -474,7 +492,7 @@ impl<B: Standalone> Mettaton<B> {
             let handle = ServerHandle { id, address: None, ports: Vec::new(), warnings };
             return Ok(Applied::Updated { handle, changes });
         }
-        let rolled_out = wait_rolled_out(&*c.backend, &plan, startup_timeout(&plan)).await;
+        let rolled_out = c.wait(&saved, &plan).rolled_out(startup_timeout(&plan)).await;
         mark(Instant::now() + Duration::from_secs(5));
         match rolled_out {
             Ok(o) => Ok(Applied::Updated {
@@ -503,7 +521,8 @@ impl<B: Standalone> Mettaton<B> {
         mark(Instant::now() + SHUTDOWN_TIMEOUT + startup_timeout(&plan));
         let result = async {
             c.backend.restart(&plan).await?;
-            wait_rolled_out(&*c.backend, &plan, startup_timeout(&plan))
+            c.wait(&saved, &plan)
+                .rolled_out(startup_timeout(&plan))
                 .await
                 .map_err(|reason| Error::StartFailed { id: id.to_string(), reason })
         }
@@ -573,6 +592,7 @@ impl<B: Standalone> Mettaton<B> {
     }
 
     fn forget(&self, c: &Connection<B>, id: &str) -> Result<(), Error> {
+        c.shared.statuses.lock().unwrap().forget(id);
         let mut state = c.state.lock().unwrap();
         state.servers.remove(id);
         state::save(&self.state_path, &state)?;
@@ -601,7 +621,8 @@ fn plan_of(saved: &SavedServer) -> ServerPlan {
 async fn describe<B: Standalone>(c: &Connection<B>, saved: &SavedServer) -> Result<ServerInfo, Error> {
     let plan = plan_of(saved);
     let observed = c.backend.observe(&plan).await?;
-    let mut info = info_of(saved, &observed);
+    let status = c.shared.status_of(saved, &observed);
+    let mut info = info_of(saved, &observed, &status);
     info.last_failure = c.shared.last_failure.lock().unwrap().get(&saved.id()).cloned();
     info.warnings = c.backend.limitations(&plan);
     Ok(info)
@@ -655,18 +676,11 @@ fn diff_values(at: &str, old: Option<&serde_json::Value>, new: Option<&serde_jso
     }
 }
 
-/// A server's info from what the swarm shows of it.
-fn info_of(saved: &SavedServer, observed: &Observed) -> ServerInfo {
-    let instance = observed.instance.as_ref();
-    let running = instance.is_some_and(|i| i.running);
-    let healthy = instance.is_some_and(|i| i.ready);
-    let phase = match (observed.workload.as_ref(), instance) {
-        (None, _) => Phase::Failed,
-        (Some(w), _) if w.desired == 0 => Phase::Stopped,
-        (Some(_), Some(i)) if i.ready => Phase::Running,
-        (Some(_), Some(i)) if i.problem.is_some() && i.restarts > 0 => Phase::Failed,
-        _ => Phase::Starting,
-    };
+/// A server's info from what the backend shows of it and the status computed
+/// from that.
+fn info_of(saved: &SavedServer, observed: &Observed, status: &crate::api::GameServerStatus) -> ServerInfo {
+    let running = observed.instance.as_ref().is_some_and(|i| i.running);
+    let phase::Reading { phase, healthy, problem } = phase::read(status, observed);
     ServerInfo {
         id: saved.id(),
         name: saved.name.clone(),
@@ -677,11 +691,8 @@ fn info_of(saved: &SavedServer, observed: &Observed) -> ServerInfo {
         healthy,
         address: observed.endpoint.address.clone(),
         ports: observed.endpoint.ports.clone(),
-        restarts: instance.map_or(0, |i| i.restarts),
-        problem: match observed.workload {
-            None => Some("the swarm service is gone".to_string()),
-            Some(_) => instance.and_then(|i| i.problem.as_ref().map(|p| p.reason.clone())),
-        },
+        restarts: status.restarts,
+        problem,
         service_id: observed.backend_ref.clone(),
         spawned_at: saved.spawned_at.clone(),
         last_failure: None,
@@ -689,57 +700,76 @@ fn info_of(saved: &SavedServer, observed: &Observed) -> ServerInfo {
     }
 }
 
-/// Waits until the server's task runs and is ready and its address and ports
-/// are known; the reason
-/// when it fails or the time runs out.
-async fn wait_running(backend: &impl Orchestrator, plan: &ServerPlan, timeout: Duration) -> Result<Observed, String> {
-    let deadline = Instant::now() + timeout;
-    let mut last = String::from("no task yet");
-    while Instant::now() < deadline {
-        match backend.observe(plan).await {
-            Ok(o) => {
-                if let Some(i) = &o.instance {
-                    // Ready, and every port published: what a player needs.
-                    let published = o.endpoint.ports.len() == plan.container.ports.len();
-                    if i.running && i.ready && o.endpoint.address.is_some() && published {
-                        return Ok(o);
-                    }
-                    if let Some(problem) = &i.problem {
-                        last = problem.reason.clone();
-                        // A task that failed twice to start will not start
-                        // on a retry (its image and ports were checked; one
-                        // failure may be the engine's, under load).
-                        if !i.running && i.restarts > 1 {
-                            return Err(last);
+impl<B: Standalone> Connection<B> {
+    /// A wait for server `saved`, of `plan`, on the backend.
+    fn wait<'a>(&'a self, saved: &'a SavedServer, plan: &'a ServerPlan) -> Wait<'a, B> {
+        Wait { backend: &*self.backend, shared: &self.shared, saved, plan }
+    }
+}
+
+/// A wait for a server to run. Each observation it makes computes the
+/// server's status, as every look of the facade does.
+struct Wait<'a, O> {
+    backend: &'a O,
+    shared: &'a Shared,
+    saved: &'a SavedServer,
+    plan: &'a ServerPlan,
+}
+
+impl<O: Orchestrator> Wait<'_, O> {
+    async fn observe(&self) -> Result<Observed, BackendError> {
+        let observed = self.backend.observe(self.plan).await?;
+        self.shared.status_of(self.saved, &observed);
+        Ok(observed)
+    }
+
+    /// Waits until the server's task runs and is ready and its address and
+    /// ports are known; the reason when it fails or the time runs out.
+    async fn running(&self, timeout: Duration) -> Result<Observed, String> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::from("no task yet");
+        while Instant::now() < deadline {
+            match self.observe().await {
+                Ok(o) => {
+                    if let Some(i) = &o.instance {
+                        // Ready, and every port published: what a player needs.
+                        let published = o.endpoint.ports.len() == self.plan.container.ports.len();
+                        if i.running && i.ready && o.endpoint.address.is_some() && published {
+                            return Ok(o);
+                        }
+                        if let Some(problem) = &i.problem {
+                            last = problem.reason.clone();
+                            // A task that failed twice to start will not start
+                            // on a retry (its image and ports were checked; one
+                            // failure may be the engine's, under load).
+                            if !i.running && i.restarts > 1 {
+                                return Err(last);
+                            }
                         }
                     }
                 }
+                Err(e) => last = e.to_string(),
             }
-            Err(e) => last = e.to_string(),
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        Err(format!("not running after {}s: {last}", timeout.as_secs()))
     }
-    Err(format!("not running after {}s: {last}", timeout.as_secs()))
-}
 
-/// Waits until the service's latest spec runs, ready (after an update or a
-/// restart, the old task may still be the one running for a moment).
-async fn wait_rolled_out(
-    backend: &impl Orchestrator,
-    plan: &ServerPlan,
-    timeout: Duration,
-) -> Result<Observed, String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let observed = wait_running(backend, plan, remaining.max(Duration::from_millis(1))).await?;
-        if observed.workload.as_ref().is_some_and(|w| w.rolled_out) {
-            return Ok(observed);
+    /// Waits until the service's latest spec runs, ready (after an update or
+    /// a restart, the old task may still be the one running for a moment).
+    async fn rolled_out(&self, timeout: Duration) -> Result<Observed, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let observed = self.running(remaining.max(Duration::from_millis(1))).await?;
+            if observed.workload.as_ref().is_some_and(|w| w.rolled_out) {
+                return Ok(observed);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("the update did not roll out within {}s", timeout.as_secs()));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        if Instant::now() >= deadline {
-            return Err(format!("the update did not roll out within {}s", timeout.as_secs()));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

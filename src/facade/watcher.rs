@@ -194,6 +194,9 @@ pub(crate) async fn watch<B: Standalone>(
                     let Some(happened) = tracker.container(&id, e.kind, keeps_running) else { continue };
                     let Some(saved) = saved else { continue };
                     let observed = backend.observe(&plan_of(&saved)).await.ok();
+                    if let Some(observed) = &observed {
+                        shared.status_of(&saved, observed);
+                    }
                     let mut restarts = observed.as_ref().and_then(|o| o.instance.as_ref()).map_or(0, |i| i.restarts);
                     // The dead instance is a restart now, before the backend
                     // records it as failed.
