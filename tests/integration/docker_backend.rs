@@ -9,55 +9,22 @@
 //! do refused by name with nothing left behind.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
 };
-use mettaton::api::{GameServer, Phase, Protocol};
-use mettaton::facade::{Applied, Error, Mettaton, ServerEvent};
+use mettaton::api::{Phase, Protocol};
+use mettaton::facade::{Applied, Error, ServerEvent};
 use mettaton::orchestrator::docker::DockerOrchestrator;
 
-use crate::support::{daemon, docker, eventually};
+use crate::support::{docker, eventually};
+use crate::testgame::{self, tcp_exchange, udp_exchange, with_storage};
 
-const IMAGE: &str = "127.0.0.1:5999/mettaton-testgame:1";
-
-/// A namespace of its own per test and a state file in a fresh directory;
-/// what a failed test leaves on the engine goes with the namespace.
-struct Scope {
-    namespace: String,
-    dir: PathBuf,
-}
+type Scope = testgame::Scope<DockerOrchestrator>;
 
 impl Scope {
-    fn new(prefix: &str) -> Scope {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-        let namespace = format!("dk{prefix}-{:x}", (nanos ^ std::process::id()) % 0xffffff);
-        let dir = std::env::temp_dir().join(format!("mettaton-docker-{namespace}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scope { namespace, dir }
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.join("state.json")
-    }
-
-    fn facade(&self) -> Mettaton<DockerOrchestrator> {
-        Mettaton::on(daemon(), self.state())
-    }
-
-    fn manifest(&self, name: &str, spec: serde_json::Value) -> GameServer {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
-            "metadata": { "name": name, "namespace": self.namespace },
-            "spec": spec
-        }))
-        .unwrap()
-    }
-
     fn container_name(&self, name: &str) -> String {
         format!("mettaton-{}-{name}", self.namespace)
     }
@@ -90,72 +57,8 @@ impl Scope {
     }
 }
 
-impl Drop for Scope {
-    fn drop(&mut self) {
-        let ns = self.namespace.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let docker = docker();
-                let filters = HashMap::from([("label", vec![format!("mettaton.dev/namespace={ns}")])]);
-                let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-                for c in docker.list_containers(Some(opts)).await.unwrap_or_default() {
-                    let force = RemoveContainerOptionsBuilder::default().force(true).build();
-                    let _ = docker.remove_container(&c.id.unwrap_or_default(), Some(force)).await;
-                }
-                let opts = ListVolumesOptionsBuilder::default().filters(&filters).build();
-                let volumes = docker.list_volumes(Some(opts)).await.ok().and_then(|v| v.volumes).unwrap_or_default();
-                for v in volumes {
-                    let _ = docker.remove_volume(&v.name, None::<RemoveVolumeOptions>).await;
-                }
-            })
-        })
-        .join();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn game_spec() -> serde_json::Value {
-    serde_json::json!({
-        "image": IMAGE,
-        "env": [{ "name": "GAME_NAME", "value": "docker-test" }, { "name": "GAME_CONFIG", "value": "/etc/game/motd.txt" }],
-        "ports": [
-            { "name": "game", "containerPort": 7777 },
-            { "name": "query", "containerPort": 7778, "protocol": "UDP" }
-        ],
-        "config": [{ "path": "/etc/game/motd.txt", "content": "welcome to the docker test" }],
-        "shutdown": { "gracePeriodSeconds": 5 }
-    })
-}
-
-fn with_storage(mut spec: serde_json::Value, reclaim: &str) -> serde_json::Value {
-    spec["storage"] = serde_json::json!({ "size": "1Gi", "mountPath": "/data", "reclaimPolicy": reclaim });
-    spec
-}
-
-fn tcp_exchange(address: &str, port: i32) -> (String, String) {
-    let stream = TcpStream::connect((address, port as u16)).expect("TCP connection to the game server");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut greeting = String::new();
-    reader.read_line(&mut greeting).unwrap();
-    (&stream).write_all(b"ping\n").unwrap();
-    let mut echo = String::new();
-    reader.read_line(&mut echo).unwrap();
-    (greeting.trim().to_string(), echo.trim().to_string())
-}
-
-fn udp_exchange(address: &str, port: i32) -> String {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let mut buf = [0u8; 512];
-    for _ in 0..10 {
-        socket.send_to(b"hello", (address, port as u16)).unwrap();
-        if let Ok((n, _)) = socket.recv_from(&mut buf) {
-            return String::from_utf8_lossy(&buf[..n]).trim().to_string();
-        }
-    }
-    panic!("no UDP answer from {address}:{port}");
+    testgame::game_spec("docker")
 }
 
 async fn inspect(name: &str) -> Option<bollard::models::ContainerInspectResponse> {

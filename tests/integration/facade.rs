@@ -5,107 +5,30 @@
 //! bad input refused with nothing left behind.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bollard::query_parameters::{
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListServicesOptionsBuilder, ListVolumesOptionsBuilder,
 };
-use mettaton::api::{GameServer, Protocol};
+use mettaton::api::Protocol;
 use mettaton::facade::{Error, Mettaton, ServerEvent};
-use mettaton::orchestrator::swarm::Daemon;
+use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
 
 use crate::dockerd::PrivateDockerd;
-use crate::support::{daemon, docker, eventually, remove_swarm_leftovers};
+use crate::support::{docker, eventually};
+use crate::testgame::{self, IMAGE, tcp_exchange, udp_exchange, with_storage};
 
-const IMAGE: &str = "127.0.0.1:5999/mettaton-testgame:1";
-
-/// A namespace of its own for each test, so that tests in parallel never
-/// see each other's servers, and a state file in a fresh directory.
-struct Scope {
-    namespace: String,
-    dir: PathBuf,
-}
-
-impl Scope {
-    fn new(prefix: &str) -> Scope {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-        let namespace = format!("{prefix}-{:x}", (nanos ^ std::process::id()) % 0xffffff);
-        let dir = std::env::temp_dir().join(format!("mettaton-facade-{namespace}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scope { namespace, dir }
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.join("state.json")
-    }
-
-    fn facade(&self) -> Mettaton {
-        Mettaton::new(daemon(), self.state())
-    }
-
-    fn manifest(&self, name: &str, spec: serde_json::Value) -> GameServer {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
-            "metadata": { "name": name, "namespace": self.namespace },
-            "spec": spec
-        }))
-        .unwrap()
-    }
-}
-
-impl Drop for Scope {
-    fn drop(&mut self) {
-        // Whatever a failed test left on the swarm goes with its namespace.
-        remove_swarm_leftovers(&self.namespace);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+type Scope = testgame::Scope<SwarmOrchestrator>;
 
 fn game_spec() -> serde_json::Value {
-    serde_json::json!({
-        "image": IMAGE,
-        "env": [{ "name": "GAME_NAME", "value": "facade-test" }, { "name": "GAME_CONFIG", "value": "/etc/game/motd.txt" }],
-        "ports": [
-            { "name": "game", "containerPort": 7777 },
-            { "name": "query", "containerPort": 7778, "protocol": "UDP" }
-        ],
-        "config": [{ "path": "/etc/game/motd.txt", "content": "welcome to the facade test" }],
-        "shutdown": { "gracePeriodSeconds": 5 }
-    })
+    testgame::game_spec("facade")
 }
 
 fn free_port() -> i32 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().into()
-}
-
-/// Talks to the test game over TCP: the greeting, then an echo.
-fn tcp_exchange(address: &str, port: i32) -> (String, String) {
-    let stream = TcpStream::connect((address, port as u16)).expect("TCP connection to the game server");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut greeting = String::new();
-    reader.read_line(&mut greeting).unwrap();
-    (&stream).write_all(b"ping\n").unwrap();
-    let mut echo = String::new();
-    reader.read_line(&mut echo).unwrap();
-    (greeting.trim().to_string(), echo.trim().to_string())
-}
-
-fn udp_exchange(address: &str, port: i32) -> String {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let mut buf = [0u8; 512];
-    // UDP may be dropped while the server starts: ask a few times.
-    for _ in 0..10 {
-        socket.send_to(b"hello", (address, port as u16)).unwrap();
-        if let Ok((n, _)) = socket.recv_from(&mut buf) {
-            return String::from_utf8_lossy(&buf[..n]).trim().to_string();
-        }
-    }
-    panic!("no UDP answer from {address}:{port}");
 }
 
 fn mettaton_cli(state: &Path, args: &[&str]) -> std::process::Output {
@@ -375,11 +298,6 @@ fn stdout(out: &std::process::Output) -> String {
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn with_storage(mut spec: serde_json::Value, reclaim: &str) -> serde_json::Value {
-    spec["storage"] = serde_json::json!({ "size": "1Gi", "mountPath": "/data", "reclaimPolicy": reclaim });
-    spec
 }
 
 /// SPAWN_2_ERRORS, data safety: a world kept (Retain) by an earlier server of

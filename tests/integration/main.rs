@@ -24,3 +24,5 @@ mod real_node_common;
 mod support;
 mod swarm_backend;
 mod swarm_controller;
+#[path = "../common/testgame.rs"]
+mod testgame;

@@ -1,0 +1,174 @@
+//! What the tests of the facade share on each backend it runs on (Docker
+//! Swarm, `facade.rs`; plain Docker, `docker_backend.rs`), against the engine
+//! of tests/swarm/up with the test game (tests/testgame): a scope per test (a
+//! namespace and a state file of its own, and what a failed test leaves on the
+//! engine removed with it), the test game's manifest, and a player's TCP and
+//! UDP exchanges with it.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::marker::PhantomData;
+use std::net::{TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
+};
+use mettaton::api::GameServer;
+use mettaton::facade::Mettaton;
+use mettaton::orchestrator::Standalone;
+use mettaton::orchestrator::docker::DockerOrchestrator;
+use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
+
+use crate::support::{daemon, docker, remove_swarm_leftovers};
+
+/// The test game's image, in the registry of tests/swarm/up.
+pub const IMAGE: &str = "127.0.0.1:5999/mettaton-testgame:1";
+
+/// A backend the facade's tests run on: where their files go, how their
+/// namespaces begin, and how what a test left is removed.
+pub trait Backend: Standalone<Target = Daemon> {
+    /// Names the scope's directory: `mettaton-DIR-NAMESPACE`.
+    const DIR: &str;
+    /// Begins each namespace, so that tests of two backends never share one.
+    const NAMESPACE_PREFIX: &str;
+    /// Removes what a test left under `namespace`. Blocking, for a `Drop`.
+    fn remove_leftovers(namespace: &str);
+}
+
+impl Backend for SwarmOrchestrator {
+    const DIR: &str = "facade";
+    const NAMESPACE_PREFIX: &str = "";
+    fn remove_leftovers(namespace: &str) {
+        remove_swarm_leftovers(namespace);
+    }
+}
+
+impl Backend for DockerOrchestrator {
+    const DIR: &str = "docker";
+    const NAMESPACE_PREFIX: &str = "dk";
+    fn remove_leftovers(namespace: &str) {
+        remove_docker_leftovers(namespace);
+    }
+}
+
+/// A namespace of its own for each test, so that tests in parallel never see
+/// each other's servers, and a state file in a fresh directory; what a
+/// failed test leaves on the engine goes with the namespace.
+pub struct Scope<B: Backend> {
+    pub namespace: String,
+    pub dir: PathBuf,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> Scope<B> {
+    pub fn new(prefix: &str) -> Self {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        let namespace = format!("{}{prefix}-{:x}", B::NAMESPACE_PREFIX, (nanos ^ std::process::id()) % 0xffffff);
+        let dir = std::env::temp_dir().join(format!("mettaton-{}-{namespace}", B::DIR));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scope { namespace, dir, backend: PhantomData }
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    /// A facade on the test engine with this scope's state file.
+    pub fn facade(&self) -> Mettaton<B> {
+        Mettaton::on(daemon(), self.state())
+    }
+
+    /// The GameServer `name` of `spec` in this scope's namespace.
+    pub fn manifest(&self, name: &str, spec: serde_json::Value) -> GameServer {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
+            "metadata": { "name": name, "namespace": self.namespace },
+            "spec": spec
+        }))
+        .unwrap()
+    }
+}
+
+impl<B: Backend> Drop for Scope<B> {
+    fn drop(&mut self) {
+        B::remove_leftovers(&self.namespace);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes the containers (all, running or not) and volumes a test left on
+/// the engine under `namespace`. Blocking, on a thread of its own, so that a
+/// `Drop` can call it.
+fn remove_docker_leftovers(namespace: &str) {
+    let ns = namespace.to_string();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let docker = docker();
+            let filters = HashMap::from([("label", vec![format!("mettaton.dev/namespace={ns}")])]);
+            let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+            for c in docker.list_containers(Some(opts)).await.unwrap_or_default() {
+                let force = RemoveContainerOptionsBuilder::default().force(true).build();
+                let _ = docker.remove_container(&c.id.unwrap_or_default(), Some(force)).await;
+            }
+            let opts = ListVolumesOptionsBuilder::default().filters(&filters).build();
+            let volumes = docker.list_volumes(Some(opts)).await.ok().and_then(|v| v.volumes).unwrap_or_default();
+            for v in volumes {
+                let _ = docker.remove_volume(&v.name, None::<RemoveVolumeOptions>).await;
+            }
+        })
+    })
+    .join();
+}
+
+/// The test game on TCP 7777 and UDP 7778, named `GAME-test` (it greets
+/// players with `hello from GAME-test`), with a config file and a short grace
+/// period.
+pub fn game_spec(game: &str) -> serde_json::Value {
+    serde_json::json!({
+        "image": IMAGE,
+        "env": [{ "name": "GAME_NAME", "value": format!("{game}-test") }, { "name": "GAME_CONFIG", "value": "/etc/game/motd.txt" }],
+        "ports": [
+            { "name": "game", "containerPort": 7777 },
+            { "name": "query", "containerPort": 7778, "protocol": "UDP" }
+        ],
+        "config": [{ "path": "/etc/game/motd.txt", "content": format!("welcome to the {game} test") }],
+        "shutdown": { "gracePeriodSeconds": 5 }
+    })
+}
+
+/// `spec` with a 1Gi volume at /data under `reclaim` (Retain or Delete).
+pub fn with_storage(mut spec: serde_json::Value, reclaim: &str) -> serde_json::Value {
+    spec["storage"] = serde_json::json!({ "size": "1Gi", "mountPath": "/data", "reclaimPolicy": reclaim });
+    spec
+}
+
+/// Talks to the test game over TCP: the greeting, then an echo.
+pub fn tcp_exchange(address: &str, port: i32) -> (String, String) {
+    let stream = TcpStream::connect((address, port as u16)).expect("TCP connection to the game server");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).unwrap();
+    (&stream).write_all(b"ping\n").unwrap();
+    let mut echo = String::new();
+    reader.read_line(&mut echo).unwrap();
+    (greeting.trim().to_string(), echo.trim().to_string())
+}
+
+/// Asks the test game over UDP: its answer.
+pub fn udp_exchange(address: &str, port: i32) -> String {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 512];
+    // UDP may be dropped while the server starts: ask a few times.
+    for _ in 0..10 {
+        socket.send_to(b"hello", (address, port as u16)).unwrap();
+        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+            return String::from_utf8_lossy(&buf[..n]).trim().to_string();
+        }
+    }
+    panic!("no UDP answer from {address}:{port}");
+}
