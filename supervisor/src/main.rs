@@ -1,0 +1,415 @@
+//! `mettaton-supervisor`: the first process of a game server's container.
+//!
+//! - `run [options] -- GAME ARGS...` starts the game as its child, in a
+//!   process group of its own, and stays until it ends, then exits with its
+//!   exit code (128 + the signal when a signal ended it). The game's output is
+//!   passed on byte for byte as it comes (stdout to stdout, stderr to
+//!   stderr); a copy is cut into lines and matched: the ready lines create
+//!   `STATE_DIR/ready`, join and leave lines rewrite `STATE_DIR/players.json`.
+//!   What comes on the supervisor's stdin (a console attached through the
+//!   runtime) goes to the game's stdin; when that ends, the game's stdin
+//!   stays open (games stop on end of input). SIGTERM or SIGINT stops the
+//!   game as `--stop` says (a console line, a signal, or by default the
+//!   signal itself), once; after `--grace` seconds the game's process group is
+//!   killed. Other signals (HUP, QUIT, USR1, USR2) are passed on. As PID 1,
+//!   or else as a child subreaper, it reaps every orphan.
+//!   With `--lock FILE` (on the data volume) the game starts only once no
+//!   other instance holds that file's lock.
+//! - `probe --state-dir DIR [--tcp PORT] [-- COMMAND...]`: exit 0 when the
+//!   ready file exists, the TCP port takes a connection on 127.0.0.1, and the
+//!   command (if any) succeeds: the readiness check of a server whose
+//!   readiness comes from its log.
+//! - `install DIR`: copies this binary to `DIR/mettaton-supervisor` (run by
+//!   the init container that brings it into the game's container).
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mettaton_supervisor::{Config, Lines, PLAYERS_FILE, Players, READY_FILE, Stop};
+
+/// Exit codes of the supervisor itself, as shells and container runtimes use
+/// them: bad usage, a command that cannot run, a command not found.
+const EXIT_USAGE: i32 = 125;
+const EXIT_CANNOT_RUN: i32 = 126;
+const EXIT_NOT_FOUND: i32 = 127;
+/// How long the output of a game that exited may take to drain (a daemon it
+/// left behind may hold its pipes open forever).
+const DRAIN: Duration = Duration::from_secs(2);
+/// The signals the supervisor takes instead of the game.
+const HANDLED: [i32; 6] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("probe") => probe(&args[1..]),
+        Some("install") => install(&args[1..]),
+        _ => {
+            say("usage: mettaton-supervisor run|probe|install ... (see the project's ARCHITECTURE.md)");
+            EXIT_USAGE
+        }
+    };
+    std::process::exit(code);
+}
+
+/// A message of the supervisor's own, on its stderr.
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr(), "mettaton-supervisor: {message}");
+}
+
+enum Event {
+    Line(String),
+    Signal(i32),
+    Exited(i32),
+    /// One of the game's output streams reached its end.
+    Drained,
+}
+
+fn run(args: &[String]) -> i32 {
+    let config = match Config::from_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            say(&e);
+            return EXIT_USAGE;
+        }
+    };
+    // A container restarted on the same volume starts unready and empty.
+    if let Err(e) = std::fs::create_dir_all(&config.state_dir) {
+        say(&format!("cannot create the state directory {}: {e}", config.state_dir.display()));
+        return EXIT_USAGE;
+    }
+    for file in [READY_FILE, PLAYERS_FILE] {
+        let _ = std::fs::remove_file(config.state_dir.join(file));
+    }
+    let mut players = Players::default();
+    if !config.join.is_empty() {
+        write_atomically(&config.state_dir, PLAYERS_FILE, players.to_json().as_bytes());
+    }
+
+    // Orphans of the game's children are ours to reap even when we are not
+    // PID 1 (a container runtime's init in front of us, or a test).
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    // Taken by the signal thread with sigwait; the game gets a clean mask
+    // (std resets it in the child before exec).
+    let set = signal_set();
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+
+    // Held (open) until the supervisor exits.
+    let _lock = match &config.lock {
+        Some(path) => match lock(path, &set) {
+            Ok(file) => Some(file),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+
+    let mut child = match Command::new(&config.command[0])
+        .args(&config.command[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            say(&format!("cannot run {}: {e}", config.command[0]));
+            return match e.kind() {
+                ErrorKind::NotFound => EXIT_NOT_FOUND,
+                _ => EXIT_CANNOT_RUN,
+            };
+        }
+    };
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = mpsc::channel();
+    let stdin = Arc::new(Mutex::new(child.stdin.take()));
+    pump(child.stdout.take().unwrap(), 1, tx.clone());
+    pump(child.stderr.take().unwrap(), 2, tx.clone());
+    console(Arc::clone(&stdin));
+    signals(set, tx.clone());
+    reap(pid, tx);
+
+    let mut ready = config.ready.is_empty();
+    let mut kill_at: Option<Instant> = None;
+    let mut exited: Option<(i32, Instant)> = None;
+    let mut drained = 0;
+    loop {
+        let wait = match (exited, kill_at) {
+            (Some((_, at)), _) => (at + DRAIN).saturating_duration_since(Instant::now()),
+            (None, Some(at)) => at.saturating_duration_since(Instant::now()),
+            (None, None) => Duration::from_secs(3600),
+        };
+        match rx.recv_timeout(wait) {
+            Ok(Event::Line(line)) => {
+                if !ready && config.ready.iter().any(|p| p.matches(&line)) {
+                    ready = true;
+                    write_atomically(&config.state_dir, READY_FILE, b"ready\n");
+                }
+                if players.observe(&config, &line) {
+                    write_atomically(&config.state_dir, PLAYERS_FILE, players.to_json().as_bytes());
+                }
+            }
+            Ok(Event::Signal(sig)) if sig == libc::SIGTERM || sig == libc::SIGINT => {
+                if exited.is_none() && kill_at.is_none() {
+                    stop(&config.stop, sig, pid, &stdin);
+                    kill_at = Some(Instant::now() + config.grace);
+                }
+            }
+            Ok(Event::Signal(sig)) => unsafe {
+                libc::kill(-pid, sig);
+            },
+            Ok(Event::Exited(code)) => exited = Some((code, Instant::now())),
+            Ok(Event::Drained) => drained += 1,
+            Err(RecvTimeoutError::Timeout) if exited.is_none() => {
+                say(&format!("the game did not exit within {} s of its stop: killed", config.grace.as_secs()));
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                kill_at = None;
+            }
+            Err(_) => {}
+        }
+        if let Some((code, at)) = exited
+            && (drained == 2 || at.elapsed() >= DRAIN)
+        {
+            return code;
+        }
+    }
+}
+
+/// Takes the lock on `path`, waiting while another instance holds it; a stop
+/// signal meanwhile ends the wait (the exit code of that signal).
+fn lock(path: &Path, set: &libc::sigset_t) -> Result<File, i32> {
+    use std::os::fd::AsRawFd;
+    let file = match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            say(&format!("cannot open the lock {}: {e}", path.display()));
+            return Err(EXIT_CANNOT_RUN);
+        }
+    };
+    let mut said = false;
+    loop {
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            if said {
+                say(&format!("{} released: starting the game", path.display()));
+            }
+            return Ok(file);
+        }
+        if !said {
+            say(&format!("waiting for the instance holding {} (still saving its world?) to end", path.display()));
+            said = true;
+        }
+        let timeout = libc::timespec { tv_sec: 0, tv_nsec: 200_000_000 };
+        let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &timeout) };
+        if sig == libc::SIGTERM || sig == libc::SIGINT {
+            say("stopped while waiting for the lock: the game never started");
+            return Err(128 + sig);
+        }
+    }
+}
+
+fn signal_set() -> libc::sigset_t {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in HANDLED {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// Asks the game to stop, as `--stop` says.
+fn stop(how: &Stop, got: i32, pid: libc::pid_t, stdin: &Mutex<Option<ChildStdin>>) {
+    match how {
+        Stop::Line(line) => {
+            say(&format!("stopping the game: typing `{line}` into its console"));
+            let mut stdin = stdin.lock().unwrap();
+            let sent = stdin.as_mut().map(|s| s.write_all(format!("{line}\n").as_bytes()).and_then(|_| s.flush()));
+            if !matches!(sent, Some(Ok(()))) {
+                say("the game's console is closed: sending it SIGTERM instead");
+                unsafe { libc::kill(-pid, libc::SIGTERM) };
+            }
+        }
+        Stop::Signal(sig) => unsafe {
+            libc::kill(-pid, *sig);
+        },
+        Stop::Forward => unsafe {
+            libc::kill(-pid, got);
+        },
+    }
+}
+
+/// Passes one of the game's output streams on to the supervisor's own file
+/// descriptor `fd`, unchanged and unbuffered, and its lines to the loop.
+fn pump(mut from: impl Read + Send + 'static, fd: i32, tx: Sender<Event>) {
+    thread::spawn(move || {
+        // Not std's Stdout: it buffers until a newline, and a prompt has none.
+        let mut out = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+        let mut lines = Lines::default();
+        let mut buf = [0u8; 8192];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    // Nobody reading our output must not stop the game.
+                    let _ = out.write_all(&buf[..n]);
+                    for line in lines.push(&buf[..n]) {
+                        let _ = tx.send(Event::Line(line));
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(Event::Drained);
+    });
+}
+
+/// The console: what comes on the supervisor's stdin goes to the game's.
+fn console(stdin: Arc<Mutex<Option<ChildStdin>>>) {
+    thread::spawn(move || {
+        let mut input = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
+        let mut buf = [0u8; 4096];
+        loop {
+            match input.read(&mut buf) {
+                // End of input (no console attached, /dev/null): the game's
+                // stdin stays open.
+                Ok(0) => return,
+                Ok(n) => {
+                    let mut game = stdin.lock().unwrap();
+                    if let Some(s) = game.as_mut()
+                        && s.write_all(&buf[..n]).and_then(|_| s.flush()).is_err()
+                    {
+                        *game = None;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    });
+}
+
+fn signals(set: libc::sigset_t, tx: Sender<Event>) {
+    thread::spawn(move || {
+        loop {
+            let mut sig = 0;
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 && tx.send(Event::Signal(sig)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Reaps every child (as PID 1, orphans of the game's own children too) and
+/// reports the game's end as an exit code.
+fn reap(game: libc::pid_t, tx: Sender<Event>) {
+    thread::spawn(move || {
+        loop {
+            let mut status = 0;
+            let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+            if pid == game {
+                let code =
+                    if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
+                let _ = tx.send(Event::Exited(code));
+            } else if pid < 0 && std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+                // No child left: the game is gone and reported.
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+}
+
+/// Writes `dir/name` so that a reader sees the old content or the new one.
+fn write_atomically(dir: &Path, name: &str, content: &[u8]) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let done = std::fs::write(&tmp, content).and_then(|_| std::fs::rename(&tmp, dir.join(name)));
+    if let Err(e) = done {
+        say(&format!("cannot write {}: {e}", dir.join(name).display()));
+    }
+}
+
+fn probe(args: &[String]) -> i32 {
+    let mut state_dir = None;
+    let mut tcp = None;
+    let mut command: &[String] = &[];
+    let mut i = 0;
+    while i < args.len() {
+        match (args[i].as_str(), args.get(i + 1)) {
+            ("--", _) => {
+                command = &args[i + 1..];
+                break;
+            }
+            ("--state-dir", Some(v)) => state_dir = Some(v.clone()),
+            ("--tcp", Some(v)) => match v.parse::<u16>() {
+                Ok(p) => tcp = Some(p),
+                Err(_) => {
+                    say(&format!("probe: --tcp: `{v}` is not a port"));
+                    return EXIT_USAGE;
+                }
+            },
+            (other, _) => {
+                say(&format!("probe: unknown option or missing value: {other}"));
+                return EXIT_USAGE;
+            }
+        }
+        i += 2;
+    }
+    let Some(state_dir) = state_dir else {
+        say("probe: --state-dir is required");
+        return EXIT_USAGE;
+    };
+    if !Path::new(&state_dir).join(READY_FILE).exists() {
+        say("not ready: the game has not printed its ready line yet");
+        return 1;
+    }
+    if let Some(port) = tcp {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if let Err(e) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            say(&format!("not ready: nothing takes a connection on port {port}: {e}"));
+            return 1;
+        }
+    }
+    if let Some((program, rest)) = command.split_first() {
+        return match Command::new(program).args(rest).status() {
+            Ok(s) => s.code().unwrap_or(1),
+            Err(e) => {
+                say(&format!("not ready: cannot run {program}: {e}"));
+                1
+            }
+        };
+    }
+    0
+}
+
+fn install(args: &[String]) -> i32 {
+    let [dir] = args else {
+        say("usage: mettaton-supervisor install DIR");
+        return EXIT_USAGE;
+    };
+    let dir = Path::new(dir);
+    let copy = || -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(".mettaton-supervisor.tmp");
+        std::fs::copy("/proc/self/exe", &tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&tmp, dir.join("mettaton-supervisor"))
+    };
+    match copy() {
+        Ok(()) => 0,
+        Err(e) => {
+            say(&format!("cannot install into {}: {e}", dir.display()));
+            EXIT_CANNOT_RUN
+        }
+    }
+}
