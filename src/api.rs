@@ -80,6 +80,8 @@ pub const FIELD_MANAGER: &str = "mettaton";
 #[x_kube(validation = Rule::new("!has(self.service) || self.service.type != 'ClusterIP' || self.ports.all(p, !has(p.externalPort))").message("ports[].externalPort needs a NodePort or LoadBalancer service, not ClusterIP").field_path(".ports"))]
 #[x_kube(validation = Rule::new("!has(self.service) || self.service.type != 'LoadBalancer' || self.ports.all(p, self.ports.exists_one(q, q.protocol == p.protocol && (has(q.externalPort) ? q.externalPort : q.containerPort) == (has(p.externalPort) ? p.externalPort : p.containerPort)))").message("with a LoadBalancer service, each port's externalPort (or containerPort when it has none) and protocol pair may appear only once: they are the Service's ports").field_path(".ports"))]
 #[x_kube(validation = Rule::new("!has(self.storage) || !has(self.config) || self.config.all(c, c.path != (has(self.storage.mountPath) ? self.storage.mountPath : '/data'))").message("a config file cannot be at storage.mountPath, where the data volume is mounted").field_path(".config"))]
+#[x_kube(validation = Rule::new("!has(self.health) || !has(self.health.readyLogLine) || has(self.command)").message("health.readyLogLine needs spec.command: mettaton's supervisor starts the game, and the image's own entrypoint is not known to it").field_path(".command"))]
+#[x_kube(validation = Rule::new("!has(self.shutdown) || !has(self.shutdown.stop) || has(self.command)").message("shutdown.stop needs spec.command: mettaton's supervisor starts the game, and the image's own entrypoint is not known to it").field_path(".command"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.storage) || has(self.storage)").message("storage cannot be removed from a GameServer; delete the GameServer to release its volume").field_path(".storage"))]
 #[serde(rename_all = "camelCase")]
 pub struct GameServerSpec {
@@ -441,6 +443,15 @@ pub struct Health {
     #[serde(default = "default_failure_threshold")]
     #[schemars(range(min = 1, max = 100))]
     pub failure_threshold: i32,
+    /// Lines of the game's output that make it ready, as Pterodactyl/Pelican
+    /// eggs' "done" lines: each a substring, or after `regex:` a regular
+    /// expression; the first line matching any of them makes the server
+    /// Ready (combined with `probe` when that is set too: both must pass).
+    /// Read by mettaton's supervisor, which then starts the game: needs
+    /// `spec.command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 1024)))]
+    pub ready_log_line: Option<Vec<String>>,
 }
 
 impl Default for Health {
@@ -450,6 +461,7 @@ impl Default for Health {
             probe: None,
             period_seconds: default_period(),
             failure_threshold: default_failure_threshold(),
+            ready_log_line: None,
         }
     }
 }
@@ -481,7 +493,7 @@ pub struct HealthProbe {
 }
 
 /// How the server is shut down.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Shutdown {
     /// Seconds the server gets to save and exit after it is asked to stop,
@@ -494,11 +506,22 @@ pub struct Shutdown {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub stop_command: Vec<String>,
+    /// How the game is asked to stop, as eggs' `stop`: a line typed into its
+    /// console (`stop`, `quit`, `exit`), or a signal (`^C` or `SIGINT`,
+    /// `SIGTERM`, `SIGQUIT`, `SIGHUP`, `SIGUSR1`, `SIGUSR2`, `SIGKILL`).
+    /// mettaton's supervisor, which starts the game (needs `spec.command`),
+    /// sends it whenever the container is stopped: `state: Stopped`, deletion,
+    /// a restart, and also an eviction, a node drain or a rollout; after
+    /// `gracePeriodSeconds` the game is killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    #[x_kube(validation = Rule::new("!self.contains('\\n')").message("shutdown.stop must be one console line or a signal"))]
+    pub stop: Option<String>,
 }
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Shutdown { grace_period_seconds: default_grace_period(), stop_command: Vec::new() }
+        Shutdown { grace_period_seconds: default_grace_period(), stop_command: Vec::new(), stop: None }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod orchestrator;
 pub mod plan;
 pub mod quantity;
 pub mod status;
+pub mod supervisor;
 pub mod validation;
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use mettaton::leader::{self, Elector, LeaseConfig};
 use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
 use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
 
+mod console_cli;
 mod swarm_cli;
 
 /// Dedicated game servers run declaratively.
@@ -42,6 +43,14 @@ enum Command {
     /// change to its spec. Sets the annotation `mettaton.dev/restartedAt` to
     /// now; the controller does the rest.
     Restart(RestartArgs),
+    /// Type one line into a GameServer's console (its standard input) and
+    /// print what the game prints after it. Through the API server, with your
+    /// credentials: needs `get` and `create` on `pods/attach` in the namespace (a WebSocket
+    /// session is authorised as `get`, an SPDY one as `create`).
+    Send(console_cli::SendArgs),
+    /// An interactive console on a GameServer: its output as it comes, each
+    /// line you type goes to the game. Ctrl-D leaves; the server goes on.
+    Console(console_cli::ConsoleArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -74,6 +83,11 @@ struct ControllerArgs {
     /// $DOCKER_CERT_PATH).
     #[arg(long, env = "MTN_DOCKER_HOST")]
     docker_host: Option<String>,
+    /// The image of mettaton's supervisor, copied into the pods of servers
+    /// that need it (`health.readyLogLine`, `shutdown.stop`); Kubernetes
+    /// backend.
+    #[arg(long, default_value = mettaton::supervisor::DEFAULT_IMAGE, env = "MTN_SUPERVISOR_IMAGE")]
+    supervisor_image: String,
     /// Where the admin server listens: /healthz, /readyz, /metrics (port 0
     /// picks a free port; the log says which).
     #[arg(long, default_value = "0.0.0.0:8080", env = "MTN_ADMIN_ADDRESS")]
@@ -132,6 +146,14 @@ fn main() -> ExitCode {
         Command::Restart(args) => {
             finish("mettaton restart", tokio::runtime::Runtime::new().expect("tokio runtime").block_on(restart(args)))
         }
+        Command::Send(args) => finish(
+            "mettaton send",
+            tokio::runtime::Runtime::new().expect("tokio runtime").block_on(console_cli::send(args)),
+        ),
+        Command::Console(args) => finish(
+            "mettaton console",
+            tokio::runtime::Runtime::new().expect("tokio runtime").block_on(console_cli::console(args)),
+        ),
         Command::Swarm(args) => finish(
             "mettaton swarm",
             tokio::runtime::Runtime::new().expect("tokio runtime").block_on(swarm_cli::run(args)),
@@ -293,7 +315,8 @@ async fn reconcile(
         Tuning { status_settle: Duration::from_secs(args.status_settle_seconds), concurrency: args.concurrency };
     match args.backend {
         Backend::Kubernetes => {
-            let orchestrator = KubernetesOrchestrator::new(client.clone());
+            let orchestrator =
+                KubernetesOrchestrator::new(client.clone()).with_supervisor_image(&args.supervisor_image);
             controller::run_reporting(client, orchestrator, namespace, shutdown, reporting, tuning).await;
         }
         Backend::Swarm => {

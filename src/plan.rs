@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::api::{
     ConfigFile, DesiredState, GameServer, GameServerSpec, Health, Protocol, PullPolicy, ReclaimPolicy, ServiceType,
-    TaintEffect, TolerationOperator,
+    Shutdown, TaintEffect, TolerationOperator,
 };
 
 /// Label carrying the name of the GameServer an object belongs to; also the
@@ -69,6 +69,20 @@ pub struct ContainerPlan {
     pub failure_threshold: i32,
     /// Run before the stop signal, so the game can save.
     pub stop_command: Vec<String>,
+    /// What mettaton's supervisor does in the container; `None` when nothing
+    /// needs it, and the game is the container's first process.
+    pub supervisor: Option<SupervisorPlan>,
+}
+
+/// The supervisor's work: the game's command line is the container's
+/// (`command` then `args`), which the CRD requires whenever this is set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SupervisorPlan {
+    /// `health.readyLogLine`: patterns, checked by
+    /// [`crate::supervisor::problems`].
+    pub ready: Vec<String>,
+    /// `shutdown.stop`: a console line or a signal.
+    pub stop: Option<String>,
 }
 
 /// An environment variable of the game's container.
@@ -272,6 +286,7 @@ pub fn plan_spec(name: &str, namespace: &str, spec: &GameServerSpec) -> ServerPl
             period_seconds: health.period_seconds,
             failure_threshold: health.failure_threshold,
             stop_command: shutdown.stop_command.clone(),
+            supervisor: supervisor(&health, &shutdown),
             ports,
         },
         volume: spec.storage.as_ref().map(|s| VolumePlan {
@@ -369,8 +384,15 @@ fn resources(spec: &GameServerSpec) -> Option<ResourcesPlan> {
     })
 }
 
-/// The readiness check: the one asked for, else a TCP connection to the first
-/// TCP port, else none (a UDP-only server is ready once it runs).
+/// What the supervisor must do, if anything.
+fn supervisor(health: &Health, shutdown: &Shutdown) -> Option<SupervisorPlan> {
+    let plan = SupervisorPlan { ready: health.ready_log_line.clone().unwrap_or_default(), stop: shutdown.stop.clone() };
+    (plan != SupervisorPlan::default()).then_some(plan)
+}
+
+/// The readiness check beside the game's ready line (if any): the probe asked
+/// for, else, when no ready line is awaited, a TCP connection to the first TCP
+/// port, else none (a UDP-only server is ready once it runs).
 fn readiness(health: &Health, ports: &[PortPlan]) -> Option<Check> {
     if let Some(probe) = &health.probe {
         if let Some(command) = &probe.exec {
@@ -382,6 +404,9 @@ fn readiness(health: &Health, ports: &[PortPlan]) -> Option<Check> {
                 return Some(Check::Tcp { port: p.container_port });
             }
         }
+    }
+    if health.ready_log_line.is_some() {
+        return None;
     }
     ports.iter().find(|p| p.protocol == Protocol::TCP).map(|p| Check::Tcp { port: p.container_port })
 }

@@ -419,7 +419,7 @@ proptest! {
         prop_assert!(planned.replicas == 0 || planned.replicas == 1);
 
         let identity = mettaton::orchestrator::Owner::of(&gs);
-        let deployment = k8s::deployment(&planned, &identity);
+        let deployment = k8s::deployment(&planned, &identity, mettaton::supervisor::DEFAULT_IMAGE);
         let service = k8s::service(&planned, &identity);
         let claim = k8s::persistent_volume_claim(&planned, &identity);
         let config = k8s::config_map(&planned, &identity);

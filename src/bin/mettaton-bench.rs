@@ -314,7 +314,7 @@ async fn baseline(args: &Args, client: &Client, report: &mut Report) -> Result<(
             async move {
                 let plan = mettaton::plan::plan(&owner);
                 let identity = mettaton::orchestrator::Owner::of(&owner);
-                let d = builders::deployment(&plan, &identity);
+                let d = builders::deployment(&plan, &identity, mettaton::supervisor::DEFAULT_IMAGE);
                 let s = builders::service(&plan, &identity);
                 let s = {
                     let _permit = in_flight.acquire().await.expect("never closed");

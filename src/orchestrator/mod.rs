@@ -126,6 +126,60 @@ pub trait Logs: Orchestrator {
     fn follow_logs(&self, plan: &ServerPlan, tail: Option<i64>) -> BoxStream<'static, Result<String, BackendError>>;
 }
 
+/// Typing into a server's console: its standard input, which the game (or
+/// mettaton's supervisor, which passes it on) reads.
+pub trait Console: Orchestrator {
+    /// A session on the console of the server's running instance: what is
+    /// written to `input` goes to the game's standard input, and `output`
+    /// gives what the game prints from now on.
+    fn attach(&self, plan: &ServerPlan) -> impl Future<Output = Result<ConsoleSession, BackendError>> + Send;
+
+    /// Writes `line` and a newline to the game's standard input, and closes
+    /// the session once it was delivered. What the game answers is in its log.
+    fn send(&self, plan: &ServerPlan, line: &str) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async move {
+            let mut session = self.attach(plan).await?;
+            session.write_line(line).await?;
+            session.close().await
+        }
+    }
+}
+
+/// An open console: see [`Console::attach`].
+pub struct ConsoleSession {
+    /// What is typed in: the game's standard input.
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    /// What the game prints (stdout and stderr, as they come).
+    pub output: BoxStream<'static, Result<Vec<u8>, BackendError>>,
+    /// Ends the session once what was written reached the game.
+    pub closer: futures::future::BoxFuture<'static, Result<(), BackendError>>,
+    /// What the session is, for errors: "the console of GameServer NAME (pod/POD)".
+    pub what: String,
+}
+
+impl ConsoleSession {
+    /// Types one line.
+    pub async fn write_line(&mut self, line: &str) -> Result<(), BackendError> {
+        use tokio::io::AsyncWriteExt;
+        let written = async {
+            self.input.write_all(format!("{line}\n").as_bytes()).await?;
+            self.input.flush().await
+        };
+        written
+            .await
+            .map_err(|e| BackendError::Other { what: format!("type into {}", self.what), reason: e.to_string() })
+    }
+
+    /// Closes the input, then the session, once what was typed was delivered.
+    pub async fn close(mut self) -> Result<(), BackendError> {
+        use tokio::io::AsyncWriteExt;
+        let _ = self.input.shutdown().await;
+        drop(self.input);
+        drop(self.output);
+        self.closer.await
+    }
+}
+
 /// A backend that runs without a control plane, as the library facade drives
 /// it: it connects by itself, knows which servers it runs, restarts them, and
 /// reports what happens to their instances as it happens.

@@ -137,3 +137,63 @@ pub fn kill9(pids: &[u32]) {
 
 /// The node's cgroup in the pids hierarchy: every process of the node and its pods is below it.
 pub const NODE_CGROUP: &str = "/sys/fs/cgroup/pids/mettaton-node";
+
+/// mettaton's supervisor (scripts/build-supervisor) as an image on the real
+/// node, for the controllers the tests run ([`ensure_supervisor_image`]).
+pub const SUPERVISOR_IMAGE: &str = "127.0.0.1:5999/mettaton-supervisor:test";
+
+/// Builds the supervisor's static binary and imports its image into the real
+/// node's containerd: once per test process.
+pub async fn ensure_supervisor_image() {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        tokio::task::spawn_blocking(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let run = |cmd: &mut std::process::Command| {
+                let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+                assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            };
+            let binary = run(&mut std::process::Command::new(root.join("scripts/build-supervisor")));
+            let work = root.join("target/supervisor/image");
+            let rootfs = work.join("rootfs");
+            let _ = std::fs::remove_dir_all(&work);
+            std::fs::create_dir_all(&rootfs).unwrap();
+            std::fs::copy(&binary, rootfs.join("mettaton-supervisor")).unwrap();
+            let tar = work.join("rootfs.tar");
+            run(std::process::Command::new("tar")
+                .args(["--owner=0", "--group=0", "-C"])
+                .arg(&rootfs)
+                .arg("-cf")
+                .arg(&tar)
+                .arg("."));
+            let image = work.join("image.tar");
+            let plane =
+                std::env::var("MTN_PLANE_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target/controlplane"));
+            run(std::process::Command::new(plane.join("bin/mkimage"))
+                .arg("-o")
+                .arg(&image)
+                .args(["-tag", SUPERVISOR_IMAGE, "-entrypoint", r#"["/mettaton-supervisor"]"#])
+                .arg(&tar));
+            run(std::process::Command::new(root.join("tests/controlplane/node")).arg("import").arg(&image));
+        })
+        .await
+        .unwrap()
+    })
+    .await;
+}
+
+/// The directory on this machine behind the server's volume (the plane's
+/// host-path provisioner makes one per claim).
+pub async fn volume_dir(ns: &crate::support::TestNamespace, claim: &str) -> PathBuf {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let pvc = ns.api::<PersistentVolumeClaim>().get(claim).await.unwrap();
+    let pv_name = pvc.spec.and_then(|s| s.volume_name).expect("the claim is bound");
+    let pv = kube::Api::<PersistentVolume>::all(ns.client.clone()).get(&pv_name).await.unwrap();
+    PathBuf::from(pv.spec.and_then(|s| s.host_path).expect("a host-path volume").path)
+}
+
+/// The world on the volume, as the test game saves it.
+pub fn world(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("world.sav")).unwrap_or_else(|e| format!("no world.sav: {e}"))
+}

@@ -44,7 +44,7 @@ impl RunningController {
         let metrics = reporting.metrics.clone();
         let task = tokio::spawn(controller::run_reporting(
             client,
-            KubernetesOrchestrator::new(backend),
+            KubernetesOrchestrator::new(backend).with_supervisor_image(crate::real_node_common::SUPERVISOR_IMAGE),
             Some(ns.name.clone()),
             async move {
                 let _ = stopped.await;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -323,10 +324,11 @@ async fn logs_of_a_server_without_a_pod_are_an_error() {
 }
 
 /// `logs` gives what the game container printed, in order, and with a `tail`
-/// exactly its last lines: on the real node, where the test game runs and
-/// prints its config file line by line, then that it listens.
+/// exactly its last lines, and `follow_logs` goes on with each new line: on
+/// the real node, where the test game runs and prints its config file line by
+/// line, then that it listens, then a line per datagram it gets.
 #[tokio::test]
-async fn logs_are_the_game_containers_output_and_tail_its_last_lines() {
+async fn logs_are_the_game_containers_output_tail_its_last_lines_and_follow_new_ones() {
     ensure_crd().await;
     let ns = TestNamespace::new("k8s-logs-real").await;
     let backend = KubernetesOrchestrator::new(ns.client.clone());
@@ -344,7 +346,7 @@ async fn logs_are_the_game_containers_output_and_tail_its_last_lines() {
     let owner = create(&ns, &game_server(name, spec)).await;
     let plan = plan::plan(&owner);
     backend.apply(&Owner::of(&owner), &plan).await.expect("apply");
-    ready(&backend, &plan).await;
+    let observed = ready(&backend, &plan).await;
 
     let printed = [
         "config /etc/game/motd.cfg:",
@@ -364,5 +366,29 @@ async fn logs_are_the_game_containers_output_and_tail_its_last_lines() {
         let want = printed[printed.len() - tail as usize..].to_vec();
         assert_eq!(log.lines().collect::<Vec<_>>(), want, "the last {tail} lines");
     }
+
+    // `follow_logs` starts with the last line asked for, then gives each new
+    // line as the game prints it: here the line of a datagram sent to the
+    // game's UDP port (a node port on the real node; resent until one lands,
+    // as kube-proxy's rules may follow readiness by a moment).
+    let mut follow = backend.follow_logs(&plan, Some(1));
+    let first = tokio::time::timeout(WAIT, follow.next()).await.expect("a first line in time");
+    assert_eq!(first.expect("a line").expect("no error"), format!("{}\n", printed[4]));
+    let address = observed.endpoint.address.clone().expect("an address");
+    let port = observed.endpoint.ports.iter().find(|p| p.name == "query").expect("the query port").port;
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let next = tokio::time::timeout(WAIT, async {
+        loop {
+            socket.send_to(b"ping", (address.as_str(), port as u16)).unwrap();
+            if let Ok(line) = tokio::time::timeout(Duration::from_secs(2), follow.next()).await {
+                break line;
+            }
+        }
+    })
+    .await
+    .expect("a new line while following");
+    let next = next.expect("the stream goes on").expect("no error");
+    assert!(next.starts_with("udp datagram from ") && next.ends_with('\n'), "{next:?}");
+    drop(follow);
     teardown_until_done(&backend, &plan, ReclaimPolicy::Delete).await;
 }

@@ -21,6 +21,7 @@ mod plane;
 mod real_node;
 #[path = "../common/real_node.rs"]
 mod real_node_common;
+mod real_node_console;
 mod support;
 mod swarm_backend;
 mod swarm_controller;

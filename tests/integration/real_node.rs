@@ -8,18 +8,17 @@
 //! tolerates its taint; the kwok nodes keep everything else.
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use mettaton::api::{GameServer, Phase, conditions};
 use serde_json::{Value, json};
 
 use crate::controller::{RunningController, gone};
 use crate::real_node_common::{
-    IMAGE_2, NODE, NODE_IP, POD_PREFIX, TAINT, kill_container, on_real_node, play_when_up, published,
+    IMAGE_2, NODE, NODE_IP, POD_PREFIX, TAINT, kill_container, on_real_node, play_when_up, published, volume_dir, world,
 };
 use crate::support::{Release, TestNamespace, ensure_crd, eventually, kubectl, root, succeed, wait_phase, wait_ready};
 
@@ -55,15 +54,6 @@ fn pod_name(pod: &Pod) -> String {
 fn game_status(pod: &Pod) -> k8s_openapi::api::core::v1::ContainerStatus {
     let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
     statuses.into_iter().find(|c| c.name == "game").expect("the game container has a status")
-}
-
-/// The directory on this machine behind the server's volume (the plane's
-/// host-path provisioner makes one per claim).
-async fn volume_dir(ns: &TestNamespace, claim: &str) -> PathBuf {
-    let pvc = ns.api::<PersistentVolumeClaim>().get(claim).await.unwrap();
-    let pv_name = pvc.spec.and_then(|s| s.volume_name).expect("the claim is bound");
-    let pv = Api::<PersistentVolume>::all(ns.client.clone()).get(&pv_name).await.unwrap();
-    PathBuf::from(pv.spec.and_then(|s| s.host_path).expect("a host-path volume").path)
 }
 
 async fn patch_spec(api: &Api<GameServer>, name: &str, spec: Value) {
@@ -193,11 +183,6 @@ async fn a_hung_server_is_restarted_by_its_liveness_probe() {
     let logs = succeed(kubectl().args(["logs", "-n", &ns.name, &pod_name(&pod), "-c", "game", "--previous"]));
     assert!(logs.contains("hanging after 5 s as asked") && logs.contains("saving world"), "{logs}");
     assert!(gs.status.unwrap().restarts >= 1);
-}
-
-/// The world on the volume, as the test game saves it.
-fn world(dir: &std::path::Path) -> String {
-    std::fs::read_to_string(dir.join("world.sav")).unwrap_or_else(|e| format!("no world.sav: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

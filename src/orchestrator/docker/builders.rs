@@ -135,6 +135,9 @@ pub fn container_request(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<C
     if let Some(problem) = engine::mount_path_problem(plan) {
         return Err(refused(plan, problem));
     }
+    if let Some(problem) = engine::supervisor_problem(plan, "plain Docker") {
+        return Err(refused(plan, problem));
+    }
     let env = env(plan)?;
     let resources = resources(plan)?;
     let files = config_files(plan)?;
@@ -776,6 +779,11 @@ mod tests {
     fn what_plain_docker_cannot_do_is_refused_by_name() {
         let cases = [
             ("nodeSelector", json!({ "nodeSelector": { "disk": "ssd" } }), "spec.nodeSelector"),
+            (
+                "ready line",
+                json!({ "command": ["/start"], "health": { "readyLogLine": ["Done"] } }),
+                "spec.health.readyLogLine cannot be used on plain Docker yet",
+            ),
             ("tolerations", json!({ "tolerations": [{ "operator": "Exists" }] }), "spec.tolerations"),
             (
                 "secret",

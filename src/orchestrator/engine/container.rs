@@ -102,3 +102,44 @@ pub fn health_check(plan: &ServerPlan) -> Option<HealthConfig> {
 pub fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
+
+/// Why the plan cannot run on `runtime` ("Docker Swarm", "plain Docker"),
+/// when it asks for mettaton's supervisor, which these backends do not put
+/// into containers yet: the fields that ask for it, named.
+pub fn supervisor_problem(plan: &ServerPlan, runtime: &str) -> Option<String> {
+    let supervisor = plan.container.supervisor.as_ref()?;
+    let fields: Vec<&str> = [
+        (!supervisor.ready.is_empty()).then_some("spec.health.readyLogLine"),
+        supervisor.stop.is_some().then_some("spec.shutdown.stop"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Some(format!(
+        "{} cannot be used on {runtime} yet: they need mettaton's supervisor in the server's container, which only \
+         the Kubernetes backend puts there so far; remove them (spec.shutdown.stopCommand runs a command before the \
+         stop signal instead)",
+        fields.join(" and ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    #[test]
+    fn the_fields_that_need_the_supervisor_are_named() {
+        let mut spec = fixtures::minecraft_spec_json();
+        assert_eq!(supervisor_problem(&crate::plan::plan(&fixtures::game_server("mc", spec.clone())), "X"), None);
+        spec["command"] = serde_json::json!(["/start"]);
+        spec["shutdown"] = serde_json::json!({ "stop": "stop" });
+        let plan = crate::plan::plan(&fixtures::game_server("mc", spec.clone()));
+        let problem = supervisor_problem(&plan, "Docker Swarm").unwrap();
+        assert!(problem.starts_with("spec.shutdown.stop cannot be used on Docker Swarm yet"), "{problem}");
+        spec["health"] = serde_json::json!({ "readyLogLine": ["Done"] });
+        let plan = crate::plan::plan(&fixtures::game_server("mc", spec));
+        let problem = supervisor_problem(&plan, "plain Docker").unwrap();
+        assert!(problem.starts_with("spec.health.readyLogLine and spec.shutdown.stop cannot be used on plain Docker"));
+    }
+}

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapKeySelector, ConfigMapProjection, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction,
-    KeyToPath, Lifecycle, LifecycleHandler, Node, ObjectFieldSelector, PersistentVolumeClaim,
+    ConfigMap, ConfigMapKeySelector, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, ExecAction, KeyToPath, Lifecycle, LifecycleHandler, Node, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
     Probe, ProjectedVolumeSource, ResourceClaim, ResourceRequirements, SeccompProfile, SecretKeySelector,
     SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount,
@@ -23,6 +23,7 @@ use crate::api::{GameServer, PublishedPort, PullPolicy, ServiceType};
 use crate::orchestrator::observed::{Problem, ProblemKind};
 use crate::orchestrator::{Endpoint, Instance, Owner};
 use crate::plan::{self, Check, ConfigSource, EnvPlan, EnvValue, ResourcesPlan, ServerPlan};
+use crate::supervisor;
 
 /// Name of the game's container in the pod.
 pub const CONTAINER: &str = "game";
@@ -30,9 +31,13 @@ pub const CONTAINER: &str = "game";
 const DATA_VOLUME: &str = "data";
 /// Name of the pod volume projecting every config file.
 const CONFIG_VOLUME: &str = "config";
+/// Name of the supervisor's pod volume and of the init container that copies
+/// the supervisor into it.
+const SUPERVISOR: &str = "mettaton-supervisor";
 
-/// The Deployment running the game server.
-pub fn deployment(plan: &ServerPlan, owner: &Owner) -> Deployment {
+/// The Deployment running the game server; `supervisor_image` holds the
+/// supervisor, for a server whose plan needs one.
+pub fn deployment(plan: &ServerPlan, owner: &Owner, supervisor_image: &str) -> Deployment {
     // What the pod is made from beside the spec: a change of either makes
     // the Deployment roll out a new pod (on the same claim).
     let annotations: BTreeMap<String, String> = plan
@@ -57,7 +62,7 @@ pub fn deployment(plan: &ServerPlan, owner: &Owner) -> Deployment {
                     annotations: non_empty_map(annotations),
                     ..Default::default()
                 }),
-                spec: Some(pod_spec(plan)),
+                spec: Some(pod_spec(plan, supervisor_image)),
             },
             ..Default::default()
         }),
@@ -65,7 +70,7 @@ pub fn deployment(plan: &ServerPlan, owner: &Owner) -> Deployment {
     }
 }
 
-fn pod_spec(plan: &ServerPlan) -> PodSpec {
+fn pod_spec(plan: &ServerPlan, supervisor_image: &str) -> PodSpec {
     let mut volumes = Vec::new();
     if let Some(volume) = &plan.volume {
         volumes.push(Volume {
@@ -79,6 +84,14 @@ fn pod_spec(plan: &ServerPlan) -> PodSpec {
     }
     if let Some(projected) = config_volume(plan) {
         volumes.push(Volume { name: CONFIG_VOLUME.into(), projected: Some(projected), ..Default::default() });
+    }
+    let supervised = plan.container.supervisor.is_some();
+    if supervised {
+        volumes.push(Volume {
+            name: SUPERVISOR.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        });
     }
     PodSpec {
         // Game servers never talk to the Kubernetes API; a mounted token would
@@ -94,6 +107,21 @@ fn pod_spec(plan: &ServerPlan) -> PodSpec {
         security_context: Some(PodSecurityContext {
             seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
             ..Default::default()
+        }),
+        // The supervisor comes from an image of its own: copied into the
+        // volume the game's container shares, it runs in any game image.
+        init_containers: supervised.then(|| {
+            vec![Container {
+                name: SUPERVISOR.into(),
+                image: Some(supervisor_image.to_string()),
+                command: Some(supervisor::install_command()),
+                volume_mounts: Some(vec![supervisor_mount()]),
+                security_context: Some(SecurityContext {
+                    allow_privilege_escalation: Some(false),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]
         }),
         containers: vec![container(plan)],
         volumes: non_empty(volumes),
@@ -115,9 +143,21 @@ fn pod_spec(plan: &ServerPlan) -> PodSpec {
     }
 }
 
+fn supervisor_mount() -> VolumeMount {
+    VolumeMount { name: SUPERVISOR.into(), mount_path: supervisor::MOUNT.into(), ..Default::default() }
+}
+
 fn container(plan: &ServerPlan) -> Container {
     let c = &plan.container;
-    let check = c.readiness.as_ref();
+    let supervised = c.supervisor.as_ref();
+    // Supervised, the game runs as the supervisor's child and the ready line
+    // joins the readiness check.
+    let supervisor_check = supervised.and_then(|s| supervisor::probe(c, s)).map(|command| Check::Exec { command });
+    let check = supervisor_check.as_ref().or(c.readiness.as_ref());
+    let (command, args) = match supervised {
+        Some(s) => (Some(supervisor::command(plan, s)), None),
+        None => (non_empty(c.command.clone()), non_empty(c.args.clone())),
+    };
     Container {
         name: CONTAINER.into(),
         image: Some(c.image.clone()),
@@ -129,8 +169,11 @@ fn container(plan: &ServerPlan) -> Container {
             }
             .to_string()
         }),
-        command: non_empty(c.command.clone()),
-        args: non_empty(c.args.clone()),
+        command,
+        args,
+        // The console: `mettaton send`, `kubectl attach -i` write to the
+        // game's stdin (the supervisor's, which passes it on).
+        stdin: Some(true),
         env: non_empty(c.env.iter().map(env_var).collect()),
         resources: c.resources.as_ref().map(resource_requirements),
         ports: non_empty(
@@ -245,6 +288,9 @@ fn startup_failure_threshold(startup_timeout_seconds: i32, period_seconds: i32) 
 
 fn volume_mounts(plan: &ServerPlan) -> Vec<VolumeMount> {
     let mut mounts = Vec::new();
+    if plan.container.supervisor.is_some() {
+        mounts.push(supervisor_mount());
+    }
     if let Some(volume) = &plan.volume {
         mounts.push(VolumeMount {
             name: DATA_VOLUME.into(),
@@ -650,9 +696,23 @@ mod tests {
         f(&plan::plan(gs), &Owner::of(gs))
     }
 
+    /// The Deployment with the supervisor's image of a test controller.
+    fn game_deployment(plan: &ServerPlan, owner: &Owner) -> Deployment {
+        deployment(plan, owner, "registry.test/mettaton-supervisor:1")
+    }
+
+    #[test]
+    fn a_supervised_server_runs_the_game_under_the_supervisor_copied_in_by_an_init_container() {
+        let mut spec = crate::fixtures::minecraft_spec_json();
+        spec["command"] = json!(["/start"]);
+        spec["health"] = json!({ "readyLogLine": [")! For help, type "], "probe": { "tcpPort": "game" } });
+        spec["shutdown"] = json!({ "stop": "stop", "gracePeriodSeconds": 90 });
+        insta::assert_yaml_snapshot!(build(&game_server("mc", spec), game_deployment).spec.unwrap().template.spec);
+    }
+
     #[test]
     fn minecraft_deployment() {
-        insta::assert_yaml_snapshot!(build(&minecraft(), deployment));
+        insta::assert_yaml_snapshot!(build(&minecraft(), game_deployment));
     }
 
     #[test]
@@ -672,12 +732,12 @@ mod tests {
 
     #[test]
     fn stopped_deployment() {
-        insta::assert_yaml_snapshot!(build(&stopped(), deployment));
+        insta::assert_yaml_snapshot!(build(&stopped(), game_deployment));
     }
 
     #[test]
     fn udp_only_deployment() {
-        insta::assert_yaml_snapshot!(build(&udp_only(), deployment));
+        insta::assert_yaml_snapshot!(build(&udp_only(), game_deployment));
     }
 
     #[test]
@@ -692,7 +752,7 @@ mod tests {
 
     #[test]
     fn exec_probe_deployment() {
-        insta::assert_yaml_snapshot!(build(&exec_probe(), deployment));
+        insta::assert_yaml_snapshot!(build(&exec_probe(), game_deployment));
     }
 
     #[test]
@@ -702,12 +762,12 @@ mod tests {
 
     #[test]
     fn placed_deployment() {
-        insta::assert_yaml_snapshot!(build(&placed(), deployment));
+        insta::assert_yaml_snapshot!(build(&placed(), game_deployment));
     }
 
     #[test]
     fn placement_maps_to_the_pod_spec_and_is_absent_without_it() {
-        let pod = |gs: &GameServer| build(gs, deployment).spec.unwrap().template.spec.unwrap();
+        let pod = |gs: &GameServer| build(gs, game_deployment).spec.unwrap().template.spec.unwrap();
         let placed = pod(&placed());
         assert_eq!(
             placed.node_selector,
@@ -741,7 +801,7 @@ mod tests {
             if let Some(token) = token {
                 gs.metadata.annotations = Some(BTreeMap::from([(plan::ANNOTATION_RESTARTED_AT.into(), token.into())]));
             }
-            build(&gs, deployment)
+            build(&gs, game_deployment)
         };
         let annotations = |d: &Deployment| d.spec.clone().unwrap().template.metadata.unwrap().annotations;
         let hash = plan::plan(&minecraft()).config.unwrap().hash;
@@ -775,7 +835,7 @@ mod tests {
         let mut only_refs = minecraft();
         only_refs.spec.config.retain(|f| f.config_map_key_ref.is_some());
         assert_eq!(build(&only_refs, config_map), None);
-        let d = build(&only_refs, deployment);
+        let d = build(&only_refs, game_deployment);
         let volumes = d.spec.unwrap().template.spec.unwrap().volumes.unwrap();
         let sources = volumes[1].projected.as_ref().unwrap().sources.as_ref().unwrap();
         assert_eq!(sources.len(), 1, "only the user's ConfigMap is projected");
@@ -786,7 +846,7 @@ mod tests {
         let gs = minecraft();
         let p = plan::plan(&gs);
         let metas = [
-            deployment(&p, &Owner::of(&gs)).metadata,
+            game_deployment(&p, &Owner::of(&gs)).metadata,
             service(&p, &Owner::of(&gs)).metadata,
             persistent_volume_claim(&p, &Owner::of(&gs)).unwrap().metadata,
             config_map(&p, &Owner::of(&gs)).unwrap().metadata,

@@ -37,7 +37,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, Preconditions};
+use kube::api::{AttachParams, DeleteParams, ListParams, LogParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -45,9 +45,11 @@ use serde_json::{Value, json};
 
 use crate::api::{self, ReclaimPolicy, ServiceType};
 use crate::orchestrator::{
-    BackendError, Logs, Observed, Orchestrator, Owner, Teardown, Triggers, Workload, error_chain,
+    BackendError, Console, ConsoleSession, Logs, Observed, Orchestrator, Owner, Teardown, Triggers, Workload,
+    error_chain,
 };
 use crate::plan::{self, ServerPlan};
+use crate::supervisor;
 
 /// Label put on a data claim kept after its GameServer was deleted (reclaim
 /// policy Retain), so that `kubectl get pvc -l mettaton.dev/retained` lists the
@@ -66,6 +68,8 @@ pub struct KubernetesOrchestrator {
     written: Arc<Mutex<HashMap<(String, String), Applied>>>,
     /// Nodes read lately, by name, with when they were read.
     nodes: Arc<Mutex<HashMap<String, (Instant, Node)>>>,
+    /// The image the supervisor is copied from into supervised servers' pods.
+    supervisor_image: Arc<str>,
 }
 
 /// A server's Deployment and Service as its last apply left them.
@@ -94,7 +98,20 @@ const NODE_TTL: Duration = Duration::from_secs(60);
 
 impl KubernetesOrchestrator {
     pub fn new(client: Client) -> Self {
-        KubernetesOrchestrator { client, cache: Arc::default(), written: Arc::default(), nodes: Arc::default() }
+        KubernetesOrchestrator {
+            client,
+            cache: Arc::default(),
+            written: Arc::default(),
+            nodes: Arc::default(),
+            supervisor_image: supervisor::DEFAULT_IMAGE.into(),
+        }
+    }
+
+    /// The supervisor's image, instead of this release's
+    /// ([`supervisor::DEFAULT_IMAGE`]).
+    pub fn with_supervisor_image(mut self, image: &str) -> Self {
+        self.supervisor_image = image.into();
+        self
     }
 
     /// What the cache knows of child `name` of the server; `Unknown` without one.
@@ -287,6 +304,15 @@ impl Orchestrator for KubernetesOrchestrator {
                 reason: "the GameServer has no uid (it was not read from the API server)".into(),
             });
         }
+        // What the API server's schema cannot check of the supervisor's work
+        // (a regular expression that does not compile, an unknown signal).
+        let problems = plan.container.supervisor.as_ref().map(supervisor::problems).unwrap_or_default();
+        if !problems.is_empty() {
+            return Err(BackendError::Refused {
+                what: format!("run GameServer {}", plan.name),
+                reason: problems.join("; "),
+            });
+        }
 
         // The ConfigMap and the claim come first: the pod mounts them.
         match builders::config_map(plan, owner) {
@@ -313,7 +339,7 @@ impl Orchestrator for KubernetesOrchestrator {
         // Independent of each other: read and written side by side, the
         // reconcile waits for one round trip instead of two.
         let (deployment, service) = futures::try_join!(
-            self.ensure(plan, builders::deployment(plan, owner), keep),
+            self.ensure(plan, builders::deployment(plan, owner, &self.supervisor_image), keep),
             self.ensure(plan, builders::service(plan, owner), keep)
         )?;
         let key = (plan.namespace.clone(), plan.name.clone());
@@ -419,6 +445,64 @@ impl Logs for KubernetesOrchestrator {
         })
         .try_flatten()
         .boxed()
+    }
+}
+
+/// How long a console session may take to close once its input ended.
+const CONSOLE_CLOSE: Duration = Duration::from_secs(5);
+
+impl Console for KubernetesOrchestrator {
+    /// Through the API server (`pods/attach`): governed by the caller's RBAC,
+    /// and in the cluster's audit log.
+    async fn attach(&self, plan: &ServerPlan) -> Result<ConsoleSession, BackendError> {
+        use futures::StreamExt;
+        let pods = self.pods(plan).await?;
+        let Some(name) = builders::current_pod(&pods).and_then(|p| p.metadata.name.clone()) else {
+            return Err(BackendError::Other {
+                what: format!("open the console of GameServer {}", plan.name),
+                reason: "no pod runs the server".into(),
+            });
+        };
+        let what = format!("the console of GameServer {} (pod/{name})", plan.name);
+        let params = AttachParams::default().container(builders::CONTAINER).stdin(true).stdout(true).stderr(true);
+        let mut attached =
+            self.api::<Pod>(plan).attach(&name, &params).await.map_err(|e| backend_error(format!("open {what}"), e))?;
+        let input = attached.stdin().expect("attached with stdin");
+        let chunks = |reader: Option<_>| {
+            tokio_util::io::ReaderStream::new(reader.expect("attached with the stream")).map(|r| r.map(|b| b.to_vec()))
+        };
+        let (out, err) = (chunks(attached.stdout()), chunks(attached.stderr()));
+        let failed = what.clone();
+        let output = futures::stream::select(out, err)
+            .map(move |r| r.map_err(|e| BackendError::Other { what: format!("read {failed}"), reason: e.to_string() }))
+            .boxed();
+        let closing = what.clone();
+        // The session's end status is read, or the session fails to hand it
+        // over as it closes.
+        let status = attached.take_status();
+        // The end of input is sent after what was typed: once the session
+        // closes, all of it was delivered.
+        let closer = Box::pin(async move {
+            let closed = async {
+                let joined = attached.join().await;
+                if let Some(status) = status {
+                    status.await;
+                }
+                joined
+            };
+            match tokio::time::timeout(CONSOLE_CLOSE, closed).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(BackendError::Other { what: format!("close {closing}"), reason: e.to_string() }),
+                Err(_) => Err(BackendError::Other {
+                    what: format!("close {closing}"),
+                    reason: format!(
+                        "the session did not close within {} s of the end of its input",
+                        CONSOLE_CLOSE.as_secs()
+                    ),
+                }),
+            }
+        });
+        Ok(ConsoleSession { input: Box::pin(input), output, closer, what })
     }
 }
 

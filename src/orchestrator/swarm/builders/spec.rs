@@ -57,6 +57,9 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
             ),
         ));
     }
+    if let Some(problem) = shared::supervisor_problem(plan, "Docker Swarm") {
+        return Err(refused(plan, problem));
+    }
     let constraints = constraints(plan)?;
     if let Some(problem) = shared::mount_path_problem(plan) {
         return Err(refused(plan, problem));

@@ -385,6 +385,11 @@ fn placement_swarm_cannot_express_is_refused_with_the_field_named() {
     v["tolerations"] = json!([{ "key": "dedicated", "value": "games", "effect": "NoSchedule" }]);
     let reason = refusal(service_spec(&plan_of(v), None));
     assert!(reason.starts_with("spec.tolerations cannot be used on Docker Swarm, which has no taints"), "{reason}");
+    let mut v = minecraft();
+    v["command"] = json!(["/start"]);
+    v["shutdown"] = json!({ "stop": "stop" });
+    let reason = refusal(service_spec(&plan_of(v), None));
+    assert!(reason.starts_with("spec.shutdown.stop cannot be used on Docker Swarm yet"), "{reason}");
 
     let reason = refusal(service_spec(&plan_of(with_node_selector(json!({ "example.com/pool": "games" }))), None));
     assert!(reason.contains("spec.nodeSelector key \"example.com/pool\""), "{reason}");
