@@ -3,33 +3,18 @@
 //! RBAC decides who may type, and the audit log shows who did).
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::Api;
-use mettaton::api::GameServer;
 use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
 use mettaton::orchestrator::{Console, ConsoleSession};
 
-/// Where the server is.
-#[derive(clap::Args, Debug)]
-pub struct Target {
-    /// The GameServer.
-    name: String,
-    /// Its namespace (default: the kubeconfig context's namespace, else `default`).
-    #[arg(long, short = 'n', env = "MTN_NAMESPACE")]
-    namespace: Option<String>,
-    /// Kubeconfig to use; otherwise $KUBECONFIG, ~/.kube/config, or the
-    /// in-cluster service account.
-    #[arg(long, env = "MTN_KUBECONFIG")]
-    kubeconfig: Option<PathBuf>,
-}
+use crate::ServerRef;
 
 #[derive(clap::Args, Debug)]
 pub struct SendArgs {
     #[command(flatten)]
-    target: Target,
+    target: ServerRef,
     /// The console line, for example `say hello` (several words are joined
     /// with spaces).
     #[arg(required = true, num_args = 1..)]
@@ -42,20 +27,13 @@ pub struct SendArgs {
 #[derive(clap::Args, Debug)]
 pub struct ConsoleArgs {
     #[command(flatten)]
-    target: Target,
+    target: ServerRef,
 }
 
-async fn attach(target: &Target) -> Result<ConsoleSession, String> {
-    let client = crate::client(target.kubeconfig.as_ref()).await?;
-    let namespace = target.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
-    let what = format!("gameserver {namespace}/{}", target.name);
-    let gs = Api::<GameServer>::namespaced(client.clone(), &namespace)
-        .get_opt(&target.name)
-        .await
-        .map_err(|e| format!("reading {what}: {e}"))?
-        .ok_or_else(|| format!("{what} not found"))?;
-    let plan = mettaton::plan::plan(&gs);
-    KubernetesOrchestrator::new(client).attach(&plan).await.map_err(|e| e.to_string())
+async fn attach(target: &ServerRef) -> Result<ConsoleSession, String> {
+    let server = target.read().await?;
+    let plan = mettaton::plan::plan(&server.gs);
+    KubernetesOrchestrator::new(server.client).attach(&plan).await.map_err(|e| e.to_string())
 }
 
 /// Types one line, and prints what the game prints for `--wait` seconds.

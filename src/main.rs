@@ -42,7 +42,7 @@ enum Command {
     /// volume (as `kubectl rollout restart` does for a Deployment), without a
     /// change to its spec. Sets the annotation `mettaton.dev/restartedAt` to
     /// now; the controller does the rest.
-    Restart(RestartArgs),
+    Restart(ServerRef),
     /// Type one line into a GameServer's console (its standard input) and
     /// print what the game prints after it. Through the API server, with your
     /// credentials: needs `get` and `create` on `pods/attach` in the namespace (a WebSocket
@@ -53,9 +53,10 @@ enum Command {
     Console(console_cli::ConsoleArgs),
 }
 
+/// A GameServer named on the command line (restart, send, console).
 #[derive(clap::Args, Debug)]
-struct RestartArgs {
-    /// The GameServer to restart.
+pub(crate) struct ServerRef {
+    /// The GameServer.
     name: String,
     /// Its namespace (default: the kubeconfig context's namespace, else `default`).
     #[arg(long, short = 'n', env = "MTN_NAMESPACE")]
@@ -64,6 +65,27 @@ struct RestartArgs {
     /// in-cluster service account.
     #[arg(long, env = "MTN_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+}
+
+/// A GameServer read from the API server, with the client and the API it
+/// was read through, and how messages name it.
+pub(crate) struct Server {
+    pub client: Client,
+    pub api: Api<GameServer>,
+    pub gs: GameServer,
+    pub what: String,
+}
+
+impl ServerRef {
+    pub(crate) async fn read(&self) -> Result<Server, String> {
+        let client = client(self.kubeconfig.as_ref()).await?;
+        let namespace = self.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+        let api: Api<GameServer> = Api::namespaced(client.clone(), &namespace);
+        let what = format!("gameserver {namespace}/{}", self.name);
+        let gs = api.get_opt(&self.name).await.map_err(|e| format!("reading {what}: {e}"))?;
+        let gs = gs.ok_or_else(|| format!("{what} not found"))?;
+        Ok(Server { client, api, gs, what })
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -195,13 +217,8 @@ async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
 /// writes under its own.
 const RESTART_FIELD_MANAGER: &str = "mettaton-restart";
 
-async fn restart(args: RestartArgs) -> Result<(), String> {
-    let client = client(args.kubeconfig.as_ref()).await?;
-    let namespace = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
-    let api: Api<GameServer> = Api::namespaced(client, &namespace);
-    let what = format!("gameserver {namespace}/{}", args.name);
-    let gs = api.get_opt(&args.name).await.map_err(|e| format!("reading {what}: {e}"))?;
-    let gs = gs.ok_or_else(|| format!("{what} not found"))?;
+async fn restart(args: ServerRef) -> Result<(), String> {
+    let Server { api, gs, what, .. } = args.read().await?;
     let token =
         restart_token(mettaton::plan::restart_token(gs.metadata.annotations.as_ref()).as_deref(), Timestamp::now());
     let patch =

@@ -197,3 +197,19 @@ pub async fn volume_dir(ns: &crate::support::TestNamespace, claim: &str) -> Path
 pub fn world(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("world.sav")).unwrap_or_else(|e| format!("no world.sav: {e}"))
 }
+
+/// The one pod of server `name` that is not being deleted (waiting up to two
+/// minutes for there to be exactly one).
+pub async fn live_pod(ns: &crate::support::TestNamespace, name: &str) -> Pod {
+    let selector = format!("mettaton.dev/gameserver={name}");
+    eventually(&format!("one live pod of {name}"), Duration::from_secs(120), || async {
+        let params = kube::api::ListParams::default().labels(&selector);
+        let pods = ns.api::<Pod>().list(&params).await.map_err(|e| e.to_string())?;
+        let live: Vec<Pod> = pods.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+        match live.as_slice() {
+            [pod] => Ok(pod.clone()),
+            other => Err(format!("{} live pods", other.len())),
+        }
+    })
+    .await
+}

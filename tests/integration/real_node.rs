@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 
 use crate::controller::{RunningController, gone};
 use crate::real_node_common::{
-    IMAGE_2, NODE, NODE_IP, POD_PREFIX, TAINT, kill_container, on_real_node, play_when_up, published, volume_dir, world,
+    IMAGE_2, NODE, NODE_IP, POD_PREFIX, TAINT, kill_container, live_pod, on_real_node, play_when_up, published,
+    volume_dir, world,
 };
 use crate::support::{Release, TestNamespace, ensure_crd, eventually, kubectl, root, succeed, wait_phase, wait_ready};
 
@@ -30,20 +31,6 @@ async fn start(prefix: &str) -> (TestNamespace, RunningController, Api<GameServe
     let controller = RunningController::start(&ns, ns.client.clone(), ns.client.clone());
     let api = ns.api::<GameServer>();
     (ns, controller, api)
-}
-
-/// The one pod of a server that is not being deleted.
-async fn the_pod(ns: &TestNamespace, name: &str) -> Pod {
-    let selector = format!("mettaton.dev/gameserver={name}");
-    eventually(&format!("one live pod of {name}"), WAIT, || async {
-        let pods = ns.api::<Pod>().list(&ListParams::default().labels(&selector)).await.map_err(|e| e.to_string())?;
-        let live: Vec<Pod> = pods.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
-        match live.as_slice() {
-            [pod] => Ok(pod.clone()),
-            other => Err(format!("{} live pods", other.len())),
-        }
-    })
-    .await
 }
 
 fn pod_name(pod: &Pod) -> String {
@@ -83,7 +70,7 @@ async fn a_server_on_the_real_node_is_ready_by_its_probe_and_players_reach_it_ov
     api.create(&PostParams::default(), &gs).await.unwrap();
 
     let gs = wait_ready(&api, "play", WAIT).await;
-    let pod = the_pod(&ns, "play").await;
+    let pod = live_pod(&ns, "play").await;
     assert_eq!(pod.spec.as_ref().unwrap().node_name.as_deref(), Some(NODE));
     let pod_ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
     assert!(pod_ip.starts_with(POD_PREFIX), "a pod IP of the node's bridge: {pod_ip}");
@@ -137,7 +124,7 @@ async fn a_server_that_never_listens_really_fails_its_startup_deadline() {
     let gs = wait_phase(&api, "slow", Phase::Failed, WAIT).await;
     assert_eq!(reason(&gs, conditions::DEGRADED).0, "StartupTimeout");
     // The game runs, but the kubelet's probe never reached it.
-    let pod = the_pod(&ns, "slow").await;
+    let pod = live_pod(&ns, "slow").await;
     assert!(!game_status(&pod).ready);
     let logs = succeed(kubectl().args(["logs", "-n", &ns.name, &pod_name(&pod), "-c", "game"]));
     assert!(logs.contains("loading world for 3600 s"), "{logs}");
@@ -155,7 +142,7 @@ async fn a_server_that_crashes_really_crash_loops_and_is_failed_with_its_restart
     let (why, message) = reason(&gs, conditions::DEGRADED);
     assert_eq!(why, "CrashLoop", "{message}");
     assert!(gs.status.as_ref().unwrap().restarts >= 3, "{:?}", gs.status);
-    let pod = the_pod(&ns, "crash").await;
+    let pod = live_pod(&ns, "crash").await;
     let game = game_status(&pod);
     let last = game.last_state.and_then(|s| s.terminated).expect("the last run ended");
     assert_eq!(last.exit_code, 1, "the game's own exit code");
@@ -179,7 +166,7 @@ async fn a_hung_server_is_restarted_by_its_liveness_probe() {
     .await;
     let events = kubelet_events(&ns).await;
     assert!(events.iter().any(|e| e.contains("failed liveness probe, will be restarted")), "{events:#?}");
-    let pod = the_pod(&ns, "hang").await;
+    let pod = live_pod(&ns, "hang").await;
     let logs = succeed(kubectl().args(["logs", "-n", &ns.name, &pod_name(&pod), "-c", "game", "--previous"]));
     assert!(logs.contains("hanging after 5 s as asked") && logs.contains("saving world"), "{logs}");
     assert!(gs.status.unwrap().restarts >= 1);
@@ -214,7 +201,7 @@ async fn the_world_is_saved_on_stop_and_deletion_and_survives_restart_image_chan
     patch_spec(&api, "world", json!({ "image": IMAGE_2 })).await;
     let gs = eventually("the new image running", WAIT, || async {
         let gs = wait_ready(&api, "world", WAIT).await;
-        let pod = the_pod(&ns, "world").await;
+        let pod = live_pod(&ns, "world").await;
         let image = pod.spec.as_ref().unwrap().containers[0].image.clone().unwrap_or_default();
         if image == IMAGE_2 && game_status(&pod).ready { Ok(gs) } else { Err(image) }
     })
@@ -364,7 +351,7 @@ async fn the_helm_installed_controller_runs_as_restricted_pods_and_its_standby_t
     let api = games.api::<GameServer>();
     api.create(&PostParams::default(), &on_real_node("hosted", json!({}))).await.unwrap();
     let gs = wait_ready(&api, "hosted", WAIT).await;
-    let greeting = format!("hello from {}", pod_name(&the_pod(&games, "hosted").await));
+    let greeting = format!("hello from {}", pod_name(&live_pod(&games, "hosted").await));
     assert_eq!(play_when_up(&gs, &[]).await[0], greeting);
 
     // The leader's process is killed (SIGKILL: no chance to release the

@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, EvictParams, Patch, PatchParams, PostParams};
 use mettaton::api::{GameServer, Phase, conditions};
 use serde_json::{Value, json};
 
 use crate::controller::{RunningController, gone};
-use crate::real_node_common::{ensure_supervisor_image, on_real_node, play_when_up, volume_dir, world};
+use crate::real_node_common::{ensure_supervisor_image, live_pod, on_real_node, play_when_up, volume_dir, world};
 use crate::support::{
     TestNamespace, condition_status, ensure_crd, eventually, kubectl, root, succeed, wait_phase, wait_ready,
 };
@@ -37,20 +37,6 @@ fn supervised(name: &str, mut spec: Value) -> GameServer {
     spec["env"] = Value::Array(env);
     spec["command"] = json!(["/testgame"]);
     on_real_node(name, spec)
-}
-
-/// The one live pod of the server.
-async fn live_pod(ns: &TestNamespace, name: &str) -> Pod {
-    let selector = format!("mettaton.dev/gameserver={name}");
-    eventually(&format!("one live pod of {name}"), WAIT, || async {
-        let pods = ns.api::<Pod>().list(&ListParams::default().labels(&selector)).await.map_err(|e| e.to_string())?;
-        let live: Vec<Pod> = pods.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
-        match live.as_slice() {
-            [pod] => Ok(pod.clone()),
-            other => Err(format!("{} live pods", other.len())),
-        }
-    })
-    .await
 }
 
 async fn game_log(ns: &TestNamespace, pod: &str) -> String {

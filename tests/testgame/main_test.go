@@ -365,14 +365,7 @@ func TestConsoleSaveWritesTheWorld(t *testing.T) {
 	if got := p.say("set silver"); got != "set: silver" {
 		t.Fatalf("set: %q", got)
 	}
-	g.send("stop")
-	g.expect("console: stop")
-	g.expect("saving world")
-	g.expect("world saved to " + save)
-	g.expect("stopped")
-	if code := g.exitCode(); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	g.stopThroughConsole(t, save)
 	if got := readFile(t, save); got != "starts=5\ndata=silver\n" {
 		t.Fatalf("save file after stop: %q", got)
 	}
@@ -393,14 +386,7 @@ func TestStopOnConsoleIgnoresSignals(t *testing.T) {
 	if _, err := os.Stat(save); !os.IsNotExist(err) {
 		t.Fatalf("saved before the stop command: %v", err)
 	}
-	g.send("stop")
-	g.expect("console: stop")
-	g.expect("saving world")
-	g.expect("world saved to " + save)
-	g.expect("stopped")
-	if code := g.exitCode(); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	g.stopThroughConsole(t, save)
 	if got := readFile(t, save); got != "starts=1\ndata=\n" {
 		t.Fatalf("save file %q", got)
 	}
@@ -530,4 +516,17 @@ func TestConsoleEOFKeepsRunning(t *testing.T) {
 			t.Fatalf("exit %d", code)
 		}
 	})
+}
+
+// stopThroughConsole types stop and checks the game saves to save and exits 0.
+func (g *game) stopThroughConsole(t *testing.T, save string) {
+	t.Helper()
+	g.send("stop")
+	g.expect("console: stop")
+	g.expect("saving world")
+	g.expect("world saved to " + save)
+	g.expect("stopped")
+	if code := g.exitCode(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
 }
