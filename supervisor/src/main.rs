@@ -99,8 +99,13 @@ fn run(args: &[String]) -> i32 {
     // PID 1 (a container runtime's init in front of us, or a test).
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
     // Taken by the signal thread with sigwait; the game gets a clean mask
-    // (std resets it in the child before exec).
+    // (std resets it in the child before exec) and, for these signals, the
+    // default dispositions: one ignored by whatever started the supervisor
+    // (`nohup` ignores SIGHUP) would stay ignored in the game through exec.
     let set = signal_set();
+    for sig in HANDLED {
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 
     // Held (open) until the supervisor exits.

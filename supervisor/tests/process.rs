@@ -160,15 +160,33 @@ fn other_signals_are_passed_on_and_a_second_sigterm_does_not_stop_twice() {
     let mut cmd = Command::new(BIN);
     let state = dir.state();
     cmd.args(["run", "--state-dir", &state, "--", "/bin/sh", "-c", script]).current_dir(&dir.0);
+    // Started as `nohup` starts it: SIGHUP ignored, which the game must not
+    // inherit (a shell cannot trap a signal ignored at its start).
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(text(&buf[..n])).is_err() {
+                return;
+            }
+        }
+    });
     let mut seen = String::new();
     let mut read_until = |want: &str| {
-        let mut buf = [0u8; 256];
         while !seen.contains(want) {
-            let n = stdout.read(&mut buf).unwrap();
-            assert!(n > 0, "output ended before {want:?}: {seen:?}");
-            seen.push_str(&text(&buf[..n]));
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(chunk) => seen.push_str(&chunk),
+                Err(e) => panic!("no {want:?} ({e}): {seen:?}"),
+            }
         }
     };
     read_until("up\n");
