@@ -5,7 +5,14 @@
 //!   exit code (128 + the signal when a signal ended it). The game's output is
 //!   passed on byte for byte as it comes (stdout to stdout, stderr to
 //!   stderr); a copy is cut into lines and matched: the ready lines create
-//!   `STATE_DIR/ready`, join and leave lines rewrite `STATE_DIR/players.json`.
+//!   `STATE_DIR/ready` (created at once when there is no ready line to wait
+//!   for), join and leave lines rewrite `STATE_DIR/players.json`, event lines
+//!   (`--event REASON=PATTERN`) `STATE_DIR/events.json` (the last 100);
+//!   `STATE_DIR/boot` (when it started, unix ms) is written last at start,
+//!   once the files of an earlier boot are gone. With `--http PORT` the report
+//!   built from these files is served at `GET /status?since=N` on
+//!   0.0.0.0:PORT (a port that cannot be bound is said on stderr; the game
+//!   runs on).
 //!   What comes on the supervisor's stdin (a console attached through the
 //!   runtime) goes to the game's stdin; when that ends, the game's stdin
 //!   stays open (games stop on end of input). SIGTERM or SIGINT stops the
@@ -19,22 +26,29 @@
 //!   ready file exists, the TCP port takes a connection on 127.0.0.1, and the
 //!   command (if any) succeeds: the readiness check of a server whose
 //!   readiness comes from its log.
+//! - `status --state-dir DIR [--since N]`: prints the report (one JSON
+//!   object) of the supervisor running on DIR, as the HTTP server serves it:
+//!   for a backend that can exec in the container but not reach its network.
 //! - `install DIR`: copies this binary to `DIR/mettaton-supervisor` (run by
 //!   the init container that brings it into the game's container).
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::mem::ManuallyDrop;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::FromRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mettaton_supervisor::{Config, Lines, PLAYERS_FILE, Players, READY_FILE, Stop};
+use mettaton_supervisor::{
+    BOOT_FILE, Config, EVENTS_FILE, Events, Lines, PLAYERS_FILE, Players, READY_FILE, Report, Stop, http,
+};
 
 /// Exit codes of the supervisor itself, as shells and container runtimes use
 /// them: bad usage, a command that cannot run, a command not found.
@@ -46,15 +60,25 @@ const EXIT_NOT_FOUND: i32 = 127;
 const DRAIN: Duration = Duration::from_secs(2);
 /// The signals the supervisor takes instead of the game.
 const HANDLED: [i32; 6] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+/// How long changed players and events may wait to be written while the game
+/// prints faster than they are (they are written whenever its output is all
+/// taken).
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// The HTTP server: connections served at once (more are closed at once),
+/// the time one gets for its request and for its response, a handler's stack.
+const HTTP_CONNECTIONS: usize = 16;
+const HTTP_DEADLINE: Duration = Duration::from_secs(5);
+const HTTP_STACK: usize = 256 * 1024;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("probe") => probe(&args[1..]),
+        Some("status") => status(&args[1..]),
         Some("install") => install(&args[1..]),
         _ => {
-            say("usage: mettaton-supervisor run|probe|install ... (see the project's ARCHITECTURE.md)");
+            say("usage: mettaton-supervisor run|probe|status|install ... (see the project's ARCHITECTURE.md)");
             EXIT_USAGE
         }
     };
@@ -87,19 +111,18 @@ fn run(args: &[String]) -> i32 {
         say(&format!("cannot create the state directory {}: {e}", config.state_dir.display()));
         return EXIT_USAGE;
     }
-    for file in [READY_FILE, PLAYERS_FILE] {
+    // The boot first: no report until this boot's files are all written.
+    for file in [BOOT_FILE, READY_FILE, PLAYERS_FILE, EVENTS_FILE] {
         let _ = std::fs::remove_file(config.state_dir.join(file));
     }
-    let mut players = Players::default();
-    if !config.join.is_empty() {
-        write_atomically(&config.state_dir, PLAYERS_FILE, players.to_json().as_bytes());
-    }
+    let mut state = State::new(&config);
+    write_atomically(&config.state_dir, BOOT_FILE, format!("{}\n", unix_ms()).as_bytes());
 
     // Orphans of the game's children are ours to reap even when we are not
     // PID 1 (a container runtime's init in front of us, or a test).
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
     // Taken by the signal thread with sigwait; the game gets a clean mask
-    // (std resets it in the child before exec) and, for these signals, the
+    // (cleared in the child before exec, below) and, for these signals, the
     // default dispositions: one ignored by whatever started the supervisor
     // (`nohup` ignores SIGHUP) would stay ignored in the game through exec.
     let set = signal_set();
@@ -107,6 +130,10 @@ fn run(args: &[String]) -> i32 {
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    // Its threads, started after that mask, never take those signals.
+    if let Some(port) = config.http {
+        serve(port, config.state_dir.clone());
+    }
 
     // Held (open) until the supervisor exits.
     let _lock = match &config.lock {
@@ -117,14 +144,27 @@ fn run(args: &[String]) -> i32 {
         None => None,
     };
 
-    let mut child = match Command::new(&config.command[0])
-        .args(&config.command[1..])
+    let mut game = Command::new(&config.command[0]);
+    game.args(&config.command[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-    {
+        .process_group(0);
+    // std's posix_spawn leaves the child our mask, and a blocked signal stays
+    // blocked through exec: the game would never get SIGTERM (a shell that
+    // clears its own mask hid it; `sleep` or a JVM started directly do not).
+    // sigprocmask is async-signal-safe, as a pre_exec hook must be.
+    unsafe {
+        game.pre_exec(|| {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            match libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    let mut child = match game.spawn() {
         Ok(c) => c,
         Err(e) => {
             say(&format!("cannot run {}: {e}", config.command[0]));
@@ -143,7 +183,6 @@ fn run(args: &[String]) -> i32 {
     signals(set, tx.clone());
     reap(pid, tx);
 
-    let mut ready = config.ready.is_empty();
     let mut kill_at: Option<Instant> = None;
     let mut exited: Option<(i32, Instant)> = None;
     let mut drained = 0;
@@ -153,16 +192,16 @@ fn run(args: &[String]) -> i32 {
             (None, Some(at)) => at.saturating_duration_since(Instant::now()),
             (None, None) => Duration::from_secs(3600),
         };
-        match rx.recv_timeout(wait) {
-            Ok(Event::Line(line)) => {
-                if !ready && config.ready.iter().any(|p| p.matches(&line)) {
-                    ready = true;
-                    write_atomically(&config.state_dir, READY_FILE, b"ready\n");
-                }
-                if players.observe(&config, &line) {
-                    write_atomically(&config.state_dir, PLAYERS_FILE, players.to_json().as_bytes());
-                }
+        // Lines that came together are written together.
+        let event = match rx.try_recv() {
+            Ok(event) => Ok(event),
+            Err(_) => {
+                state.flush();
+                rx.recv_timeout(wait)
             }
+        };
+        match event {
+            Ok(Event::Line(line)) => state.observe(&line),
             Ok(Event::Signal(sig)) if sig == libc::SIGTERM || sig == libc::SIGINT => {
                 if exited.is_none() && kill_at.is_none() {
                     stop(&config.stop, sig, pid, &stdin);
@@ -174,18 +213,171 @@ fn run(args: &[String]) -> i32 {
             },
             Ok(Event::Exited(code)) => exited = Some((code, Instant::now())),
             Ok(Event::Drained) => drained += 1,
-            Err(RecvTimeoutError::Timeout) if exited.is_none() => {
-                say(&format!("the game did not exit within {} s of its stop: killed", config.grace.as_secs()));
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-                kill_at = None;
-            }
             Err(_) => {}
+        }
+        // Checked on every turn: a game flooding its output after its stop
+        // never lets the wait time out.
+        if exited.is_none() && kill_at.is_some_and(|at| Instant::now() >= at) {
+            say(&format!("the game did not exit within {} s of its stop: killed", config.grace.as_secs()));
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            kill_at = None;
         }
         if let Some((code, at)) = exited
             && (drained == 2 || at.elapsed() >= DRAIN)
         {
+            state.flush();
             return code;
         }
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What the game's lines made of the state directory's files.
+struct State<'a> {
+    config: &'a Config,
+    ready: bool,
+    players: Players,
+    events: Events,
+    /// Players or events changed since they were last written.
+    dirty: bool,
+    flushed: Instant,
+}
+
+impl State<'_> {
+    /// A new boot's files: unready unless there is no ready line to wait for,
+    /// no players, no events.
+    fn new(config: &Config) -> State<'_> {
+        let state = State {
+            config,
+            ready: config.ready.is_empty(),
+            players: Players::default(),
+            events: Events::default(),
+            dirty: false,
+            flushed: Instant::now(),
+        };
+        if state.ready {
+            write_atomically(&config.state_dir, READY_FILE, b"ready\n");
+        }
+        state.write();
+        state
+    }
+
+    /// One line may be a ready line, a join or leave line and an event at once.
+    fn observe(&mut self, line: &str) {
+        if !self.ready && self.config.ready.iter().any(|p| p.matches(line)) {
+            self.ready = true;
+            write_atomically(&self.config.state_dir, READY_FILE, b"ready\n");
+        }
+        self.dirty |= self.players.observe(self.config, line);
+        self.dirty |= self.events.observe(self.config, line, unix_ms());
+        if self.flushed.elapsed() >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.dirty {
+            self.write();
+            self.dirty = false;
+        }
+        self.flushed = Instant::now();
+    }
+
+    fn write(&self) {
+        let dir = &self.config.state_dir;
+        if !self.config.join.is_empty() {
+            write_atomically(dir, PLAYERS_FILE, self.players.to_json().as_bytes());
+        }
+        write_atomically(dir, EVENTS_FILE, self.events.to_json().as_bytes());
+    }
+}
+
+/// Serves the report on 0.0.0.0:`port`, from threads of its own: one takes
+/// the connections, one per connection (at most [`HTTP_CONNECTIONS`]) reads
+/// its request and answers it, within [`HTTP_DEADLINE`] each way. Nothing
+/// here may stop the game: a failure is said and the game runs on.
+fn serve(port: u16, dir: PathBuf) {
+    let listener = match TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)) {
+        Ok(l) => l,
+        Err(e) => {
+            say(&format!("cannot serve the report on port {port}: {e}; the game runs on without it"));
+            return;
+        }
+    };
+    let accept = move || {
+        let active = Arc::new(AtomicUsize::new(0));
+        loop {
+            let stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // Out of file descriptors, say: not a busy loop.
+                    thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
+            if active.load(Ordering::SeqCst) >= HTTP_CONNECTIONS {
+                continue;
+            }
+            active.fetch_add(1, Ordering::SeqCst);
+            let (dir, done) = (dir.clone(), Arc::clone(&active));
+            let handler = thread::Builder::new().stack_size(HTTP_STACK).spawn(move || {
+                answer(stream, &dir);
+                done.fetch_sub(1, Ordering::SeqCst);
+            });
+            if handler.is_err() {
+                active.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    };
+    if let Err(e) = thread::Builder::new().stack_size(HTTP_STACK).spawn(accept) {
+        say(&format!("cannot serve the report on port {port}: {e}; the game runs on without it"));
+    }
+}
+
+/// Reads one request (its head, at most [`http::MAX_HEAD`] bytes, within the
+/// deadline), answers it and closes the connection.
+fn answer(mut stream: TcpStream, dir: &Path) {
+    let deadline = Instant::now() + HTTP_DEADLINE;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let response = loop {
+        if let Some(end) = http::head_end(&buf) {
+            break respond(&buf[..end], dir);
+        }
+        if buf.len() >= http::MAX_HEAD {
+            let message = format!("the request's head is longer than {} bytes\n", http::MAX_HEAD);
+            break http::response(431, "text/plain", message.as_bytes());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break http::response(408, "text/plain", b"no whole request in time\n");
+        }
+        let room = chunk.len().min(http::MAX_HEAD - buf.len());
+        match stream.read(&mut chunk[..room]) {
+            Ok(0) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break http::response(408, "text/plain", b"no whole request in time\n");
+            }
+            Err(_) => return,
+        }
+    };
+    let _ = stream.set_write_timeout(Some(HTTP_DEADLINE));
+    let _ = stream.write_all(&response);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+fn respond(head: &[u8], dir: &Path) -> Vec<u8> {
+    match http::parse(head) {
+        Ok(since) => match Report::read(dir, since) {
+            Ok(report) => http::response(200, "application/json", report.to_json().as_bytes()),
+            Err(e) => http::response(503, "text/plain", format!("{e}\n").as_bytes()),
+        },
+        Err(refused) => http::response(refused.status, "text/plain", format!("{}\n", refused.message).as_bytes()),
     }
 }
 
@@ -394,6 +586,49 @@ fn probe(args: &[String]) -> i32 {
         };
     }
     0
+}
+
+fn status(args: &[String]) -> i32 {
+    let mut state_dir = None;
+    let mut since = 0;
+    let mut i = 0;
+    while i < args.len() {
+        match (args[i].as_str(), args.get(i + 1)) {
+            ("--state-dir", Some(v)) => state_dir = Some(v.clone()),
+            ("--since", Some(v)) => match v.parse::<u64>() {
+                Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => since = n,
+                _ => {
+                    say(&format!("status: --since: `{v}` is not a seq (a number from 0)"));
+                    return EXIT_USAGE;
+                }
+            },
+            (other, _) => {
+                say(&format!("status: unknown option or missing value: {other}"));
+                return EXIT_USAGE;
+            }
+        }
+        i += 2;
+    }
+    let Some(state_dir) = state_dir else {
+        say("status: --state-dir is required");
+        return EXIT_USAGE;
+    };
+    match Report::read(Path::new(&state_dir), since) {
+        Ok(report) => {
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{}", report.to_json()).and_then(|_| out.flush()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    say(&format!("status: cannot print the report: {e}"));
+                    1
+                }
+            }
+        }
+        Err(e) => {
+            say(&e);
+            1
+        }
+    }
 }
 
 fn install(args: &[String]) -> i32 {

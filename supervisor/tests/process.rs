@@ -2,63 +2,13 @@
 //! (POSIX shell scripts standing in for games) and is signalled for real.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mettaton-supervisor");
+mod common;
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("mtn-supervisor-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-    fn state(&self) -> String {
-        self.path("state").display().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `mettaton-supervisor run --state-dir DIR/state EXTRA -- sh -c SCRIPT`.
-fn supervise(dir: &Dir, extra: &[&str], script: &str, stdin: Stdio) -> Child {
-    let state = dir.state();
-    let mut args = vec!["run", "--state-dir", &state];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["--", "/bin/sh", "-c", script]);
-    Command::new(BIN).args(&args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
-}
-
-fn signal(child: &Child, sig: i32) {
-    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
-}
-
-fn until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "not within {timeout:?}: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn finish(child: Child) -> Output {
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::*;
 
 #[test]
 fn the_games_output_passes_through_byte_for_byte_and_its_exit_code_too() {
@@ -136,6 +86,35 @@ fn without_a_stop_command_the_signal_is_passed_on() {
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, libc::SIGTERM);
     assert_eq!(finish(child).status.code(), Some(128 + libc::SIGTERM));
+}
+
+#[test]
+fn a_game_that_is_not_a_shell_gets_the_signal_unblocked() {
+    // The supervisor blocks the signals it takes; the game must not inherit
+    // that mask (a shell clearing its own hid it): `sleep`, started directly,
+    // dies of the forwarded SIGTERM, not of the kill after the grace.
+    let dir = Dir::new("mask");
+    let state = dir.state();
+    let child = Command::new(BIN)
+        .args(["run", "--state-dir", &state, "--grace", "20", "--", "/bin/sleep", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let children = format!("/proc/{0}/task/{0}/children", child.id());
+    let mut game = String::new();
+    until("the game", Duration::from_secs(5), || {
+        game = std::fs::read_to_string(&children).unwrap_or_default().trim().to_string();
+        std::fs::read_to_string(format!("/proc/{game}/cmdline")).is_ok_and(|c| c.starts_with("/bin/sleep"))
+    });
+    let status = std::fs::read_to_string(format!("/proc/{game}/status")).unwrap();
+    assert!(status.lines().any(|l| l == "SigBlk:\t0000000000000000"), "{status}");
+    let asked = Instant::now();
+    signal(&child, libc::SIGTERM);
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(128 + libc::SIGTERM), "{}", text(&out.stderr));
+    assert!(asked.elapsed() < Duration::from_secs(5), "{:?}", asked.elapsed());
 }
 
 #[test]
