@@ -385,8 +385,11 @@ fn the_deployment_runs_two_restricted_probed_replicas_with_args_from_values() {
         "admin.port=9090",
         "--set",
         "watchNamespaces={games}",
+        "--set",
+        "supervisor.image=registry.example.com/mettaton-supervisor:1",
     ]));
     assert!(args.contains(&"--lease-duration-seconds=30".to_string()), "{args:?}");
+    assert!(args.contains(&"--supervisor-image=registry.example.com/mettaton-supervisor:1".to_string()), "{args:?}");
     assert!(args.contains(&"--admin-address=0.0.0.0:9090".to_string()), "{args:?}");
     assert!(args.contains(&"--namespace=games".to_string()), "{args:?}");
 
