@@ -60,6 +60,12 @@ pub const FIELD_MANAGER: &str = "mettaton";
         description = "Whether players can connect"
     ),
     printcolumn(
+        name = "Players",
+        type_ = "integer",
+        json_path = ".status.players.count",
+        description = "Players online, from the game's join and leave lines (spec.players)"
+    ),
+    printcolumn(
         name = "Restarts",
         type_ = "integer",
         json_path = ".status.restarts",
@@ -82,6 +88,8 @@ pub const FIELD_MANAGER: &str = "mettaton";
 #[x_kube(validation = Rule::new("!has(self.storage) || !has(self.config) || self.config.all(c, c.path != (has(self.storage.mountPath) ? self.storage.mountPath : '/data'))").message("a config file cannot be at storage.mountPath, where the data volume is mounted").field_path(".config"))]
 #[x_kube(validation = Rule::new("!has(self.health) || !has(self.health.readyLogLine) || has(self.command)").message("health.readyLogLine needs spec.command: mettaton's supervisor starts the game, and the image's own entrypoint is not known to it").field_path(".command"))]
 #[x_kube(validation = Rule::new("!has(self.shutdown) || !has(self.shutdown.stop) || has(self.command)").message("shutdown.stop needs spec.command: mettaton's supervisor starts the game, and the image's own entrypoint is not known to it").field_path(".command"))]
+#[x_kube(validation = Rule::new("!has(self.players) || has(self.command)").message("players needs spec.command: mettaton's supervisor starts the game and reads its output, and the image's own entrypoint is not known to it").field_path(".command"))]
+#[x_kube(validation = Rule::new("!has(self.outputEvents) || size(self.outputEvents) == 0 || has(self.command)").message("outputEvents needs spec.command: mettaton's supervisor starts the game and reads its output, and the image's own entrypoint is not known to it").field_path(".command"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.storage) || has(self.storage)").message("storage cannot be removed from a GameServer; delete the GameServer to release its volume").field_path(".storage"))]
 #[serde(rename_all = "camelCase")]
 pub struct GameServerSpec {
@@ -159,6 +167,29 @@ pub struct GameServerSpec {
     /// How the server is shut down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shutdown: Option<Shutdown>,
+
+    /// Who is playing, read from the game's own output (no SDK in the game):
+    /// the lines it prints when a player joins and leaves. mettaton's
+    /// supervisor, which starts the game (needs `spec.command`), counts them;
+    /// the controller reads its count every 30 seconds while the server runs
+    /// into `status.players` and the `mettaton_players` metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub players: Option<PlayerLines>,
+
+    /// Lines of the game's output published as Kubernetes Events on the
+    /// GameServer (`kubectl events --for gameserver/NAME`), at most 32
+    /// patterns. Each line printed that matches one becomes an Event with
+    /// that entry's reason and type and the line as its message (its first
+    /// 1024 bytes); a line matching several entries is one Event, of the
+    /// first. Read by mettaton's supervisor, which starts the game (needs
+    /// `spec.command`); the controller collects them at most every 30
+    /// seconds, so an Event may come up to 30 s after its line. Up to 100
+    /// lines are kept between two reads (older ones are dropped), and the
+    /// lines of a container that restarted before they were read are lost
+    /// with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub output_events: Vec<OutputEvent>,
 
     /// Free text for people: what this server is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -529,6 +560,51 @@ fn default_grace_period() -> i64 {
     60
 }
 
+/// The lines a game prints when players join and leave.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PlayerLines {
+    /// Lines that say a player joined, 1 to 16: each `regex:` and a regular
+    /// expression that captures the player's name, in a group named
+    /// `player` or else in the first group, for example
+    /// `regex:^(?P<player>\S+) joined the game$`. A player who joins again
+    /// while online counts once.
+    #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 1024)))]
+    #[x_kube(validation = Rule::new("self.all(p, p.startsWith('regex:'))").message("players.joinLine: each pattern must be `regex:` and a regular expression with a group capturing the player's name"))]
+    pub join_line: Vec<String>,
+    /// Lines that say a player left, 1 to 16, written as `joinLine`. The
+    /// leave of a name that is not online changes nothing, except beyond 100
+    /// players, whose names are not kept: then it counts one less.
+    #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 1024)))]
+    #[x_kube(validation = Rule::new("self.all(p, p.startsWith('regex:'))").message("players.leaveLine: each pattern must be `regex:` and a regular expression with a group capturing the player's name"))]
+    pub leave_line: Vec<String>,
+}
+
+/// A line of the game's output to publish as a Kubernetes Event.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputEvent {
+    /// The line to look for, as `health.readyLogLine`: a substring, or after
+    /// `regex:` a regular expression.
+    #[schemars(length(min = 1, max = 1024))]
+    pub line: String,
+    /// The Event's reason, as Kubernetes reasons are written: a capital
+    /// letter, then up to 63 letters and digits (`PlayerChat`, `WorldSaved`).
+    #[schemars(pattern(r"^[A-Z][A-Za-z0-9]{0,63}$"))]
+    pub reason: String,
+    /// The Event's type: Normal (the default) or Warning.
+    #[serde(default, rename = "type")]
+    pub type_: OutputEventType,
+}
+
+/// The type of an Event published for a line of the game's output.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum OutputEventType {
+    #[default]
+    Normal,
+    Warning,
+}
+
 /// What mettaton observed of the server.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -560,6 +636,31 @@ pub struct GameServerStatus {
     /// the swarm service id (Docker Swarm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_ref: Option<String>,
+    /// Who is playing, from the game's join and leave lines
+    /// (`spec.players`); absent without them (and, for a server whose game
+    /// already runs, until the controller's first read of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub players: Option<PlayersStatus>,
+}
+
+/// The players online, as the game's join and leave lines tell.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlayersStatus {
+    /// How many players are online: joined and not left since the game's
+    /// container started (a restart starts from 0); 0 while no container
+    /// runs the game. Read from the game's container every 30 seconds, and
+    /// written only when it changes: up to 30 s behind the game.
+    pub count: i32,
+    /// Their names, sorted; at most 100. When more play, `count` goes on and
+    /// the names of those who joined beyond the first 100 are not listed.
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    pub names: Vec<String>,
+    /// When the controller found the players as they are now (the read that
+    /// saw them change). Reads that find them unchanged do not move it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 /// Where a server is in its lifecycle.

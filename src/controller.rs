@@ -6,7 +6,10 @@
 //! that already match, the status is written only when it differs, and Events
 //! are published only on transitions of what the status reports: one for each
 //! phase it enters (Pending and Terminating included) and one `Created` when it
-//! first names the runtime object. A steady-state reconcile only reads.
+//! first names the runtime object. A steady-state reconcile only reads, and
+//! for a running server with `spec.players` or `spec.outputEvents` reads its
+//! supervisor's report once per 30 s ([`reading`]): new matched lines become
+//! Events, and the players go into the status when they changed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,9 +31,11 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::admin::Readiness;
 use crate::api::{self, GameServer, GameServerStatus, Phase, ReclaimPolicy};
 use crate::metrics::Metrics;
-use crate::orchestrator::{BackendError, Orchestrator, Owner, Teardown};
-use crate::plan;
+use crate::orchestrator::{BackendError, Observed, Orchestrator, Owner, Reports, Teardown};
+use crate::plan::{self, ServerPlan};
+use crate::reading::{self, Cursor, Taken};
 use crate::status;
+use crate::supervisor::PlayersReport;
 
 /// Longest wait between two looks while a teardown waits for the runtime to
 /// finish removing things. The waits grow from 1 s: where the backend's
@@ -55,6 +60,10 @@ pub const STATUS_SETTLE: Duration = Duration::from_secs(5);
 /// once, which cost the controller most of its memory and the API server, on
 /// the same cores, CPU the children's rollouts needed.
 pub const CONCURRENCY: u16 = 64;
+
+/// How long a read of a supervisor's report may take before it counts as
+/// failed: a reconcile waits for it.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a reconcile did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +136,12 @@ pub struct Context<O> {
     /// does not show the finalizer gone yet, a retried finalizer removal) finds
     /// the teardown done again, and must not say `Deleted` twice.
     deleted: Mutex<HashMap<String, Instant>>,
+    /// Per server with a report to read: when it was read, the events taken
+    /// from it, the players computed last.
+    reading: Mutex<HashMap<ObjectRef<GameServer>, Cursor>>,
+    /// When this controller started, in unix milliseconds: the events of a
+    /// report read for the first time are published from then on.
+    started_ms: u64,
 }
 
 /// How long a teardown announced as done is remembered: far longer than a
@@ -187,6 +202,10 @@ impl<O: Orchestrator> Context<O> {
             status_settle: STATUS_SETTLE,
             reported: Mutex::new(HashMap::new()),
             deleted: Mutex::new(HashMap::new()),
+            reading: Mutex::new(HashMap::new()),
+            started_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 
@@ -383,14 +402,39 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
         return Err(e.into());
     }
     let observed = ctx.orchestrator.observe(&plan).await?;
+    let (read, read_wait) = read_report(gs, &plan, &observed, ctx).await;
     let now = now();
     let key = ObjectRef::from_obj(gs);
     // A status held back is where this server's story stands: the startup
     // clock runs from when Starting was first seen, written or not.
     let held = ctx.settling.lock().unwrap().get(&key).filter(|h| h.over == gs.status).cloned();
-    let prev = held.as_ref().map_or(gs.status.as_ref(), |h| Some(&h.status));
-    let status = status::compute_for(&gs.spec, gs.metadata.generation, prev, &observed, &now);
+    let mut prev = held.as_ref().map_or(gs.status.clone(), |h| Some(h.status.clone()));
+    // The players this controller computed last are newer than a cache that
+    // does not show its write yet.
+    let remembered =
+        ctx.reading.lock().unwrap().get(&key).filter(|c| c.uid == gs.uid()).and_then(|c| c.players.clone());
+    if let (Some(prev), Some(players)) = (prev.as_mut(), remembered) {
+        prev.players = Some(players);
+    }
+    let mut status = status::compute_for(&gs.spec, gs.metadata.generation, prev.as_ref(), &observed, &now);
+    if gs.spec.players.is_some()
+        && let Some(players) = read
+    {
+        status.players = Some(status::players::read(status.players.as_ref(), players.count, &players.names, &now));
+    }
+    if gs.spec.players.is_some() {
+        let mut reading = ctx.reading.lock().unwrap();
+        let cursor = reading.entry(key.clone()).or_default();
+        if cursor.uid != gs.uid() {
+            *cursor = Cursor { uid: gs.uid(), ..Cursor::default() };
+        }
+        cursor.players = status.players.clone();
+    }
+    ctx.metrics.set_players(&plan.namespace, &plan.name, status.players.as_ref().map(|p| p.count));
     let mut wait = status::needs_requeue(&status, gs, &now).map_or(RESYNC, |d| d.min(RESYNC));
+    if let Some(read_wait) = read_wait {
+        wait = wait.min(read_wait);
+    }
     let since = held.map_or_else(Instant::now, |h| h.since);
     match settle_until(gs.status.as_ref(), &status, since, ctx.status_settle) {
         Some(until) => {
@@ -405,6 +449,102 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
     }
     let wait = ctx.poll.map_or(wait, |poll| wait.min(poll));
     Ok(Action::requeue(wait))
+}
+
+/// Reads the supervisor's report of a running server that asks for one, when
+/// it is due ([`reading`]), and publishes the output events it has anew.
+/// Returns the players read (`None` when nothing was read or the report
+/// counts none) and how long until the next read is due (`None` when none is:
+/// the server asks for no report, or nothing runs it). A failed read is
+/// logged and counted, and changes nothing else: the reconcile goes on, the
+/// server's readiness is the probes'.
+async fn read_report<O: Orchestrator>(
+    gs: &GameServer,
+    plan: &ServerPlan,
+    observed: &Observed,
+    ctx: &Context<O>,
+) -> (Option<PlayersReport>, Option<Duration>) {
+    let Some(supervisor) = plan.container.supervisor.as_ref().filter(|s| s.reports()) else { return (None, None) };
+    let Some(reader) = ctx.orchestrator.reports() else { return (None, None) };
+    if !observed.instance.as_ref().is_some_and(|i| i.running) {
+        return (None, None);
+    }
+    let key = ObjectRef::from_obj(gs);
+    let started = Instant::now();
+    let mut cursor = {
+        let mut reading = ctx.reading.lock().unwrap();
+        let cursor = reading.entry(key.clone()).or_default();
+        if cursor.uid != gs.uid() {
+            *cursor = Cursor { uid: gs.uid(), ..Cursor::default() };
+        }
+        cursor.clone()
+    };
+    let wait = cursor.wait(started);
+    if !wait.is_zero() {
+        return (None, Some(wait));
+    }
+    cursor.read_at = Some(started);
+    let read = |since: u64| async move {
+        let result = match tokio::time::timeout(REPORT_TIMEOUT, reader.report(plan, since)).await {
+            Ok(result) => result,
+            Err(_) => Err(BackendError::Other {
+                what: format!("read the supervisor's report of GameServer {}", plan.name),
+                reason: format!("no answer within {} s", REPORT_TIMEOUT.as_secs()),
+            }),
+        };
+        // `None` asked nothing: no instance runs the game.
+        if !matches!(result, Ok(None)) {
+            ctx.metrics.report_read(result.is_ok());
+        }
+        result
+    };
+    let mut since = cursor.since();
+    let mut result = read(since).await;
+    if let Ok(Some(report)) = &result
+        && cursor.read_again(report, since)
+    {
+        since = 0;
+        result = read(since).await;
+    }
+    let players = match result {
+        Ok(Some(report)) => {
+            if cursor.failures > 0 {
+                info!(failures = cursor.failures, "the supervisor's report is read again");
+            }
+            cursor.failures = 0;
+            // A report read from 0 is never to be read again.
+            if let Taken::Events { events, lost } = cursor.take(&report, since, ctx.started_ms) {
+                if lost > 0 {
+                    warn!(lost, "lines matched by spec.outputEvents were dropped before they were read");
+                }
+                for event in events {
+                    let warning =
+                        supervisor.events.iter().find(|e| e.reason == event.reason).is_some_and(|e| e.warning);
+                    let type_ = if warning { EventType::Warning } else { EventType::Normal };
+                    ctx.publish(gs, type_, &event.reason, "Output", event.line.clone()).await;
+                }
+            }
+            report.players
+        }
+        Ok(None) => None,
+        Err(e) => {
+            cursor.failures = cursor.failures.saturating_add(1);
+            // Once when it starts failing, then now and then: a thousand
+            // servers failing alike must not flood the log.
+            if cursor.failures == 1 || cursor.failures.is_multiple_of(20) {
+                warn!(error = %e, failures = cursor.failures, "could not read the supervisor's report (players and output events wait for the next read)");
+            } else {
+                debug!(error = %e, failures = cursor.failures, "could not read the supervisor's report");
+            }
+            None
+        }
+    };
+    let mut reading = ctx.reading.lock().unwrap();
+    let kept = reading.entry(key).or_default();
+    // The players stay the ones the status computation keeps.
+    cursor.players = kept.players.take();
+    *kept = cursor;
+    (players, Some(reading::INTERVAL))
 }
 
 /// Until when a newly computed status waits before it is written, or `None`
@@ -444,6 +584,8 @@ async fn cleanup<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<A
                 ctx.publish(gs, EventType::Normal, "Deleted", "Teardown", note).await;
             }
             ctx.reported.lock().unwrap().remove(&key);
+            ctx.reading.lock().unwrap().remove(&key);
+            ctx.metrics.set_players(&plan.namespace, &plan.name, None);
             Ok(Action::await_change())
         }
         Ok(Teardown::Pending) => {

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod orchestrator;
 pub mod plan;
 pub mod quantity;
+pub mod reading;
 pub mod status;
 pub mod supervisor;
 pub mod validation;

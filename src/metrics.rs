@@ -8,6 +8,8 @@
 //! | `mettaton_reconcile_duration_seconds` | histogram | how long a reconcile took |
 //! | `mettaton_gameservers{phase}` | gauge | watched GameServers by `status.phase` |
 //! | `mettaton_leader` | gauge | 1 while this replica runs the controller, else 0 |
+//! | `mettaton_players{namespace,name}` | gauge | players online on a server with `spec.players`, as its status says |
+//! | `mettaton_report_reads_total{result}` | counter | reads of supervisors' reports, `ok` or `failed` |
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,6 +32,8 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 const DURATION_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 type Labels = [(&'static str, &'static str); 1];
+/// A server's labels: its namespace and name.
+type ServerLabels = [(&'static str, String); 2];
 
 pub struct Metrics {
     registry: Registry,
@@ -38,6 +42,8 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     gameservers: Family<Labels, Gauge>,
     leader: Gauge,
+    players: Family<ServerLabels, Gauge>,
+    report_reads: Family<Labels, Counter>,
     /// The controller's cache of GameServers, once it runs: the phase gauges
     /// are counted from it at each scrape, so they follow phase changes and
     /// deletions without bookkeeping of their own.
@@ -63,6 +69,11 @@ impl Metrics {
         let reconcile_duration = Histogram::new(DURATION_BUCKETS);
         let gameservers = Family::<Labels, Gauge>::default();
         let leader = Gauge::default();
+        let players = Family::<ServerLabels, Gauge>::default();
+        let report_reads = Family::<Labels, Counter>::default();
+        for result in ["ok", "failed"] {
+            let _ = report_reads.get_or_create(&[("result", result)]);
+        }
         let mut registry = Registry::with_prefix("mettaton");
         registry.register("reconciles", "Reconciles of GameServers, failed or not", reconciles.clone());
         registry.register("reconcile_errors", "Failed reconciles of GameServers, by reason", reconcile_errors.clone());
@@ -78,6 +89,16 @@ impl Metrics {
             gameservers.clone(),
         );
         registry.register("leader", "1 while this replica runs the controller, else 0", leader.clone());
+        registry.register(
+            "players",
+            "Players online on a GameServer with spec.players, as its status.players.count says",
+            players.clone(),
+        );
+        registry.register(
+            "report_reads",
+            "Reads of the report of mettaton's supervisor in a game server, by result (ok, failed)",
+            report_reads.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -85,6 +106,8 @@ impl Metrics {
             reconcile_duration,
             gameservers,
             leader,
+            players,
+            report_reads,
             watched: Mutex::new(None),
         }
     }
@@ -96,6 +119,25 @@ impl Metrics {
         if let Some(reason) = error {
             self.reconcile_errors.get_or_create(&[("reason", reason)]).inc();
         }
+    }
+
+    /// The players online on server `namespace/name`; `None` removes its
+    /// series (the server is gone, or no longer tracks players).
+    pub fn set_players(&self, namespace: &str, name: &str, count: Option<i32>) {
+        let labels = [("namespace", namespace.to_string()), ("name", name.to_string())];
+        match count {
+            Some(n) => {
+                self.players.get_or_create(&labels).set(i64::from(n));
+            }
+            None => {
+                self.players.remove(&labels);
+            }
+        }
+    }
+
+    /// Records one read of a supervisor's report.
+    pub fn report_read(&self, ok: bool) {
+        self.report_reads.get_or_create(&[("result", if ok { "ok" } else { "failed" })]).inc();
     }
 
     pub fn set_leader(&self, leading: bool) {
@@ -204,6 +246,36 @@ mod tests {
         assert!(text.contains("mettaton_reconcile_duration_seconds_bucket{le=\"10.0\"} 3\n"), "{text}");
         assert!(text.contains("mettaton_reconcile_duration_seconds_bucket{le=\"+Inf\"} 4\n"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn players_are_a_series_per_server_until_it_goes() {
+        let m = Metrics::new(&crate::controller::Error::REASONS);
+        m.set_players("games", "mc", Some(3));
+        m.set_players("games", "other", Some(0));
+        let text = m.encode();
+        assert!(text.contains("# TYPE mettaton_players gauge\n"), "{text}");
+        assert!(text.contains("mettaton_players{namespace=\"games\",name=\"mc\"} 3\n"), "{text}");
+        assert!(text.contains("mettaton_players{namespace=\"games\",name=\"other\"} 0\n"), "{text}");
+        m.set_players("games", "mc", Some(1));
+        m.set_players("games", "other", None);
+        let text = m.encode();
+        assert!(text.contains("mettaton_players{namespace=\"games\",name=\"mc\"} 1\n"), "{text}");
+        assert!(!text.contains("name=\"other\""), "a removed server has no series: {text}");
+        // Removing what is not there is no error.
+        m.set_players("games", "never", None);
+    }
+
+    #[test]
+    fn report_reads_are_counted_by_result_from_zero() {
+        let m = Metrics::new(&crate::controller::Error::REASONS);
+        assert!(m.encode().contains("mettaton_report_reads_total{result=\"failed\"} 0\n"));
+        m.report_read(true);
+        m.report_read(false);
+        m.report_read(false);
+        let text = m.encode();
+        assert!(text.contains("mettaton_report_reads_total{result=\"ok\"} 1\n"), "{text}");
+        assert!(text.contains("mettaton_report_reads_total{result=\"failed\"} 2\n"), "{text}");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::api::{
-    ConfigFile, DesiredState, GameServer, GameServerSpec, Health, Protocol, PullPolicy, ReclaimPolicy, ServiceType,
-    Shutdown, TaintEffect, TolerationOperator,
+    ConfigFile, DesiredState, GameServer, GameServerSpec, Health, OutputEventType, Protocol, PullPolicy, ReclaimPolicy,
+    ServiceType, Shutdown, TaintEffect, TolerationOperator,
 };
 
 /// Label carrying the name of the GameServer an object belongs to; also the
@@ -83,6 +83,31 @@ pub struct SupervisorPlan {
     pub ready: Vec<String>,
     /// `shutdown.stop`: a console line or a signal.
     pub stop: Option<String>,
+    /// `players.joinLine`: patterns capturing the player's name.
+    pub join: Vec<String>,
+    /// `players.leaveLine`.
+    pub leave: Vec<String>,
+    /// `outputEvents`, in their order.
+    pub events: Vec<OutputEventPlan>,
+}
+
+impl SupervisorPlan {
+    /// Whether the supervisor keeps a report the controller reads: the
+    /// players it counts, the lines it matched for Events.
+    pub fn reports(&self) -> bool {
+        !self.join.is_empty() || !self.events.is_empty()
+    }
+}
+
+/// A line of the game's output that becomes an Event (`spec.outputEvents[]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputEventPlan {
+    /// The pattern, as `health.readyLogLine`'s.
+    pub line: String,
+    /// The Event's reason.
+    pub reason: String,
+    /// A Warning Event, else Normal.
+    pub warning: bool,
 }
 
 /// An environment variable of the game's container.
@@ -286,7 +311,7 @@ pub fn plan_spec(name: &str, namespace: &str, spec: &GameServerSpec) -> ServerPl
             period_seconds: health.period_seconds,
             failure_threshold: health.failure_threshold,
             stop_command: shutdown.stop_command.clone(),
-            supervisor: supervisor(&health, &shutdown),
+            supervisor: supervisor(spec, &health, &shutdown),
             ports,
         },
         volume: spec.storage.as_ref().map(|s| VolumePlan {
@@ -385,8 +410,22 @@ fn resources(spec: &GameServerSpec) -> Option<ResourcesPlan> {
 }
 
 /// What the supervisor must do, if anything.
-fn supervisor(health: &Health, shutdown: &Shutdown) -> Option<SupervisorPlan> {
-    let plan = SupervisorPlan { ready: health.ready_log_line.clone().unwrap_or_default(), stop: shutdown.stop.clone() };
+fn supervisor(spec: &GameServerSpec, health: &Health, shutdown: &Shutdown) -> Option<SupervisorPlan> {
+    let plan = SupervisorPlan {
+        ready: health.ready_log_line.clone().unwrap_or_default(),
+        stop: shutdown.stop.clone(),
+        join: spec.players.as_ref().map(|p| p.join_line.clone()).unwrap_or_default(),
+        leave: spec.players.as_ref().map(|p| p.leave_line.clone()).unwrap_or_default(),
+        events: spec
+            .output_events
+            .iter()
+            .map(|e| OutputEventPlan {
+                line: e.line.clone(),
+                reason: e.reason.clone(),
+                warning: e.type_ == OutputEventType::Warning,
+            })
+            .collect(),
+    };
     (plan != SupervisorPlan::default()).then_some(plan)
 }
 
@@ -507,6 +546,40 @@ mod tests {
         assert_eq!(plan_spec("mc", "games", &s).replicas, 1);
         s.state = DesiredState::Stopped;
         assert_eq!(plan_spec("mc", "games", &s).replicas, 0);
+    }
+
+    #[test]
+    fn players_and_output_events_are_the_supervisors_work() {
+        let mut s = spec();
+        s.command = vec!["/start".into()];
+        s.players = serde_json::from_value(serde_json::json!({
+            "joinLine": ["regex:^(\\S+) joined"], "leaveLine": ["regex:^(\\S+) left", "regex:^(\\S+) lost"]
+        }))
+        .unwrap();
+        let p = plan_spec("mc", "games", &s).container.supervisor.expect("supervised");
+        assert_eq!((p.join.len(), p.leave.len(), p.events.len()), (1, 2, 0));
+        assert!(p.reports());
+        let mut s = spec();
+        s.command = vec!["/start".into()];
+        s.output_events = serde_json::from_value(serde_json::json!([
+            { "line": "saved the world", "reason": "WorldSaved" },
+            { "line": "regex:^ERROR", "reason": "GameError", "type": "Warning" }
+        ]))
+        .unwrap();
+        let p = plan_spec("mc", "games", &s).container.supervisor.expect("supervised");
+        assert_eq!(
+            p.events,
+            [
+                OutputEventPlan { line: "saved the world".into(), reason: "WorldSaved".into(), warning: false },
+                OutputEventPlan { line: "regex:^ERROR".into(), reason: "GameError".into(), warning: true }
+            ]
+        );
+        assert!(p.join.is_empty() && p.reports());
+        // A stop alone keeps no report.
+        let mut s = spec();
+        s.command = vec!["/start".into()];
+        s.shutdown = Some(serde_json::from_value(serde_json::json!({ "stop": "stop" })).unwrap());
+        assert!(!plan_spec("mc", "games", &s).container.supervisor.unwrap().reports());
     }
 
     #[test]

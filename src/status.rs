@@ -29,6 +29,10 @@
 //!   (as far as observed: a new restart count), or a new template rolling out,
 //!   is a new start: `Starting`, with a fresh `startingSince` and the startup
 //!   timeout counting again.
+//! - `players` (with `spec.players`): what the controller last read from the
+//!   game's supervisor ([`players::read`]), kept as it is between reads, and
+//!   nobody online while no instance runs the game or just after it restarted
+//!   ([`players::kept`]).
 
 use std::time::Duration;
 
@@ -175,6 +179,7 @@ pub fn compute_for(
     let timeout = startup_timeout_seconds(spec);
     let instance = observed.instance.as_ref();
     let restarts = instance.map_or(0, |i| i.restarts);
+    let players = players::kept(spec, &prev, instance, now);
 
     let a = match spec.state {
         DesiredState::Stopped => assess_stopped(observed),
@@ -247,6 +252,7 @@ pub fn compute_for(
         restarts,
         starting_since: a.starting_since,
         backend_ref: observed.backend_ref.clone(),
+        players,
     }
 }
 
@@ -465,6 +471,8 @@ fn seconds_after(t: &Time) -> Time {
     let rounded = whole_seconds(t);
     if rounded.0 == t.0 { rounded } else { Time(Timestamp::from_second(t.0.as_second() + 1).unwrap_or(t.0)) }
 }
+
+pub mod players;
 
 #[cfg(test)]
 mod tests;

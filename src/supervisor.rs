@@ -4,7 +4,9 @@
 //! of it. Pure: the backends put these into their objects.
 
 use mettaton_supervisor::{Config, Pattern, Stop};
+use serde::{Deserialize, Serialize};
 
+use crate::api::Protocol;
 use crate::plan::{Check, ContainerPlan, ServerPlan, SupervisorPlan};
 
 /// Where the supervisor's volume is mounted in the game's container: its
@@ -21,8 +23,63 @@ pub const IMAGE_BINARY: &str = "/mettaton-supervisor";
 /// (`--supervisor-image`): the one of this release.
 pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/mettaton/mettaton-supervisor:", env!("CARGO_PKG_VERSION"));
 
+/// The port the supervisor serves its report on inside a Kubernetes pod
+/// (`--http`), which the controller reads through the API server's pod proxy.
+pub const STATUS_PORT: u16 = 9396;
+
+/// The supervisor's report (`GET /status?since=N`, `mettaton-supervisor
+/// status`): one JSON object, the contract between the supervisor and mettaton.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// When this supervisor started (unix milliseconds, in decimal): another
+    /// value means the container restarted, and the events' `seq` start over.
+    pub boot: String,
+    /// The game printed one of its ready lines.
+    pub ready: bool,
+    /// The players online; `None` when no join pattern was given.
+    pub players: Option<PlayersReport>,
+    /// The matched lines with `seq >= since`, oldest first (the last 100).
+    pub events: Vec<EventReport>,
+    /// The `seq` the next matched line will get.
+    pub next_seq: u64,
+}
+
+/// The players the supervisor counted from the join and leave lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlayersReport {
+    pub count: u32,
+    /// At most 100, sorted.
+    pub names: Vec<String>,
+}
+
+/// A line of the game's output that matched an `--event` pattern.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventReport {
+    /// Counts from 0 in each boot, never repeated within one.
+    pub seq: u64,
+    /// The reason of the pattern it matched.
+    pub reason: String,
+    /// The line, its first 1024 bytes.
+    pub line: String,
+    /// When the supervisor saw it (unix milliseconds, in decimal).
+    pub at: String,
+}
+
+/// Whether `reason` is a reason the supervisor and Kubernetes take for an
+/// Event: a capital letter, then up to 63 letters and digits.
+fn valid_reason(reason: &str) -> bool {
+    let mut chars = reason.chars();
+    chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && reason.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric())
+}
+
 /// What is wrong with what the spec asks of the supervisor, each naming its
-/// field; empty when it can run.
+/// field; empty when it can run. See [`server_problems`] for the whole
+/// server's (its ports too).
 pub fn problems(plan: &SupervisorPlan) -> Vec<String> {
     let mut problems: Vec<String> = plan
         .ready
@@ -32,6 +89,53 @@ pub fn problems(plan: &SupervisorPlan) -> Vec<String> {
         .collect();
     if let Some(Err(e)) = plan.stop.as_deref().map(Stop::parse) {
         problems.push(format!("spec.shutdown.stop: {e}"));
+    }
+    for (field, patterns) in [("joinLine", &plan.join), ("leaveLine", &plan.leave)] {
+        for (i, p) in patterns.iter().enumerate() {
+            if let Err(e) = Pattern::parse_player(p) {
+                problems.push(format!("spec.players.{field}[{i}]: {e}"));
+            }
+        }
+    }
+    for (i, event) in plan.events.iter().enumerate() {
+        if let Err(e) = Pattern::parse(&event.line) {
+            problems.push(format!("spec.outputEvents[{i}].line: {e}"));
+        }
+        if !valid_reason(&event.reason) {
+            problems.push(format!(
+                "spec.outputEvents[{i}].reason: `{}` is not an Event reason (a capital letter, then up to 63 letters and digits)",
+                event.reason
+            ));
+        }
+        // The report names only the reason: an Event's type goes with it.
+        if let Some((j, first)) = plan.events.iter().enumerate().take(i).find(|(_, e)| e.reason == event.reason)
+            && first.warning != event.warning
+        {
+            let kind = |warning: bool| if warning { "Warning" } else { "Normal" };
+            problems.push(format!(
+                "spec.outputEvents[{i}].type: {} differs from the {} of spec.outputEvents[{j}], which has the same reason {}: entries sharing a reason share its type",
+                kind(event.warning),
+                kind(first.warning),
+                event.reason
+            ));
+        }
+    }
+    problems
+}
+
+/// [`problems`] of the server's supervisor, if it has one, and a game port
+/// that is the supervisor's own ([`STATUS_PORT`], where it serves its report).
+pub fn server_problems(server: &ServerPlan) -> Vec<String> {
+    let Some(plan) = server.container.supervisor.as_ref() else { return Vec::new() };
+    let mut problems = problems(plan);
+    if plan.reports() {
+        for (i, port) in server.container.ports.iter().enumerate() {
+            if port.protocol == Protocol::TCP && port.container_port == i32::from(STATUS_PORT) {
+                problems.push(format!(
+                    "spec.ports[{i}].containerPort: TCP port {STATUS_PORT} is where mettaton's supervisor serves the players and output events in the server's pod (spec.players, spec.outputEvents); the game must listen on another port"
+                ));
+            }
+        }
     }
     problems
 }
@@ -47,6 +151,12 @@ fn config(plan: &ServerPlan, supervisor: &SupervisorPlan) -> Config {
     let game = container.command.iter().chain(&container.args).cloned().collect();
     let mut config = Config::new(STATE_DIR, game);
     config.ready = supervisor.ready.iter().filter_map(|p| Pattern::parse(p).ok()).collect();
+    config.join = supervisor.join.iter().filter_map(|p| Pattern::parse_player(p).ok()).collect();
+    config.leave = supervisor.leave.iter().filter_map(|p| Pattern::parse_player(p).ok()).collect();
+    config.events =
+        supervisor.events.iter().filter_map(|e| Pattern::parse(&e.line).ok().map(|p| (e.reason.clone(), p))).collect();
+    // The report is served where the controller reads it (the pod proxy).
+    config.http = supervisor.reports().then_some(STATUS_PORT);
     if let Some(Ok(stop)) = supervisor.stop.as_deref().map(Stop::parse) {
         config.stop = stop;
     }
@@ -144,12 +254,37 @@ mod tests {
             &supervised_plan(serde_json::json!({
                 "health": { "readyLogLine": ["Done ("] }, "shutdown": { "stop": "stop" }
             })),
-            &SupervisorPlan { ready: vec!["Done (".into()], stop: Some("stop".into()) },
+            &SupervisorPlan { ready: vec!["Done (".into()], stop: Some("stop".into()), ..Default::default() },
         );
         // The supervisor reads back what the backend wrote.
         let back = Config::from_args(&line[2..]).unwrap();
         assert_eq!(back.command, ["/start", "--nogui"]);
         assert_eq!(back.stop, Stop::Line("stop".into()));
+    }
+
+    #[test]
+    fn players_and_output_events_are_on_the_command_line_with_the_report_served() {
+        let p = supervised_plan(serde_json::json!({
+            "players": { "joinLine": ["regex:^(?P<player>\\S+) joined"], "leaveLine": ["regex:^(\\S+) left"] },
+            "outputEvents": [
+                { "line": "saved the world", "reason": "WorldSaved" },
+                { "line": "regex:^\\[chat\\]", "reason": "Chat", "type": "Warning" }
+            ]
+        }));
+        let line = command(&p, p.container.supervisor.as_ref().unwrap());
+        let at =
+            |flag: &str| -> Vec<&str> { line.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()).collect() };
+        assert_eq!(at("--join"), ["regex:^(?P<player>\\S+) joined"]);
+        assert_eq!(at("--leave"), ["regex:^(\\S+) left"]);
+        assert_eq!(at("--event"), ["WorldSaved=saved the world", "Chat=regex:^\\[chat\\]"]);
+        assert_eq!(at("--http"), ["9396"]);
+        let back = Config::from_args(&line[2..]).unwrap();
+        assert_eq!((back.join.len(), back.leave.len(), back.http), (1, 1, Some(STATUS_PORT)));
+        assert_eq!(back.events.iter().map(|(r, p)| format!("{r}={p}")).collect::<Vec<_>>(), at("--event"));
+        assert_eq!(back.command, ["/start", "--nogui"]);
+        // Without players or events, nothing is served.
+        let p = supervised_plan(serde_json::json!({ "shutdown": { "stop": "stop" } }));
+        assert!(!command(&p, p.container.supervisor.as_ref().unwrap()).contains(&"--http".to_string()));
     }
 
     #[test]
@@ -181,11 +316,107 @@ mod tests {
 
     #[test]
     fn problems_name_the_field_and_the_cause() {
-        let plan = SupervisorPlan { ready: vec!["ok".into(), "regex:(".into()], stop: Some("SIGWINCH".into()) };
-        let p = problems(&plan);
-        assert_eq!(p.len(), 2, "{p:?}");
-        assert!(p[0].starts_with("spec.health.readyLogLine[1]: `regex:(` is not a valid regular expression"), "{p:?}");
-        assert!(p[1].starts_with("spec.shutdown.stop: `SIGWINCH` is not a signal"), "{p:?}");
-        assert!(problems(&SupervisorPlan { ready: vec!["Done".into()], stop: Some("stop".into()) }).is_empty());
+        let mut p = supervised_plan(serde_json::json!({
+            "health": { "readyLogLine": ["ok", "regex:("] }, "shutdown": { "stop": "SIGWINCH" }
+        }));
+        let problems_of = |p: &ServerPlan| server_problems(p);
+        let found = problems_of(&p);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("spec.health.readyLogLine[1]: `regex:(` is not a valid regular expression"),
+            "{found:?}"
+        );
+        assert!(found[1].starts_with("spec.shutdown.stop: `SIGWINCH` is not a signal"), "{found:?}");
+        p.container.supervisor =
+            Some(SupervisorPlan { ready: vec!["Done".into()], stop: Some("stop".into()), ..Default::default() });
+        assert!(problems_of(&p).is_empty());
+        assert!(problems_of(&supervised_plan(serde_json::json!({}))).is_empty(), "no supervisor, no problem");
+    }
+
+    #[test]
+    fn player_patterns_must_capture_the_name_and_events_need_a_reason_and_one_type_per_reason() {
+        let p = supervised_plan(serde_json::json!({
+            "players": {
+                "joinLine": ["regex:^(?P<player>\\S+) joined", "regex:^someone joined$"],
+                "leaveLine": ["left the game"]
+            },
+            "outputEvents": [
+                { "line": "regex:^\\[chat\\] (.*)", "reason": "Chat" },
+                { "line": "regex:(", "reason": "bad reason" },
+                { "line": "said", "reason": "Chat", "type": "Warning" }
+            ]
+        }));
+        let found = problems(p.container.supervisor.as_ref().unwrap());
+        assert_eq!(found.len(), 5, "{found:#?}");
+        assert!(
+            found[0]
+                .starts_with("spec.players.joinLine[1]: `regex:^someone joined$` does not capture the player's name"),
+            "{found:#?}"
+        );
+        assert!(found[1].starts_with("spec.players.leaveLine[0]: `left the game` does not capture"), "{found:#?}");
+        assert!(
+            found[2].starts_with("spec.outputEvents[1].line: `regex:(` is not a valid regular expression"),
+            "{found:#?}"
+        );
+        assert!(found[3].starts_with("spec.outputEvents[1].reason: `bad reason` is not an Event reason"), "{found:#?}");
+        assert!(
+            found[4].starts_with("spec.outputEvents[2].type: Warning differs from the Normal of spec.outputEvents[0]"),
+            "{found:#?}"
+        );
+        for (reason, valid) in
+            [("Chat", true), ("A", true), ("X9y", true), ("chat", false), ("", false), ("Chat!", false)]
+        {
+            assert_eq!(valid_reason(reason), valid, "{reason}");
+        }
+        assert!(valid_reason(&format!("A{}", "b".repeat(63))));
+        assert!(!valid_reason(&format!("A{}", "b".repeat(64))));
+    }
+
+    #[test]
+    fn the_status_port_is_refused_as_a_game_port_only_where_the_supervisor_serves_it() {
+        let ports = serde_json::json!([
+            { "name": "game", "containerPort": 9396 },
+            { "name": "query", "containerPort": 9396, "protocol": "UDP" }
+        ]);
+        let p = supervised_plan(serde_json::json!({
+            "ports": ports,
+            "outputEvents": [{ "line": "saved", "reason": "Saved" }]
+        }));
+        let found = server_problems(&p);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("spec.ports[0].containerPort: TCP port 9396 is where mettaton's supervisor serves"),
+            "{found:?}"
+        );
+        // A stop alone: the supervisor serves nothing, the port is the game's.
+        let p = supervised_plan(serde_json::json!({ "ports": ports, "shutdown": { "stop": "stop" } }));
+        assert!(server_problems(&p).is_empty());
+    }
+
+    /// The report as the supervisor writes it (the contract's JSON, keys in
+    /// its order) reads into [`Report`].
+    #[test]
+    fn the_report_reads_the_supervisors_json() {
+        let text = r#"{"boot":"1767225600123","ready":true,"players":{"count":2,"names":["alex","zoe"]},"events":[{"seq":4,"reason":"Chat","line":"<zoe> hi","at":"1767225601000"}],"nextSeq":5}"#;
+        let report: Report = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            report,
+            Report {
+                boot: "1767225600123".into(),
+                ready: true,
+                players: Some(PlayersReport { count: 2, names: vec!["alex".into(), "zoe".into()] }),
+                events: vec![EventReport {
+                    seq: 4,
+                    reason: "Chat".into(),
+                    line: "<zoe> hi".into(),
+                    at: "1767225601000".into()
+                }],
+                next_seq: 5,
+            }
+        );
+        assert_eq!(serde_json::to_string(&report).unwrap(), text, "and writes it back the same");
+        let without: Report =
+            serde_json::from_str(r#"{"boot":"1","ready":false,"players":null,"events":[],"nextSeq":0}"#).unwrap();
+        assert_eq!((without.players, without.events.len(), without.next_seq), (None, 0, 0));
     }
 }

@@ -258,6 +258,7 @@ fn running_status(gs: &GameServer, address: &str, port: i32) -> GameServerStatus
         restarts: 0,
         starting_since: Some(now.clone()),
         backend_ref: Some(format!("Deployment/{}", gs.name_any())),
+        players: None,
     }
 }
 

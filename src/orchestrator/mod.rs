@@ -6,7 +6,9 @@
 //! backends that have it: [`Logs`] (read and follow a server's log),
 //! [`Standalone`] (run without a control plane: connect by itself, know what it
 //! runs, restart, report its instances' events), which is what the library
-//! facade ([`crate::facade::Mettaton`]) needs. A backend that lacks a
+//! facade ([`crate::facade::Mettaton`]) needs, [`Reports`] (read what
+//! mettaton's supervisor reports from inside a running server), which the
+//! controller finds through [`Orchestrator::reports`]. A backend that lacks a
 //! capability does not implement its trait, and the code that needs it does
 //! not compile against it; the CLI says so by name.
 //!
@@ -25,6 +27,7 @@ use kube::ResourceExt;
 
 use crate::api::{GameServer, ReclaimPolicy};
 use crate::plan::ServerPlan;
+use crate::supervisor::Report;
 
 pub mod docker;
 pub mod engine;
@@ -114,6 +117,39 @@ pub trait Orchestrator: Send + Sync + 'static {
     /// `namespace` (all when `None`): what should wake it. A backend that
     /// caches what it reads may fill its caches from the same watches.
     fn triggers(&self, namespace: Option<&str>) -> Triggers;
+
+    /// The backend's reader of what mettaton's supervisor reports from inside
+    /// a running server ([`Reports`]), when it has one: the controller reads
+    /// the players and output events of the servers that ask for them
+    /// through it. `None`, the default, for a backend without one.
+    fn reports(&self) -> Option<&impl Reports> {
+        None::<&NoReports>
+    }
+}
+
+/// Reading the report of mettaton's supervisor in a server's running
+/// instance ([`Report`]: the players it counts, the lines it matched), which
+/// has no credentials of its own and cannot push it anywhere. Kubernetes reads
+/// it through the API server's pod proxy; a backend on a Docker Engine can run
+/// `mettaton-supervisor status` in the container.
+pub trait Reports: Send + Sync {
+    /// The report of the supervisor of the server's running instance, with
+    /// the matched lines from `since` on; `None` when no instance runs the
+    /// game (none, or its container not started).
+    fn report(
+        &self,
+        plan: &ServerPlan,
+        since: u64,
+    ) -> impl Future<Output = Result<Option<Report>, BackendError>> + Send;
+}
+
+/// The [`Reports`] of a backend that has none: never made.
+pub enum NoReports {}
+
+impl Reports for NoReports {
+    async fn report(&self, _: &ServerPlan, _: u64) -> Result<Option<Report>, BackendError> {
+        match *self {}
+    }
 }
 
 /// Reading a server's log.

@@ -55,6 +55,7 @@ fn game_permissions() -> BTreeSet<Permission> {
     p.extend(permissions("apps", &["deployments"], CHILD_VERBS));
     p.extend(permissions("", &["services", "persistentvolumeclaims", "configmaps"], CHILD_VERBS));
     p.extend(permissions("", &["pods"], &["list", "watch"]));
+    p.extend(permissions("", &["pods/proxy"], &["get"]));
     p.extend(permissions("events.k8s.io", &["events"], &["create", "patch"]));
     p
 }
@@ -690,6 +691,8 @@ async fn the_charts_service_account_is_enough_for_the_controller_and_no_more() {
         vec!["create", "pods", "-n", &games.name],
         vec!["create", "pods", "--subresource=exec", "-n", &games.name],
         vec!["get", "pods", "--subresource=log", "-n", &games.name],
+        vec!["create", "pods", "--subresource=proxy", "-n", &games.name],
+        vec!["get", "pods", "--subresource=proxy", "-n", &system.name],
         vec!["update", "gameservers.mettaton.dev", "-n", &games.name],
         vec!["delete", "gameservers.mettaton.dev", "-n", &games.name],
         vec!["list", "nodes"],
@@ -713,6 +716,7 @@ async fn the_charts_service_account_is_enough_for_the_controller_and_no_more() {
         vec!["delete", "persistentvolumeclaims", "-n", &games.name],
         vec!["patch", "configmaps", "-n", &games.name],
         vec!["watch", "pods", "-n", &games.name],
+        vec!["get", "pods", "--subresource=proxy", "-n", &games.name],
         vec!["get", "nodes"],
         vec!["create", "events.events.k8s.io", "-n", &games.name],
         vec!["create", "leases.coordination.k8s.io", "-n", &system.name],

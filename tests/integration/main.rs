@@ -22,6 +22,7 @@ mod real_node;
 #[path = "../common/real_node.rs"]
 mod real_node_common;
 mod real_node_console;
+mod real_node_players;
 mod support;
 mod swarm_backend;
 mod swarm_controller;

@@ -20,7 +20,7 @@ use crate::support::{
 
 const WAIT: Duration = Duration::from_secs(120);
 
-async fn start(prefix: &str) -> (TestNamespace, RunningController, kube::Api<GameServer>) {
+pub(crate) async fn start(prefix: &str) -> (TestNamespace, RunningController, kube::Api<GameServer>) {
     ensure_crd().await;
     ensure_supervisor_image().await;
     let ns = TestNamespace::new(prefix).await;
@@ -31,7 +31,7 @@ async fn start(prefix: &str) -> (TestNamespace, RunningController, kube::Api<Gam
 
 /// The test game started by mettaton's supervisor (`command` given), with
 /// its console on, and `spec` (its `env` added to the console's).
-fn supervised(name: &str, mut spec: Value) -> GameServer {
+pub(crate) fn supervised(name: &str, mut spec: Value) -> GameServer {
     let mut env = vec![json!({ "name": "GAME_CONSOLE", "value": "1" })];
     env.extend(spec["env"].as_array().cloned().unwrap_or_default());
     spec["env"] = Value::Array(env);
@@ -58,7 +58,7 @@ fn send_as(kubeconfig: &str, ns: &TestNamespace, name: &str, line: &str) -> std:
 }
 
 /// `mettaton send` with the plane's (admin) kubeconfig: what it printed.
-fn mettaton_send(ns: &TestNamespace, name: &str, line: &str) -> String {
+pub(crate) fn mettaton_send(ns: &TestNamespace, name: &str, line: &str) -> String {
     let out = send_as(&plane_kubeconfig(), ns, name, line);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "mettaton send failed: {}{stdout}", String::from_utf8_lossy(&out.stderr));
@@ -66,7 +66,7 @@ fn mettaton_send(ns: &TestNamespace, name: &str, line: &str) -> String {
 }
 
 /// A directory of the test's own, under target/.
-fn scratch(ns: &TestNamespace) -> std::path::PathBuf {
+pub(crate) fn scratch(ns: &TestNamespace) -> std::path::PathBuf {
     let dir = root().join("target/test-tmp").join(&ns.name);
     std::fs::create_dir_all(&dir).unwrap();
     dir

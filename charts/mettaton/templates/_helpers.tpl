@@ -107,6 +107,10 @@ nothing more (see src/controller.rs and src/orchestrator/kubernetes/mod.rs):
   server-side apply (an apply that creates needs create), delete them on teardown;
   patch also releases a retained claim.
 - pods: list and watch the game pods (readiness, restarts, node).
+- pods/proxy: get, the report of mettaton's supervisor in a game pod (players,
+  output events), read through the API server's pod proxy: game pods have no
+  credentials, and the controller may not reach pod addresses. Only `get`: no
+  other verb reaches the pods' ports.
 - events.k8s.io events: create, and patch to count a repeated event.
 The swarm backend keeps no children in the cluster: only GameServers and Events.
 */}}
@@ -130,6 +134,9 @@ The swarm backend keeps no children in the cluster: only GameServers and Events.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/proxy"]
+  verbs: ["get"]
 {{- end }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

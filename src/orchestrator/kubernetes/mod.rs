@@ -45,7 +45,7 @@ use serde_json::{Value, json};
 
 use crate::api::{self, ReclaimPolicy, ServiceType};
 use crate::orchestrator::{
-    BackendError, Console, ConsoleSession, Logs, Observed, Orchestrator, Owner, Teardown, Triggers, Workload,
+    BackendError, Console, ConsoleSession, Logs, Observed, Orchestrator, Owner, Reports, Teardown, Triggers, Workload,
     error_chain,
 };
 use crate::plan::{self, ServerPlan};
@@ -296,6 +296,10 @@ impl Orchestrator for KubernetesOrchestrator {
         Triggers { changes: cache::server_keys(streams), poll: None }
     }
 
+    fn reports(&self) -> Option<&impl Reports> {
+        Some(self)
+    }
+
     async fn apply(&self, owner: &Owner, plan: &ServerPlan) -> Result<(), BackendError> {
         if builders::controller_ref(owner).is_none() {
             // Children without an owner would outlive the GameServer unseen.
@@ -306,7 +310,7 @@ impl Orchestrator for KubernetesOrchestrator {
         }
         // What the API server's schema cannot check of the supervisor's work
         // (a regular expression that does not compile, an unknown signal).
-        let problems = plan.container.supervisor.as_ref().map(supervisor::problems).unwrap_or_default();
+        let problems = supervisor::server_problems(plan);
         if !problems.is_empty() {
             return Err(BackendError::Refused {
                 what: format!("run GameServer {}", plan.name),
@@ -446,6 +450,41 @@ impl Logs for KubernetesOrchestrator {
         .try_flatten()
         .boxed()
     }
+}
+
+impl Reports for KubernetesOrchestrator {
+    /// Through the API server's pod proxy
+    /// (`GET /api/v1/namespaces/NS/pods/POD:9396/proxy/status?since=N`, RBAC
+    /// `get` on `pods/proxy`): the game's pod has no credentials, and the
+    /// controller may not reach pod addresses. The pod is found in the
+    /// controller's cache: one request per read.
+    async fn report(&self, plan: &ServerPlan, since: u64) -> Result<Option<supervisor::Report>, BackendError> {
+        let pods = match self.cache.get().and_then(|cache| cache.pods(&plan.namespace, &plan.name)) {
+            Some(pods) => pods,
+            None => self.pods(plan).await?,
+        };
+        let Some(pod) = builders::current_pod(&pods).filter(|p| builders::instance(p).running) else {
+            return Ok(None);
+        };
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let what = format!("read the supervisor's report of GameServer {} (pod/{name})", plan.name);
+        let request = http::Request::get(report_path(&plan.namespace, &name, since))
+            .body(Vec::new())
+            .map_err(|e| BackendError::Other { what: what.clone(), reason: e.to_string() })?;
+        let text = self.client.request_text(request).await.map_err(|e| backend_error(what.clone(), e))?;
+        serde_json::from_str(&text).map(Some).map_err(|e| BackendError::Other {
+            what,
+            reason: format!(
+                "the answer is not a supervisor's report ({e}): {}",
+                text.chars().take(200).collect::<String>()
+            ),
+        })
+    }
+}
+
+/// The pod proxy's path to the report of the supervisor in pod `pod`.
+pub fn report_path(namespace: &str, pod: &str, since: u64) -> String {
+    format!("/api/v1/namespaces/{namespace}/pods/{pod}:{}/proxy/status?since={since}", supervisor::STATUS_PORT)
 }
 
 /// How long a console session may take to close once its input ended.
@@ -693,6 +732,14 @@ mod tests {
             applied["spec"],
             json!({ "accessModes": ["ReadWriteOnce", "ReadOnlyMany"], "storageClassName": "slow",
                     "resources": { "requests": { "storage": "20Gi" } } })
+        );
+    }
+
+    #[test]
+    fn the_report_is_read_through_the_pod_proxy_on_the_supervisors_port() {
+        assert_eq!(
+            report_path("games", "mc-7d9f-abcde", 12),
+            "/api/v1/namespaces/games/pods/mc-7d9f-abcde:9396/proxy/status?since=12"
         );
     }
 
