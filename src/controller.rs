@@ -6,10 +6,12 @@
 //! that already match, the status is written only when it differs, and Events
 //! are published only on transitions of what the status reports: one for each
 //! phase it enters (Pending and Terminating included) and one `Created` when it
-//! first names the runtime object. A steady-state reconcile only reads, and
-//! for a running server with `spec.players` or `spec.outputEvents` reads its
-//! supervisor's report once per 30 s ([`reading`]): new matched lines become
-//! Events, and the players go into the status when they changed.
+//! first names the runtime object; `StopCommand` when it stops the game of a
+//! server with `shutdown.stop` (which its supervisor types or sends). A
+//! steady-state reconcile only reads, and for a running server with
+//! `spec.players` or `spec.outputEvents` reads its supervisor's report once per
+//! 30 s ([`reading`]): new matched lines become Events, and the players go into
+//! the status when they changed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -164,14 +166,26 @@ struct Reported {
     phase: Option<Phase>,
     /// It names the runtime object (`backendRef`): the server was created.
     created: bool,
+    /// The generation it describes.
+    generation: Option<i64>,
+    /// The restart asked for last when it was written ([`plan::restart_token`]).
+    restart: Option<String>,
+    /// A new template rolls out (Progressing, `RollingOut`).
+    rolling_out: bool,
 }
 
 impl Reported {
     fn of(gs: &GameServer, status: Option<&GameServerStatus>) -> Self {
+        let rolling_out = status
+            .and_then(|s| status::condition(&s.conditions, api::conditions::PROGRESSING))
+            .is_some_and(|c| c.status == "True" && c.reason == status::reason::ROLLING_OUT);
         Reported {
             uid: gs.uid(),
             phase: status.and_then(|s| s.phase),
             created: status.is_some_and(|s| s.backend_ref.is_some()),
+            generation: status.and_then(|s| s.observed_generation),
+            restart: plan::restart_token(gs.metadata.annotations.as_ref()),
+            rolling_out,
         }
     }
 }
@@ -658,6 +672,9 @@ fn announcements(
         let what = status.backend_ref.as_deref().unwrap_or_default();
         events.push((EventType::Normal, "Created", format!("created the runtime objects of {name} ({what})")));
     }
+    if let Some(event) = stop_command(gs, before, after) {
+        events.push(event);
+    }
     let Some(phase) = after.phase.filter(|p| before.phase != Some(*p)) else { return events };
     info!(from = ?before.phase, to = ?phase, "phase changed");
     let ready_message = status::condition(&status.conditions, api::conditions::READY)
@@ -692,6 +709,43 @@ fn announcements(
         }
     });
     events
+}
+
+/// The `StopCommand` Event when the status reports that mettaton stops the
+/// game of a server with `shutdown.stop`, which its supervisor then types
+/// into the console or sends as a signal: the server that ran (or was
+/// starting) enters Stopping or Stopped (`state: Stopped`) or Terminating
+/// (deletion), or a new template rolls out over it because mettaton changed
+/// it (a new generation, a restart asked). A pod Kubernetes replaces by
+/// itself (an eviction) is not mettaton's doing, and a rollout that goes on
+/// is announced once.
+fn stop_command(gs: &GameServer, before: &Reported, after: &Reported) -> Option<(EventType, &'static str, String)> {
+    let shutdown = gs.spec.shutdown.as_ref()?;
+    let stop = shutdown.stop.as_deref()?;
+    if !matches!(before.phase, Some(Phase::Starting | Phase::Running | Phase::Failed)) {
+        return None;
+    }
+    let why = match after.phase {
+        Some(Phase::Stopping | Phase::Stopped) => "state: Stopped",
+        Some(Phase::Terminating) => "the GameServer is deleted",
+        _ if after.rolling_out && after.restart != before.restart => "a restart was asked",
+        _ if after.rolling_out && after.generation != before.generation => "its spec changed",
+        _ => return None,
+    };
+    let how = match mettaton_supervisor::Stop::parse(stop) {
+        Ok(mettaton_supervisor::Stop::Line(line)) => format!("typing `{line}` into the game's console"),
+        Ok(_) => format!("sending {stop} to the game"),
+        // Refused at apply, named there.
+        Err(_) => return None,
+    };
+    let grace = shutdown.grace_period_seconds;
+    Some((
+        EventType::Normal,
+        "StopCommand",
+        format!(
+            "stopping the game ({why}) by {how} (shutdown.stop); it has {grace} s (shutdown.gracePeriodSeconds) to exit before it is killed"
+        ),
+    ))
 }
 
 /// Why the server failed, from its Degraded or Ready condition.
@@ -837,6 +891,98 @@ mod tests {
             (terminating[0].1, terminating[0].2.as_str()),
             ("Terminating", "deleting the game server; volume mc-data is kept")
         );
+    }
+
+    /// `StopCommand` once for each stop mettaton causes of a server whose
+    /// game stops by `shutdown.stop`: `state: Stopped`, deletion, a restart
+    /// or a spec change rolling out; not for a pod Kubernetes replaced, nor
+    /// again while the stop goes on.
+    #[test]
+    fn the_stop_command_is_announced_when_mettaton_stops_the_game() {
+        let server = |stop: Option<&str>, restarted: Option<&str>| -> GameServer {
+            let mut gs: GameServer = serde_json::from_value(json!({
+                "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
+                "metadata": { "name": "mc", "namespace": "games", "uid": "u1" },
+                "spec": { "image": "game:1", "command": ["/game"], "ports": [{ "name": "game", "containerPort": 7777 }],
+                          "shutdown": { "gracePeriodSeconds": 30 } }
+            }))
+            .unwrap();
+            gs.spec.shutdown.as_mut().unwrap().stop = stop.map(str::to_string);
+            if let Some(at) = restarted {
+                gs.metadata.annotations = Some([(plan::ANNOTATION_RESTARTED_AT.to_string(), at.to_string())].into());
+            }
+            gs
+        };
+        let status = |phase: Phase, generation: i64, rolling_out: bool| {
+            let mut s =
+                GameServerStatus { phase: Some(phase), observed_generation: Some(generation), ..Default::default() };
+            let (reason, progressing) =
+                if rolling_out { (status::reason::ROLLING_OUT, true) } else { (status::reason::STABLE, false) };
+            status::set_condition(
+                &mut s.conditions,
+                api::conditions::PROGRESSING,
+                progressing,
+                reason,
+                "",
+                Some(generation),
+                &now(),
+            );
+            s
+        };
+        // `before` as the status written last over the object then; `after`
+        // over the object now.
+        let stops = |then: &GameServer, before: &GameServerStatus, now: &GameServer, after: &GameServerStatus| {
+            let events = announcements(now, &Reported::of(then, Some(before)), &Reported::of(now, Some(after)), after);
+            events
+                .into_iter()
+                .filter(|(_, reason, _)| *reason == "StopCommand")
+                .map(|(_, _, note)| note)
+                .collect::<Vec<_>>()
+        };
+        let gs = server(Some("stop"), None);
+        let running = status(Phase::Running, 1, false);
+
+        let stopped = stops(&gs, &running, &gs, &status(Phase::Stopping, 2, false));
+        assert_eq!(
+            stopped,
+            [
+                "stopping the game (state: Stopped) by typing `stop` into the game's console (shutdown.stop); it has 30 s (shutdown.gracePeriodSeconds) to exit before it is killed"
+            ]
+        );
+        assert_eq!(stops(&gs, &running, &gs, &status(Phase::Stopped, 2, false)).len(), 1, "stopped at once");
+        assert!(
+            stops(&gs, &status(Phase::Stopping, 2, false), &gs, &status(Phase::Stopped, 2, false)).is_empty(),
+            "once"
+        );
+        let deleted = stops(&gs, &running, &gs, &status(Phase::Terminating, 2, false));
+        assert!(
+            deleted[0].starts_with("stopping the game (the GameServer is deleted) by typing `stop`"),
+            "{deleted:?}"
+        );
+        assert!(stops(&gs, &status(Phase::Stopped, 2, false), &gs, &status(Phase::Terminating, 3, false)).is_empty());
+
+        // A restart asked: the new pod's rollout stops the game.
+        let restarted = server(Some("stop"), Some("2026-01-01T00:00:00Z"));
+        let rolling = status(Phase::Starting, 1, true);
+        let notes = stops(&gs, &running, &restarted, &rolling);
+        assert!(notes[0].starts_with("stopping the game (a restart was asked)"), "{notes:?}");
+        assert!(stops(&restarted, &rolling, &restarted, &rolling).is_empty(), "once");
+        // A spec change rolling out.
+        let notes = stops(&gs, &running, &gs, &status(Phase::Starting, 2, true));
+        assert!(notes[0].starts_with("stopping the game (its spec changed)"), "{notes:?}");
+        // A pod Kubernetes replaced (an eviction): the same generation and restart.
+        assert!(stops(&gs, &running, &gs, &rolling).is_empty());
+        // A server that was not running has no game to stop.
+        assert!(stops(&gs, &status(Phase::Stopped, 1, false), &gs, &status(Phase::Terminating, 2, false)).is_empty());
+        // A signal is sent, not typed; without shutdown.stop, nothing is announced.
+        let signalled = server(Some("^C"), None);
+        let notes = stops(&signalled, &running, &signalled, &status(Phase::Stopping, 2, false));
+        assert!(
+            notes[0].starts_with("stopping the game (state: Stopped) by sending ^C to the game (shutdown.stop)"),
+            "{notes:?}"
+        );
+        let plain = server(None, None);
+        assert!(stops(&plain, &running, &plain, &status(Phase::Stopping, 2, false)).is_empty());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! own join and leave lines, counted by mettaton's supervisor in its
 //! container, reach `status.players` and the `mettaton_players` metric through
 //! the API server's pod proxy; lines matching `spec.outputEvents` become
-//! Events on the GameServer, each once; and a controller that may not use the pod proxy counts its failed reads and
+//! Events on the GameServer, each once; the stop mettaton causes is an Event;
+//! and a controller that may not use the pod proxy counts its failed reads and
 //! leaves the server Ready.
 
 use std::io::{BufRead, BufReader, Write};
@@ -165,13 +166,20 @@ async fn players_and_output_lines_of_the_game_reach_the_status_the_metric_and_ev
     assert_eq!(events_of(&ns, "players", "ServerSaid").await[0].2, 1, "published once");
     assert_eq!(condition_status(&api.get("players").await.unwrap(), conditions::READY).as_deref(), Some("True"));
 
-    // Stopped: nobody plays on a stopped server.
+    // Stopped: mettaton stops the game by typing its stop command (an Event
+    // says so), and nobody plays on a stopped server.
     let stop = Patch::Merge(json!({ "spec": { "state": "Stopped" } }));
     api.patch("players", &PatchParams::default(), &stop).await.unwrap();
     let stopped = wait_phase(&api, "players", Phase::Stopped, WAIT).await;
     let players = players_of(&stopped).expect("players of a stopped server");
     assert_eq!((players.count, players.names.len()), (0, 0));
     assert_eq!(players_metric(&ctl, &ns, "players"), Some(0.0));
+    let stops = events_of(&ns, "players", "StopCommand").await;
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(
+        stops[0].1,
+        "stopping the game (state: Stopped) by typing `stop` into the game's console (shutdown.stop); it has 20 s (shutdown.gracePeriodSeconds) to exit before it is killed"
+    );
 
     // Deleted: its series goes with it.
     api.delete("players", &DeleteParams::default()).await.unwrap();
