@@ -133,6 +133,89 @@ async fn bad_manifests_are_refused_naming_the_field() {
     .await;
 }
 
+/// Players and output events (issue 15): the supervisor reads the game's
+/// output, so they need `command`; join and leave lines are `regex:`; an
+/// output event's reason is an Event reason, its type Normal or Warning.
+#[tokio::test]
+async fn players_and_output_events_are_refused_naming_the_field() {
+    ensure_crd().await;
+    let ns = TestNamespace::new("schema-players").await;
+    let players = json!({ "joinLine": ["regex:^(\\S+) joined"], "leaveLine": ["regex:^(\\S+) left"] });
+    let event = json!({ "line": "saved", "reason": "WorldSaved" });
+    let with_command = |s: &mut Value| s["command"] = json!(["/start"]);
+    refused(
+        &ns,
+        "players without command",
+        |s| s["players"] = players.clone(),
+        &["spec.command", "players needs spec.command"],
+    )
+    .await;
+    refused(
+        &ns,
+        "output events without command",
+        |s| s["outputEvents"] = json!([event.clone()]),
+        &["spec.command", "outputEvents needs spec.command"],
+    )
+    .await;
+    refused(
+        &ns,
+        "a join line that is no regex",
+        |s| {
+            with_command(s);
+            s["players"] = json!({ "joinLine": ["joined the game"], "leaveLine": ["regex:^(\\S+) left"] });
+        },
+        &["spec.players.joinLine", "each pattern must be `regex:`"],
+    )
+    .await;
+    refused(
+        &ns,
+        "no leave line",
+        |s| {
+            with_command(s);
+            s["players"] = json!({ "joinLine": ["regex:^(\\S+) joined"] });
+        },
+        &["spec.players.leaveLine", "Required"],
+    )
+    .await;
+    refused(
+        &ns,
+        "a reason that is no Event reason",
+        |s| {
+            with_command(s);
+            s["outputEvents"] = json!([{ "line": "saved", "reason": "world saved" }]);
+        },
+        &["spec.outputEvents[0].reason"],
+    )
+    .await;
+    refused(
+        &ns,
+        "an unknown type",
+        |s| {
+            with_command(s);
+            s["outputEvents"] = json!([{ "line": "saved", "reason": "Saved", "type": "Error" }]);
+        },
+        &["spec.outputEvents[0].type"],
+    )
+    .await;
+    refused(
+        &ns,
+        "33 output events",
+        |s| {
+            with_command(s);
+            s["outputEvents"] = Value::Array(vec![event.clone(); 33]);
+        },
+        &["spec.outputEvents", "33"],
+    )
+    .await;
+    // Good ones pass, the type defaulted.
+    let mut spec = good_spec();
+    with_command(&mut spec);
+    spec["players"] = players;
+    spec["outputEvents"] = json!([event]);
+    let created = api(&ns).create(&PostParams::default(), &manifest("good", spec)).await.unwrap();
+    assert_eq!(created.data["spec"]["outputEvents"][0]["type"], "Normal");
+}
+
 /// What the CRD accepted before although the API server refuses it in the
 /// server's Deployment, Service or claim (found by tests/integration/bad_input.rs):
 /// now refused in the GameServer itself, naming the field.
