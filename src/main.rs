@@ -46,7 +46,8 @@ enum Command {
     /// Type one line into a GameServer's console (its standard input) and
     /// print what the game prints after it. Through the API server, with your
     /// credentials: needs `get` and `create` on `pods/attach` in the namespace (a WebSocket
-    /// session is authorised as `get`, an SPDY one as `create`).
+    /// session is authorised as `get`, an SPDY one as `create`). With
+    /// `--backend swarm`, through the swarm manager's engine.
     Send(console_cli::SendArgs),
     /// An interactive console on a GameServer: its output as it comes, each
     /// line you type goes to the game. Ctrl-D leaves; the server goes on.
@@ -105,9 +106,10 @@ struct ControllerArgs {
     /// $DOCKER_CERT_PATH).
     #[arg(long, env = "MTN_DOCKER_HOST")]
     docker_host: Option<String>,
-    /// The image of mettaton's supervisor, copied into the pods of servers
-    /// that need it (`health.readyLogLine`, `shutdown.stop`); Kubernetes
-    /// backend.
+    /// The image of mettaton's supervisor, put into the game containers of
+    /// servers that need it (`health.readyLogLine`, `shutdown.stop`): copied
+    /// by an init container on Kubernetes, into a volume on every node on
+    /// swarm.
     #[arg(long, default_value = mettaton::supervisor::DEFAULT_IMAGE, env = "MTN_SUPERVISOR_IMAGE")]
     supervisor_image: String,
     /// Where the admin server listens: /healthz, /readyz, /metrics (port 0
@@ -142,7 +144,7 @@ struct ControllerArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Backend {
+pub(crate) enum Backend {
     /// Deployments, Services and PersistentVolumeClaims in the same cluster.
     Kubernetes,
     /// Services, volumes and configs on a Docker Swarm.
@@ -337,20 +339,28 @@ async fn reconcile(
             controller::run_reporting(client, orchestrator, namespace, shutdown, reporting, tuning).await;
         }
         Backend::Swarm => {
-            let daemon = match &args.docker_host {
-                // The address from the flag; TLS as the Docker CLI does it.
-                Some(host) => {
-                    let tls = std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
-                    Daemon::parse(host, tls, std::env::var_os("DOCKER_CERT_PATH").map(PathBuf::from))?
-                }
-                None => Daemon::from_env().map_err(|e| e.to_string())?,
-            };
-            let orchestrator = SwarmOrchestrator::connect(&daemon).await.map_err(|e| e.to_string())?;
+            let daemon = daemon(args.docker_host.as_deref())?;
+            let orchestrator = SwarmOrchestrator::connect(&daemon)
+                .await
+                .map_err(|e| e.to_string())?
+                .with_supervisor_image(&args.supervisor_image);
             orchestrator.ensure_manager().await.map_err(|e| e.to_string())?;
             controller::run_reporting(client, orchestrator, namespace, shutdown, reporting, tuning).await;
         }
     }
     Ok(())
+}
+
+/// The Docker daemon of `--docker-host` (TLS as the Docker CLI does it), else
+/// the one the environment names.
+pub(crate) fn daemon(docker_host: Option<&str>) -> Result<Daemon, String> {
+    match docker_host {
+        Some(host) => {
+            let tls = std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+            Daemon::parse(host, tls, std::env::var_os("DOCKER_CERT_PATH").map(PathBuf::from))
+        }
+        None => Daemon::from_env().map_err(|e| e.to_string()),
+    }
 }
 
 /// Completes on SIGINT or SIGTERM, for every clone. The handlers are installed

@@ -1,7 +1,8 @@
 //! `mettaton swarm ...`: the GameServer manifests of Kubernetes, applied to a
 //! Docker Swarm (or, with `--backend docker`, to plain containers on one
 //! Docker Engine) through the `Mettaton` facade. Thin: parsing, printing, and
-//! a call to the facade per command.
+//! a call to the facade per command (`send` and `console` print as
+//! `mettaton send` and `mettaton console` do).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -10,9 +11,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use futures::StreamExt;
 use mettaton::api::GameServer;
 use mettaton::facade::{Applied, Mettaton, ServerEvent, ServerHandle, ServerInfo};
-use mettaton::orchestrator::Standalone;
 use mettaton::orchestrator::docker::DockerOrchestrator;
 use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
+use mettaton::orchestrator::{Console, Standalone};
 
 #[derive(Args, Debug)]
 pub struct SwarmArgs {
@@ -40,6 +41,11 @@ pub struct SwarmArgs {
     /// containers on the daemon (no swarm needed).
     #[arg(long, global = true, value_enum, default_value_t = Backend::Swarm, env = "MTN_BACKEND")]
     backend: Backend,
+    /// The image of mettaton's supervisor, put into the servers that need it
+    /// (`health.readyLogLine`, `shutdown.stop`): on the swarm's nodes (or the
+    /// engine) or in a registry they pull from.
+    #[arg(long, global = true, default_value = mettaton::supervisor::DEFAULT_IMAGE, env = "MTN_SUPERVISOR_IMAGE")]
+    supervisor_image: String,
     /// Namespace of the servers (default: default).
     #[arg(long, short = 'n', global = true, default_value = "default")]
     namespace: String,
@@ -91,6 +97,22 @@ enum SwarmCommand {
     /// Shut a server down and remove it (its volume stays unless its
     /// reclaimPolicy is Delete).
     Delete { name: String },
+    /// Type one line into a server's console (its standard input) and print
+    /// what the game prints after it. On swarm, the server must run on the
+    /// node of the daemon mettaton talks to.
+    Send {
+        name: String,
+        /// The console line, for example `say hello` (several words are
+        /// joined with spaces).
+        #[arg(required = true, num_args = 1..)]
+        line: Vec<String>,
+        /// How long to print what the game prints after the line (seconds).
+        #[arg(long, default_value_t = 2.0)]
+        wait: f64,
+    },
+    /// An interactive console on a server: its output as it comes, each line
+    /// you type goes to the game. Ctrl-D leaves; the server goes on.
+    Console { name: String },
     /// Print what happens to the servers (deaths, restarts, vanishings, the
     /// daemon lost and back) until interrupted.
     Events,
@@ -103,7 +125,7 @@ pub async fn run(args: SwarmArgs) -> Result<(), String> {
     }
 }
 
-async fn run_on<B: Standalone<Target = Daemon>>(args: SwarmArgs) -> Result<(), String> {
+async fn run_on<B: Standalone<Target = Daemon> + Console>(args: SwarmArgs) -> Result<(), String> {
     // Listened for from the start, so that an interrupt while connecting ends
     // `logs -f` and `events` cleanly too (exit 0), not by the default action.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
@@ -117,7 +139,8 @@ async fn run_on<B: Standalone<Target = Daemon>>(args: SwarmArgs) -> Result<(), S
     };
     let state = args.state.clone().unwrap_or_else(|| default_state_path(args.backend));
     let secrets = args.secrets.clone().unwrap_or_else(default_secrets_dir);
-    let mut facade = Mettaton::<B>::on(daemon, state).with_secrets_dir(secrets);
+    let mut facade =
+        Mettaton::<B>::on(daemon, state).with_secrets_dir(secrets).with_supervisor_image(args.supervisor_image.clone());
     let events = facade.events();
     let recovery = facade.connect().await.map_err(|e| e.to_string())?;
     let runtime = match args.backend {
@@ -185,6 +208,17 @@ async fn run_on<B: Standalone<Target = Daemon>>(args: SwarmArgs) -> Result<(), S
             println!("gameserver {} deleted", id(&name));
             Ok(())
         }
+        SwarmCommand::Send { name, line, wait } => match crate::console_cli::one_line(&line, wait) {
+            Ok(line) => match facade.console(&id(&name)).await {
+                Ok(session) => crate::console_cli::type_and_print(session, &line, wait).await,
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e),
+        },
+        SwarmCommand::Console { name } => match facade.console(&id(&name)).await {
+            Ok(session) => crate::console_cli::interactive(session).await,
+            Err(e) => Err(e.to_string()),
+        },
         SwarmCommand::Events => watch_events(events, &args.namespace, &mut interrupt).await,
     };
     facade.disconnect().await;

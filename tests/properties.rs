@@ -444,7 +444,7 @@ proptest! {
         }
         let _ = k8s::endpoint(&planned, Some(&service), None);
 
-        match swarm::service_spec(&planned, gs.metadata.uid.as_deref()) {
+        match swarm::service_spec(&planned, gs.metadata.uid.as_deref(), mettaton::supervisor::DEFAULT_IMAGE) {
             Ok(service) => {
                 let name = service.name.clone().unwrap_or_default();
                 prop_assert!(!name.is_empty() && name.len() <= 63, "{}", name);

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{GameServer, GameServerSpec, Phase, PublishedPort, ReclaimPolicy};
 use crate::orchestrator::swarm::{Daemon, SwarmOrchestrator};
-use crate::orchestrator::{BackendError, Observed, Orchestrator, Owner, Standalone, Teardown};
+use crate::orchestrator::{BackendError, Console, ConsoleSession, Observed, Orchestrator, Owner, Standalone, Teardown};
 use crate::plan::{ServerPlan, plan_spec};
 use state::{Recovery, SavedServer, State, server_id};
 
@@ -180,6 +180,7 @@ pub struct Mettaton<B: Standalone = SwarmOrchestrator> {
     target: B::Target,
     state_path: PathBuf,
     secrets_dir: Option<PathBuf>,
+    supervisor_image: Option<String>,
     events: broadcast::Sender<ServerEvent>,
     connection: Option<Connection<B>>,
 }
@@ -257,6 +258,7 @@ impl<B: Standalone> Mettaton<B> {
             target,
             state_path: state_path.into(),
             secrets_dir: None,
+            supervisor_image: None,
             events: broadcast::channel(1024).0,
             connection: None,
         }
@@ -270,6 +272,16 @@ impl<B: Standalone> Mettaton<B> {
     /// Without a directory, such variables are refused.
     pub fn with_secrets_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.secrets_dir = Some(dir.into());
+        self
+    }
+
+    /// The image mettaton's supervisor is taken from, for the servers whose
+    /// spec needs it (`health.readyLogLine`, `shutdown.stop`): an image on the
+    /// swarm's nodes (or the engine) or in a registry they pull from, as the
+    /// games' images are (default [`crate::supervisor::DEFAULT_IMAGE`]).
+    /// Taken at the next `connect`.
+    pub fn with_supervisor_image(mut self, image: impl Into<String>) -> Self {
+        self.supervisor_image = Some(image.into());
         self
     }
 
@@ -320,10 +332,13 @@ impl<B: Standalone> Mettaton<B> {
         self.disconnect().await;
         // Connecting checks that the daemon can run servers; a refusal can
         // only mean that it cannot (for swarm: it is no manager).
-        let backend = B::connect(&self.target).await.map_err(|e| match e {
+        let mut backend = B::connect(&self.target).await.map_err(|e| match e {
             BackendError::Refused { reason, .. } => Error::DaemonRefused(reason),
             other => other.into(),
         })?;
+        if let Some(image) = &self.supervisor_image {
+            backend = backend.with_supervisor_image(image);
+        }
         let mut saved = state::load(&self.state_path)?;
         let on_swarm: Vec<String> =
             backend.list_managed().await?.into_iter().map(|k| server_id(&k.namespace, &k.name)).collect();
@@ -817,6 +832,31 @@ impl<B: Standalone> Mettaton<B> {
         let c = self.connection()?;
         let saved = self.saved(c, id)?;
         Ok(c.backend.follow_logs(&plan_of(&saved), tail).map(|r| r.map_err(Error::from)))
+    }
+}
+
+impl<B: Standalone + Console> Mettaton<B> {
+    /// Types `line` into the server's console (its game's standard input, or
+    /// the supervisor's, which passes it on) and returns once it was
+    /// delivered. What the game answers is in its log ([`Mettaton::logs`]),
+    /// or read it on a [`Mettaton::console`] session.
+    pub async fn send(&self, id: &str, line: &str) -> Result<(), Error> {
+        if line.contains('\n') {
+            return Err(Error::Invalid(vec!["line: must be one line: it contains a newline".into()]));
+        }
+        let c = self.connection()?;
+        let saved = self.saved(c, id)?;
+        Ok(c.backend.send(&plan_of(&saved), line).await?)
+    }
+
+    /// A session on the server's console: what is written to its `input`
+    /// goes to the game's standard input, its `output` gives what the game
+    /// prints from now on; [`ConsoleSession::close`] ends it once what was
+    /// typed was delivered (the server goes on).
+    pub async fn console(&self, id: &str) -> Result<ConsoleSession, Error> {
+        let c = self.connection()?;
+        let saved = self.saved(c, id)?;
+        Ok(c.backend.attach(&plan_of(&saved)).await?)
     }
 }
 

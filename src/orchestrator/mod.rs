@@ -226,6 +226,10 @@ pub trait Standalone: Orchestrator + Logs + Sized {
     /// Connects, and checks that the target can run servers.
     fn connect(target: &Self::Target) -> impl Future<Output = Result<Self, BackendError>> + Send;
 
+    /// The backend taking mettaton's supervisor from `image` (instead of
+    /// [`crate::supervisor::DEFAULT_IMAGE`]), for the servers that need it.
+    fn with_supervisor_image(self, image: &str) -> Self;
+
     /// Whether the target answers.
     fn ping(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
 

@@ -2,8 +2,9 @@
 //! Swarm, `facade.rs`; plain Docker, `docker_backend.rs`), against the engine
 //! of tests/swarm/up with the test game (tests/testgame): a scope per test (a
 //! namespace and a state file of its own, and what a failed test leaves on the
-//! engine removed with it), the test game's manifest, and a player's TCP and
-//! UDP exchanges with it.
+//! engine removed with it), the test game's manifest, a player's TCP and
+//! UDP exchanges with it, and mettaton's supervisor as an image on the engine
+//! (`supervisor_image`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -33,23 +34,35 @@ pub trait Backend: Standalone<Target = Daemon> {
     const DIR: &str;
     /// Begins each namespace, so that tests of two backends never share one.
     const NAMESPACE_PREFIX: &str;
+    /// `mettaton swarm --backend NAME`.
+    const CLI_BACKEND: &str;
     /// Removes what a test left under `namespace`. Blocking, for a `Drop`.
     fn remove_leftovers(namespace: &str);
+    /// The data volume of the server of `plan`, as the backend names it.
+    fn volume_name(plan: &mettaton::plan::ServerPlan) -> String;
 }
 
 impl Backend for SwarmOrchestrator {
     const DIR: &str = "facade";
     const NAMESPACE_PREFIX: &str = "";
+    const CLI_BACKEND: &str = "swarm";
     fn remove_leftovers(namespace: &str) {
         remove_swarm_leftovers(namespace);
+    }
+    fn volume_name(plan: &mettaton::plan::ServerPlan) -> String {
+        mettaton::orchestrator::swarm::builders::volume_name(plan)
     }
 }
 
 impl Backend for DockerOrchestrator {
     const DIR: &str = "docker";
     const NAMESPACE_PREFIX: &str = "dk";
+    const CLI_BACKEND: &str = "docker";
     fn remove_leftovers(namespace: &str) {
         remove_docker_leftovers(namespace);
+    }
+    fn volume_name(plan: &mettaton::plan::ServerPlan) -> String {
+        mettaton::orchestrator::docker::builders::volume_name(plan)
     }
 }
 
@@ -171,4 +184,105 @@ pub fn udp_exchange(address: &str, port: i32) -> String {
         }
     }
     panic!("no UDP answer from {address}:{port}");
+}
+
+/// Where the supervisor's image is made (not the real node's directory: the
+/// two may be made at once).
+const SUPERVISOR_WORK: &str = "target/supervisor/engine-image";
+/// The repository of the supervisor's image on the test engine; its tag is a
+/// hash of the binary, so that a changed supervisor is a new image, and so a
+/// new volume and installer (they are one per image reference).
+const SUPERVISOR_REPOSITORY: &str = "127.0.0.1:5999/mettaton-supervisor";
+
+/// mettaton's supervisor (scripts/build-supervisor) as an image on the test
+/// engine, made once per test process (`docker import` of a root file
+/// system holding only the binary, as the real node's); its name, which no
+/// public registry resolves. The installers and volumes of the earlier test
+/// images of it are removed (they would pile up, one per supervisor built).
+pub async fn supervisor_image() -> String {
+    static IMAGE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    IMAGE
+        .get_or_init(|| async {
+            let image = tokio::task::spawn_blocking(import_supervisor).await.unwrap();
+            remove_other_supervisor_installers(&image).await;
+            image
+        })
+        .await
+        .clone()
+}
+
+fn import_supervisor() -> String {
+    use std::process::Command;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let binary = run(&mut Command::new(root.join("scripts/build-supervisor")));
+    let bytes = std::fs::read(&binary).unwrap();
+    // FNV-1a of the binary: the image's tag.
+    let hash = bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3));
+    let image = format!("{SUPERVISOR_REPOSITORY}:{:012x}", hash >> 16);
+    let present = Command::new("docker").args(["image", "inspect", &image]).output().unwrap();
+    if present.status.success() {
+        return image;
+    }
+    let work = root.join(SUPERVISOR_WORK);
+    let rootfs = work.join("rootfs");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&rootfs).unwrap();
+    std::fs::write(rootfs.join("mettaton-supervisor"), &bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(rootfs.join("mettaton-supervisor"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tar = work.join("rootfs.tar");
+    run(Command::new("tar").args(["--owner=0", "--group=0", "-C"]).arg(&rootfs).arg("-cf").arg(&tar).arg("."));
+    run(Command::new("docker")
+        .args([
+            "import",
+            "--change",
+            r#"ENTRYPOINT ["/mettaton-supervisor"]"#,
+            "--message",
+            "mettaton's supervisor (tests)",
+        ])
+        .arg(&tar)
+        .arg(&image));
+    image
+}
+
+/// Removes the installer services, volumes and images of the test
+/// supervisor images other than `image` (none is in use: a test process uses
+/// one; a volume a server still mounts is left).
+async fn remove_other_supervisor_installers(image: &str) {
+    use bollard::query_parameters::{ListImagesOptionsBuilder, ListServicesOptionsBuilder, RemoveImageOptions};
+    let docker = docker();
+    let label = mettaton::orchestrator::engine::LABEL_SUPERVISOR_IMAGE;
+    let filters = HashMap::from([("label", vec![label.to_string()])]);
+    let stale = |labels: Option<&HashMap<String, String>>| {
+        labels.and_then(|l| l.get(label)).is_some_and(|i| i.starts_with(SUPERVISOR_REPOSITORY) && i != image)
+    };
+    let services = ListServicesOptionsBuilder::default().filters(&filters).build();
+    for s in docker.list_services(Some(services)).await.unwrap_or_default() {
+        if stale(s.spec.as_ref().and_then(|s| s.labels.as_ref())) {
+            let _ = docker.delete_service(&s.id.unwrap_or_default()).await;
+        }
+    }
+    let volumes = ListVolumesOptionsBuilder::default().filters(&filters).build();
+    for v in docker.list_volumes(Some(volumes)).await.ok().and_then(|v| v.volumes).unwrap_or_default() {
+        if stale(Some(&v.labels)) {
+            for _ in 0..10 {
+                if docker.remove_volume(&v.name, None::<RemoveVolumeOptions>).await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    let reference = HashMap::from([("reference", vec![format!("{SUPERVISOR_REPOSITORY}:*")])]);
+    let images = ListImagesOptionsBuilder::default().filters(&reference).build();
+    for i in docker.list_images(Some(images)).await.unwrap_or_default() {
+        if i.repo_tags.iter().all(|t| t != image) {
+            let _ = docker.remove_image(&i.id, None::<RemoveImageOptions>, None).await;
+        }
+    }
 }

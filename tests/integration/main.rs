@@ -25,6 +25,7 @@ mod real_node_console;
 mod real_node_players;
 mod support;
 mod swarm_backend;
+mod swarm_console;
 mod swarm_controller;
 #[path = "../common/testgame.rs"]
 mod testgame;

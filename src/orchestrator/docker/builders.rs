@@ -95,7 +95,19 @@ pub struct ContainerRequest {
 /// from a ConfigMap, resources other than cpu and memory and resource claims,
 /// `nodeSelector` and `tolerations` (one host: there is no node to choose), a
 /// service type other than NodePort, service annotations.
-pub fn container_request(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<ContainerRequest, BackendError> {
+///
+/// Supervised (`health.readyLogLine`, `shutdown.stop`): the entrypoint is
+/// mettaton's supervisor running the spec's command and args, from the volume
+/// of `supervisor_image` ([`engine::supervisor_mounts`], filled by
+/// [`installer_body`]) with a tmpfs for its state; its probe (the ready file,
+/// with the check asked for) is the healthcheck; the stop signal is SIGTERM,
+/// which it turns into the stop. Every container keeps its stdin open: the
+/// console.
+pub fn container_request(
+    plan: &ServerPlan,
+    owner_uid: Option<&str>,
+    supervisor_image: &str,
+) -> Result<ContainerRequest, BackendError> {
     let container = &plan.container;
     if let Some(key) = plan.placement.node_selector.keys().next() {
         return Err(refused(
@@ -164,11 +176,15 @@ pub fn container_request(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<C
             host_port: Some(p.external_port.map(|port| port.to_string()).unwrap_or_default()),
         });
     }
-    let mounts = engine::volume_mounts(plan, volume_name(plan));
+    let mut mounts = engine::volume_mounts(plan, volume_name(plan)).unwrap_or_default();
+    let supervised = engine::supervised_command(plan);
+    if supervised.is_some() {
+        mounts.extend(engine::supervisor_mounts(supervisor_image));
+    }
     let host_config = HostConfig {
         port_bindings: (!bindings.is_empty())
             .then(|| bindings.into_iter().map(|(k, v)| (k, Some(v))).collect::<HashMap<_, _>>()),
-        mounts,
+        mounts: non_empty(mounts),
         memory: resources.limit_memory,
         nano_cpus: resources.limit_cpu,
         memory_reservation: resources.request_memory,
@@ -180,11 +196,15 @@ pub fn container_request(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<C
         image: Some(container.image.clone()),
         // `command` replaces the image's entrypoint and `args` its command, as
         // on Kubernetes.
-        entrypoint: non_empty(container.command.clone()),
-        cmd: non_empty(container.args.clone()),
+        cmd: if supervised.is_some() { None } else { non_empty(container.args.clone()) },
+        entrypoint: supervised.clone().or_else(|| non_empty(container.command.clone())),
         env: non_empty(env),
         exposed_ports: non_empty(exposed),
         healthcheck: health_check(plan),
+        // The console: what is typed reaches the game's (or the
+        // supervisor's) stdin, which stays open while nobody types.
+        open_stdin: Some(true),
+        stop_signal: supervised.as_ref().map(|_| engine::SUPERVISED_STOP_SIGNAL.to_string()),
         stop_timeout: Some(plan.grace_period_seconds.max(0)),
         labels: Some(labels.into_iter().collect()),
         host_config: Some(host_config),
@@ -215,6 +235,8 @@ pub fn body_like(c: &ContainerInspectResponse) -> ContainerCreateBody {
         env: config.env,
         exposed_ports: config.exposed_ports,
         healthcheck: config.healthcheck,
+        open_stdin: config.open_stdin,
+        stop_signal: config.stop_signal,
         stop_timeout: config.stop_timeout,
         labels: config.labels,
         host_config: Some(HostConfig {
@@ -227,6 +249,19 @@ pub fn body_like(c: &ContainerInspectResponse) -> ContainerCreateBody {
             restart_policy: host.restart_policy,
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// The one-shot container that fills the supervisor's volume of `image`
+/// (`install /.mettaton/bin`), then exits: not one of a server's (no
+/// server's labels), removed once it exited.
+pub fn installer_body(image: &str) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(engine::installer_command()),
+        labels: Some(engine::supervisor_labels(image)),
+        host_config: Some(HostConfig { mounts: Some(vec![engine::installer_mount(image)]), ..Default::default() }),
         ..Default::default()
     }
 }

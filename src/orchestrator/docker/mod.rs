@@ -45,8 +45,8 @@ use futures::stream::BoxStream;
 use crate::api::{PullPolicy, ReclaimPolicy};
 use crate::orchestrator::engine::{self, Daemon, docker_message, grace, status_of};
 use crate::orchestrator::{
-    BackendError, InstanceEvent, InstanceEventKind, Logs, Observed, Orchestrator, Owner, ServerKey, Standalone,
-    Teardown, Triggers,
+    BackendError, Console, ConsoleSession, InstanceEvent, InstanceEventKind, Logs, Observed, Orchestrator, Owner,
+    ServerKey, Standalone, Teardown, Triggers,
 };
 use crate::plan::ServerPlan;
 
@@ -71,6 +71,11 @@ pub struct DockerOrchestrator {
     /// The containers last seen in the engine's restart back-off, with their
     /// restart count then (the engine counts a restart when it starts it).
     in_backoff: Arc<Mutex<HashMap<String, i32>>>,
+    /// The image of mettaton's supervisor, for the servers that need it.
+    supervisor_image: Arc<str>,
+    /// The supervisor images this process installed into their volume; held
+    /// while one is installed, so that applies in parallel wait for it.
+    installed: Arc<tokio::sync::Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for DockerOrchestrator {
@@ -96,7 +101,80 @@ impl DockerOrchestrator {
             probes: Default::default(),
             stopping: Default::default(),
             in_backoff: Default::default(),
+            supervisor_image: crate::supervisor::DEFAULT_IMAGE.into(),
+            installed: Default::default(),
         }
+    }
+
+    /// The orchestrator taking mettaton's supervisor from `image` (default
+    /// [`crate::supervisor::DEFAULT_IMAGE`]), pulled when the engine does not
+    /// have it, as the games' images are.
+    pub fn with_supervisor_image(mut self, image: &str) -> Self {
+        self.supervisor_image = image.into();
+        self
+    }
+
+    /// The supervisor's image this orchestrator puts into supervised servers.
+    pub fn supervisor_image(&self) -> &str {
+        &self.supervisor_image
+    }
+
+    /// Fills the supervisor's volume, once per process and image: its image
+    /// pulled when missing, then a one-shot container of it that installs
+    /// the binary (an atomic rename: a server running the old copy keeps
+    /// it), removed once it exited.
+    async fn ensure_supervisor(&self, supervisor: &crate::plan::SupervisorPlan) -> Result<(), BackendError> {
+        let image = self.supervisor_image.to_string();
+        let mut installed = self.installed.lock().await;
+        if installed.contains(&image) {
+            return Ok(());
+        }
+        let why = engine::supervisor_fields(supervisor);
+        engine::ensure_supervisor_image(&self.docker, &image, &why, "the Docker engine", |what, e| self.error(what, e))
+            .await?;
+        let what = format!("install mettaton's supervisor ({image}) into volume {}", engine::supervisor_volume(&image));
+        let created = self
+            .docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                builders::installer_body(&image),
+            )
+            .await
+            .map_err(|e| self.error(what.clone(), e))?;
+        let ran = async {
+            self.docker.start_container(&created.id, None).await.map_err(|e| self.error(what.clone(), e))?;
+            let mut waited = self.docker.wait_container(&created.id, None);
+            // A non-zero exit is an error of the stream, with the code.
+            Ok::<_, BackendError>(match waited.next().await {
+                Some(Ok(done)) if done.status_code == 0 => Ok(()),
+                Some(Ok(done)) => Err(format!("exit code {}", done.status_code)),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    Err(format!("exit code {code}"))
+                }
+                Some(Err(e)) => Err(docker_message(&e)),
+                None => Err("the engine did not say how it ended".to_string()),
+            })
+        }
+        .await;
+        let result = match ran {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(code)) => {
+                let log = self.docker.logs(&created.id, Some(engine::log_options(Some(20), false, false)));
+                let log = engine::read_log(log, what.clone(), |what, e| self.error(what, e)).await.unwrap_or_default();
+                Err(BackendError::Refused {
+                    what: what.clone(),
+                    reason: format!("the installer failed ({code}): {}", log.trim()),
+                })
+            }
+            Err(e) => Err(e),
+        };
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        if let Err(e) = self.docker.remove_container(&created.id, Some(options)).await {
+            tracing::warn!(container = created.id, error = %e, "could not remove the supervisor's installer");
+        }
+        result?;
+        installed.insert(image);
+        Ok(())
     }
 
     /// The daemon this talks to.
@@ -304,7 +382,7 @@ impl DockerOrchestrator {
 impl Orchestrator for DockerOrchestrator {
     async fn apply(&self, owner: &Owner, plan: &ServerPlan) -> Result<(), BackendError> {
         // Refusals first: nothing is created for a plan Docker cannot run.
-        let request = builders::container_request(plan, owner.uid.as_deref())?;
+        let request = builders::container_request(plan, owner.uid.as_deref(), &self.supervisor_image)?;
         let name = request.name.clone();
         let current = self.find(&name).await?;
         if let Some(c) = &current
@@ -338,6 +416,9 @@ impl Orchestrator for DockerOrchestrator {
         if plan.replicas > 0 {
             self.check_ports(plan).await?;
         }
+        if let Some(supervisor) = &plan.container.supervisor {
+            self.ensure_supervisor(supervisor).await?;
+        }
         let created_volume = self.ensure_volume(plan).await?;
         let result = async {
             if let Some(c) = &current {
@@ -370,13 +451,13 @@ impl Orchestrator for DockerOrchestrator {
         // facade resolved when it applied) is judged by the apply: the
         // container counts as made from it.
         let own_hash = c.config.as_ref().and_then(|c| c.labels.as_ref()?.get(builders::LABEL_SPEC_HASH).cloned());
-        let hash = builders::container_request(plan, None).map(|r| r.hash).ok().or(own_hash);
+        let hash = builders::container_request(plan, None, &self.supervisor_image).map(|r| r.hash).ok().or(own_hash);
         let endpoint = builders::endpoint(plan, &c, &self.host);
         let mut workload = builders::workload(&c, hash.as_deref(), plan.replicas);
         let mut instance = builders::instance(&c);
         if let Some(i) = instance.as_mut()
             && i.ready
-            && matches!(plan.container.readiness, Some(crate::plan::Check::Tcp { .. }))
+            && engine::tcp_probed(plan)
         {
             // One probe history per container start.
             let started = c.state.as_ref().and_then(|s| s.started_at.clone()).unwrap_or_default();
@@ -456,11 +537,32 @@ impl Logs for DockerOrchestrator {
     }
 }
 
+impl Console for DockerOrchestrator {
+    /// The engine's attach on the server's running container.
+    async fn attach(&self, plan: &ServerPlan) -> Result<ConsoleSession, BackendError> {
+        let name = builders::container_name(plan);
+        let what = format!("open the console of GameServer {}", builders::display_name(plan));
+        let Some(c) = self.own(plan).await? else {
+            return Err(BackendError::Other { what, reason: format!("no container {name} runs the server") });
+        };
+        if c.state.as_ref().and_then(|s| s.running) != Some(true) {
+            return Err(BackendError::Other { what, reason: format!("container {name} is not running") });
+        }
+        let session = format!("the console of GameServer {} (container {name})", builders::display_name(plan));
+        let id = c.id.unwrap_or(name);
+        engine::attach(&self.docker, &id, session, |what, e| self.error(what, e)).await
+    }
+}
+
 impl Standalone for DockerOrchestrator {
     type Target = Daemon;
 
     async fn connect(target: &Daemon) -> Result<Self, BackendError> {
         DockerOrchestrator::connect(target).await
+    }
+
+    fn with_supervisor_image(self, image: &str) -> Self {
+        DockerOrchestrator::with_supervisor_image(self, image)
     }
 
     async fn ping(&self) -> Result<(), BackendError> {

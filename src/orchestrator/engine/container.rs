@@ -9,6 +9,7 @@ use bollard::models::HealthConfig;
 use crate::orchestrator::BackendError;
 use crate::plan::{Check, EnvPlan, EnvValue, ServerPlan};
 use crate::quantity::Quantity;
+use crate::supervisor;
 
 pub const NANOS_PER_SECOND: i64 = 1_000_000_000;
 /// Config files are only read by the game.
@@ -74,17 +75,31 @@ pub fn amounts(
     Ok(Some(Amounts { limit_cpu, limit_memory, request_cpu, request_memory }))
 }
 
-/// The `exec` readiness check as the container's healthcheck. A TCP check
-/// gets none: mettaton probes the published port itself (game images seldom
-/// carry a shell or `nc` for a healthcheck to run; see [`super::TcpProbe`]).
-pub fn health_check(plan: &ServerPlan) -> Option<HealthConfig> {
-    let Some(Check::Exec { command }) = &plan.container.readiness else { return None };
-    if command.is_empty() {
-        return None;
+/// The readiness check the engine runs in the container, as a command: the
+/// supervisor's probe when the spec awaits a ready line (the ready file, and
+/// the TCP or exec check asked for with it, run in the container), else the
+/// spec's `exec` check. `None` for a TCP check alone, which mettaton runs
+/// itself (see [`super::tcp_probed`]), and for none.
+pub fn exec_check(plan: &ServerPlan) -> Option<Vec<String>> {
+    let container = &plan.container;
+    if let Some(probe) = container.supervisor.as_ref().and_then(|s| supervisor::probe(container, s)) {
+        return Some(probe);
     }
+    match &container.readiness {
+        Some(Check::Exec { command }) if !command.is_empty() => Some(command.clone()),
+        _ => None,
+    }
+}
+
+/// The container's healthcheck: [`exec_check`] in exec form (no shell: game
+/// images seldom have one). A TCP check alone gets none: mettaton probes the
+/// published port itself (game images seldom carry `nc` for a healthcheck to
+/// run; see [`super::TcpProbe`]).
+pub fn health_check(plan: &ServerPlan) -> Option<HealthConfig> {
+    let command = exec_check(plan)?;
     let period = i64::from(plan.container.period_seconds.max(1)) * NANOS_PER_SECOND;
     let mut test = vec!["CMD".to_string()];
-    test.extend(command.iter().cloned());
+    test.extend(command);
     Some(HealthConfig {
         test: Some(test),
         interval: Some(period),
@@ -103,24 +118,38 @@ pub fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
 
-/// Why the plan cannot run on `runtime` ("Docker Swarm", "plain Docker"),
-/// when it asks for mettaton's supervisor, which these backends do not put
-/// into containers yet: the fields that ask for it, named.
+/// Why the plan's supervisor cannot run on `runtime` ("Docker Swarm",
+/// "plain Docker"), naming the fields: a bad ready pattern or stop
+/// ([`supervisor::problems`]), players or output events (which no backend
+/// on an engine reads yet), or a supervised server without `spec.command`
+/// (the CRD requires it; a plan made without the CRD's rules may lack it, and
+/// the engine would start the supervisor with no game).
 pub fn supervisor_problem(plan: &ServerPlan, runtime: &str) -> Option<String> {
     let supervisor = plan.container.supervisor.as_ref()?;
-    let fields: Vec<&str> = [
-        (!supervisor.ready.is_empty()).then_some("spec.health.readyLogLine"),
-        supervisor.stop.is_some().then_some("spec.shutdown.stop"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    Some(format!(
-        "{} cannot be used on {runtime} yet: they need mettaton's supervisor in the server's container, which only \
-         the Kubernetes backend puts there so far; remove them (spec.shutdown.stopCommand runs a command before the \
-         stop signal instead)",
-        fields.join(" and ")
-    ))
+    let mut problems = supervisor::problems(supervisor);
+    // What the supervisor reports is read by the Kubernetes backend only
+    // (`Orchestrator::reports`); here the game would run, its players and
+    // lines matched, and nobody told.
+    if !supervisor.join.is_empty() || !supervisor.leave.is_empty() {
+        problems.push(format!(
+            "spec.players cannot be used on {runtime} yet: only the Kubernetes backend reads the players mettaton's \
+             supervisor counts; remove it"
+        ));
+    }
+    if !supervisor.events.is_empty() {
+        problems.push(format!(
+            "spec.outputEvents cannot be used on {runtime} yet: only the Kubernetes backend reads the lines mettaton's \
+             supervisor matches; remove them"
+        ));
+    }
+    if plan.container.command.is_empty() {
+        problems.push(format!(
+            "{} needs spec.command on {runtime}: mettaton's supervisor starts the game, and the image's own \
+             entrypoint is not known to it",
+            super::supervisor_fields(supervisor)
+        ));
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
 }
 
 #[cfg(test)]
@@ -128,18 +157,65 @@ mod tests {
     use super::*;
     use crate::fixtures;
 
+    fn plan_of(spec: serde_json::Value) -> ServerPlan {
+        crate::plan::plan(&fixtures::game_server("mc", spec))
+    }
+
     #[test]
-    fn the_fields_that_need_the_supervisor_are_named() {
+    fn a_supervised_plan_runs_and_what_its_supervisor_cannot_do_is_named() {
         let mut spec = fixtures::minecraft_spec_json();
-        assert_eq!(supervisor_problem(&crate::plan::plan(&fixtures::game_server("mc", spec.clone())), "X"), None);
+        assert_eq!(supervisor_problem(&plan_of(spec.clone()), "X"), None, "no supervisor, nothing to say");
         spec["command"] = serde_json::json!(["/start"]);
         spec["shutdown"] = serde_json::json!({ "stop": "stop" });
-        let plan = crate::plan::plan(&fixtures::game_server("mc", spec.clone()));
-        let problem = supervisor_problem(&plan, "Docker Swarm").unwrap();
-        assert!(problem.starts_with("spec.shutdown.stop cannot be used on Docker Swarm yet"), "{problem}");
         spec["health"] = serde_json::json!({ "readyLogLine": ["Done"] });
-        let plan = crate::plan::plan(&fixtures::game_server("mc", spec));
-        let problem = supervisor_problem(&plan, "plain Docker").unwrap();
-        assert!(problem.starts_with("spec.health.readyLogLine and spec.shutdown.stop cannot be used on plain Docker"));
+        assert_eq!(supervisor_problem(&plan_of(spec.clone()), "Docker Swarm"), None);
+        spec["health"] = serde_json::json!({ "readyLogLine": ["Done", "regex:("] });
+        spec["shutdown"] = serde_json::json!({ "stop": "SIGWINCH" });
+        let problem = supervisor_problem(&plan_of(spec.clone()), "Docker Swarm").unwrap();
+        assert!(problem.starts_with("spec.health.readyLogLine[1]: `regex:(` is not a valid regular expression"));
+        assert!(problem.contains("; spec.shutdown.stop: `SIGWINCH` is not a signal"), "{problem}");
+        spec["shutdown"] = serde_json::json!({ "stop": "stop" });
+        spec["health"] = serde_json::json!({ "readyLogLine": ["Done"] });
+        // Players and output events: read by the Kubernetes backend only.
+        let mut reporting = spec.clone();
+        reporting["players"] =
+            serde_json::json!({ "joinLine": ["regex:^(\\S+) joined"], "leaveLine": ["regex:^(\\S+) left"] });
+        reporting["outputEvents"] = serde_json::json!([{ "line": "saved", "reason": "WorldSaved" }]);
+        let problem = supervisor_problem(&plan_of(reporting), "Docker Swarm").unwrap();
+        assert!(problem.starts_with("spec.players cannot be used on Docker Swarm yet"), "{problem}");
+        assert!(problem.contains("; spec.outputEvents cannot be used on Docker Swarm yet"), "{problem}");
+        // Without the CRD's rules (a plan made in code), no command is named.
+        spec.as_object_mut().unwrap().remove("command");
+        let problem = supervisor_problem(&plan_of(spec), "plain Docker").unwrap();
+        assert!(
+            problem.starts_with("spec.health.readyLogLine and spec.shutdown.stop needs spec.command on plain Docker"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn the_healthcheck_is_the_supervisors_probe_combined_with_the_check_asked_for() {
+        let binary = supervisor::BINARY;
+        let test = |spec: serde_json::Value| health_check(&plan_of(spec)).and_then(|h| h.test);
+        let mut spec = fixtures::minecraft_spec_json();
+        spec["command"] = serde_json::json!(["/start"]);
+        spec["health"] = serde_json::json!({ "readyLogLine": ["Done"] });
+        let state = ["--state-dir", supervisor::STATE_DIR];
+        let probe = |rest: &[&str]| -> Option<Vec<String>> {
+            Some(["CMD", binary, "probe"].iter().chain(&state).chain(rest).map(|s| s.to_string()).collect())
+        };
+        assert_eq!(test(spec.clone()), probe(&[]), "the ready line alone");
+        spec["health"] = serde_json::json!({ "readyLogLine": ["Done"], "probe": { "tcpPort": "game" } });
+        assert_eq!(test(spec.clone()), probe(&["--tcp", "25565"]), "and the TCP check, in the container");
+        assert!(!super::super::tcp_probed(&plan_of(spec.clone())), "mettaton does not probe it again");
+        spec["health"] = serde_json::json!({ "readyLogLine": ["Done"], "probe": { "exec": ["mc-health"] } });
+        assert_eq!(test(spec.clone()), probe(&["--", "mc-health"]));
+        // A stop alone: the plan's own check, as without a supervisor.
+        spec["health"] = serde_json::json!({ "probe": { "exec": ["mc-health"] } });
+        spec["shutdown"] = serde_json::json!({ "stop": "stop" });
+        assert_eq!(test(spec.clone()), Some(vec!["CMD".to_string(), "mc-health".to_string()]));
+        spec["health"] = serde_json::json!({ "probe": { "tcpPort": "game" } });
+        assert_eq!(test(spec.clone()), None);
+        assert!(super::super::tcp_probed(&plan_of(spec)), "a TCP check alone is mettaton's");
     }
 }

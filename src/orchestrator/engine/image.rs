@@ -28,7 +28,7 @@ pub fn pull_reference(image: &str) -> (String, String) {
     }
 }
 
-/// Makes sure the image is on the engine, pulling it when it is not.
+/// Makes sure the server's image is on the engine, pulling it when it is not.
 /// `imagePullPolicy`: Never, the image must be there already (`missing_on`
 /// says where: "the Docker engine", "the swarm manager's node"); Always, it is
 /// pulled first (a failed pull is an error even when the engine has an older
@@ -40,8 +40,43 @@ pub async fn ensure_image(
     missing_on: &str,
     error: impl Fn(String, DockerError) -> BackendError,
 ) -> Result<(), BackendError> {
-    let image = &plan.container.image;
     let policy = plan.container.pull_policy.unwrap_or(PullPolicy::IfNotPresent);
+    let never = || format!("spec.imagePullPolicy is Never and the image is not on {missing_on}");
+    ensure_image_ref(docker, &plan.container.image, policy, never, |reason| reason, error).await
+}
+
+/// Makes sure mettaton's supervisor image `image` is on the engine, pulled
+/// when missing (as the game's images are, by default), for a server whose
+/// spec needs it (`why`: its fields). Missing and not pullable, it is
+/// `ImageMissing` naming the image, the fields that need it, and how another
+/// one is given.
+pub async fn ensure_supervisor_image(
+    docker: &Docker,
+    image: &str,
+    why: &str,
+    missing_on: &str,
+    error: impl Fn(String, DockerError) -> BackendError,
+) -> Result<(), BackendError> {
+    let reason = |pulled: String| {
+        format!(
+            "mettaton's supervisor image, which {why} needs, is not on {missing_on} and could not be pulled \
+             ({pulled}); put it there or name another (`--supervisor-image`, MTN_SUPERVISOR_IMAGE, \
+             `Mettaton::with_supervisor_image`)"
+        )
+    };
+    ensure_image_ref(docker, image, PullPolicy::IfNotPresent, String::new, reason, error).await
+}
+
+/// `image` on the engine per `policy`: `never` says why a missing image
+/// under Never is refused; `not_pulled` makes the reason of a failed pull.
+async fn ensure_image_ref(
+    docker: &Docker,
+    image: &str,
+    policy: PullPolicy,
+    never: impl FnOnce() -> String,
+    not_pulled: impl Fn(String) -> String,
+    error: impl Fn(String, DockerError) -> BackendError,
+) -> Result<(), BackendError> {
     if policy != PullPolicy::Always {
         match docker.inspect_image(image).await {
             Ok(_) => return Ok(()),
@@ -50,17 +85,15 @@ pub async fn ensure_image(
         }
     }
     if policy == PullPolicy::Never {
-        return Err(BackendError::ImageMissing {
-            image: image.to_string(),
-            reason: format!("spec.imagePullPolicy is Never and the image is not on {missing_on}"),
-        });
+        return Err(BackendError::ImageMissing { image: image.to_string(), reason: never() });
     }
     let (reference, tag) = pull_reference(image);
     let mut options = CreateImageOptionsBuilder::default().from_image(&reference);
     if !tag.is_empty() {
         options = options.tag(&tag);
     }
-    let not_found = |reason: String| BackendError::ImageMissing { image: image.to_string(), reason };
+    let not_found =
+        |reason: String| BackendError::ImageMissing { image: image.to_string(), reason: not_pulled(reason) };
     let mut pull = docker.create_image(Some(options.build()), None, None);
     while let Some(progress) = pull.next().await {
         match progress {

@@ -8,9 +8,12 @@
 //! - `volume`: the labelled data volume, its mount, creation and removal;
 //! - `probe`: mettaton's own TCP readiness probe;
 //! - `stop`: the grace period and the stop command run by exec;
+//! - `supervisor`: mettaton's supervisor in a container: its volume, mounts;
+//! - `console`: a container's console (attach);
 //! - `events`: the engine's container events as instance events;
 //! - `logs`: how a log is asked for.
 
+mod console;
 mod container;
 mod daemon;
 mod errors;
@@ -20,8 +23,10 @@ mod labels;
 mod logs;
 mod probe;
 mod stop;
+mod supervisor;
 mod volume;
 
+pub use console::*;
 pub use container::*;
 pub use daemon::*;
 pub use errors::*;
@@ -31,4 +36,5 @@ pub use labels::*;
 pub use logs::*;
 pub use probe::*;
 pub use stop::*;
+pub use supervisor::*;
 pub use volume::*;

@@ -60,9 +60,19 @@ impl TcpProbe {
     }
 }
 
+/// Whether mettaton probes the server's published TCP port itself: its
+/// readiness check is a TCP check, and no supervisor's probe (which runs the
+/// TCP check inside the container, with the ready line) takes its place.
+pub fn tcp_probed(plan: &ServerPlan) -> bool {
+    matches!(plan.container.readiness, Some(Check::Tcp { .. })) && super::exec_check(plan).is_none()
+}
+
 /// The published TCP port the readiness check of the plan connects to, when
-/// it is a TCP check and the endpoint has that port.
+/// mettaton runs it ([`tcp_probed`]) and the endpoint has that port.
 pub fn probe_port(plan: &ServerPlan, endpoint: &Endpoint) -> Option<i32> {
+    if !tcp_probed(plan) {
+        return None;
+    }
     let Some(Check::Tcp { port }) = plan.container.readiness else { return None };
     let name = plan.container.ports.iter().find(|p| p.container_port == port && p.protocol == Protocol::TCP)?;
     endpoint.ports.iter().find(|p| p.name == name.name && p.protocol == Protocol::TCP).map(|p| p.port)

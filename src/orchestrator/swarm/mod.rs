@@ -45,7 +45,8 @@ use futures::stream::BoxStream;
 use crate::api::ReclaimPolicy;
 use crate::orchestrator::engine::{self, status_of};
 use crate::orchestrator::{
-    BackendError, InstanceEvent, Logs, Observed, Orchestrator, Owner, ServerKey, Standalone, Teardown, Triggers,
+    BackendError, Console, ConsoleSession, InstanceEvent, Logs, Observed, Orchestrator, Owner, ServerKey, Standalone,
+    Teardown, Triggers,
 };
 use crate::plan::{LABEL_GAMESERVER, ServerPlan};
 
@@ -53,6 +54,9 @@ pub use crate::orchestrator::engine::{Daemon, Tls};
 
 /// Seconds any one request to the engine may take (an image pull included).
 const REQUEST_TIMEOUT_SECONDS: u64 = 120;
+/// How long the supervisor's installer may take on the swarm's nodes (each
+/// pulls the supervisor's image when it does not have it).
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A service mettaton manages, as `list_managed` finds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +82,12 @@ pub struct SwarmOrchestrator {
     probes: engine::Probes,
     /// How often a controller observes each server (see `triggers`).
     poll: Duration,
+    /// The image of mettaton's supervisor, for the servers that need it.
+    supervisor_image: Arc<str>,
+    /// The supervisor images whose installer this process saw done on every
+    /// node; held while one is being installed, so that applies in parallel
+    /// wait for the one installer.
+    installed: Arc<tokio::sync::Mutex<BTreeSet<String>>>,
 }
 
 /// How often a controller observes each server on a swarm by default: the
@@ -102,7 +112,28 @@ impl SwarmOrchestrator {
     }
 
     fn new(docker: Docker, daemon: Daemon) -> Self {
-        SwarmOrchestrator { docker, daemon, seen_failures: Default::default(), probes: Default::default(), poll: POLL }
+        SwarmOrchestrator {
+            docker,
+            daemon,
+            seen_failures: Default::default(),
+            probes: Default::default(),
+            poll: POLL,
+            supervisor_image: crate::supervisor::DEFAULT_IMAGE.into(),
+            installed: Default::default(),
+        }
+    }
+
+    /// The orchestrator taking mettaton's supervisor from `image` (default
+    /// [`crate::supervisor::DEFAULT_IMAGE`]), an image on the swarm's nodes
+    /// or in a registry they pull from, as the games' images are.
+    pub fn with_supervisor_image(mut self, image: &str) -> Self {
+        self.supervisor_image = image.into();
+        self
+    }
+
+    /// The supervisor's image this orchestrator puts into supervised servers.
+    pub fn supervisor_image(&self) -> &str {
+        &self.supervisor_image
     }
 
     /// The orchestrator with controllers observing each server every `poll`.
@@ -130,6 +161,77 @@ impl SwarmOrchestrator {
             return;
         };
         engine::run_stop_command(&self.docker, plan, &builders::display_name(plan), &container).await;
+    }
+
+    /// Makes sure the supervisor's volume is filled on every node that can
+    /// run a task: its image on the manager's node (pulled when missing), then
+    /// its installer service, created once and waited for until its task
+    /// completed on every ready node. A failed installer is removed, so that
+    /// the next apply tries again. Nothing of a server is created before.
+    async fn ensure_supervisor(&self, supervisor: &crate::plan::SupervisorPlan) -> Result<(), BackendError> {
+        let image = self.supervisor_image.to_string();
+        let mut installed = self.installed.lock().await;
+        if installed.contains(&image) {
+            return Ok(());
+        }
+        let name = builders::installer_name(&image);
+        let what = format!("install mettaton's supervisor ({image}) on the swarm's nodes");
+        let service = match self.find_service(&name).await? {
+            Some(service) if builders::is_installer(service.spec.as_ref(), &image) => service,
+            Some(_) => {
+                return Err(BackendError::Refused {
+                    what,
+                    reason: format!("service {name} already exists and is not mettaton's supervisor installer"),
+                });
+            }
+            None => {
+                let why = engine::supervisor_fields(supervisor);
+                engine::ensure_supervisor_image(&self.docker, &image, &why, "the swarm manager's node", |what, e| {
+                    self.error(what, e)
+                })
+                .await?;
+                match self.docker.create_service(builders::installer_spec(&image), None).await {
+                    Ok(_) => {}
+                    // Created meanwhile by another process.
+                    Err(e) if status_of(&e) == Some(409) => {}
+                    Err(e) => return Err(self.error(format!("create service {name}"), e)),
+                }
+                self.find_service(&name).await?.ok_or_else(|| BackendError::Other {
+                    what: what.clone(),
+                    reason: format!("service {name} is gone right after its creation"),
+                })?
+            }
+        };
+        let id = service.id.clone().unwrap_or_else(|| name.clone());
+        let deadline = tokio::time::Instant::now() + INSTALL_TIMEOUT;
+        loop {
+            let tasks =
+                self.tasks(HashMap::from([("service", vec![id.clone()])]), &format!("list tasks of {name}")).await?;
+            let nodes = self.docker.list_nodes(None).await.map_err(|e| self.error("list the swarm's nodes", e))?;
+            match builders::installation(&tasks, &nodes) {
+                builders::Installation::Done => {
+                    installed.insert(image);
+                    return Ok(());
+                }
+                builders::Installation::Failed(reason) => {
+                    if let Err(e) = self.docker.delete_service(&id).await {
+                        tracing::warn!(service = name, error = %e, "could not remove the failed supervisor installer");
+                    }
+                    return Err(BackendError::Refused { what, reason: format!("its installer failed {reason}") });
+                }
+                builders::Installation::Waiting(nodes) if tokio::time::Instant::now() >= deadline => {
+                    return Err(BackendError::Other {
+                        what,
+                        reason: format!(
+                            "its installer (service {name}) has not completed after {} s on node(s) {}",
+                            INSTALL_TIMEOUT.as_secs(),
+                            nodes.join(", ")
+                        ),
+                    });
+                }
+                builders::Installation::Waiting(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
     }
 
     /// The daemon this talks to.
@@ -431,7 +533,7 @@ impl Orchestrator for SwarmOrchestrator {
     }
 
     async fn apply(&self, owner: &Owner, plan: &ServerPlan) -> Result<(), BackendError> {
-        let desired = builders::service_spec(plan, owner.uid.as_deref())?;
+        let desired = builders::service_spec(plan, owner.uid.as_deref(), &self.supervisor_image)?;
         let name = builders::service_name(plan);
         let current = self.find_service(&name).await?;
         if let Some(service) = &current
@@ -447,6 +549,9 @@ impl Orchestrator for SwarmOrchestrator {
         }
         if current_spec.is_none_or(|c| builders::ports_differ(&desired, c)) {
             self.check_ports(&desired, current.as_ref().and_then(|s| s.id.as_deref())).await?;
+        }
+        if let Some(supervisor) = &plan.container.supervisor {
+            self.ensure_supervisor(supervisor).await?;
         }
         let mut created = Created::default();
         let result = self.apply_objects(plan, desired, current.as_ref(), &mut created).await;
@@ -487,7 +592,7 @@ impl Orchestrator for SwarmOrchestrator {
         let mut instance = current.map(|t| builders::instance(&name, t, &tasks, restarts));
         if let (Some(i), Some(task)) = (instance.as_mut(), current)
             && i.ready
-            && matches!(plan.container.readiness, Some(crate::plan::Check::Tcp { .. }))
+            && engine::tcp_probed(plan)
         {
             let ready = self.probes.ready(&id, task.id.as_deref().unwrap_or_default(), plan, &endpoint).await;
             if !ready {
@@ -567,11 +672,61 @@ impl Logs for SwarmOrchestrator {
     }
 }
 
+impl Console for SwarmOrchestrator {
+    /// The engine's attach on the container of the server's running task.
+    /// The Engine API reaches the containers of its own node only: a task on
+    /// another node is refused, saying so.
+    async fn attach(&self, plan: &ServerPlan) -> Result<ConsoleSession, BackendError> {
+        let name = builders::service_name(plan);
+        let what = format!("open the console of GameServer {}", builders::display_name(plan));
+        let Some(service) = self.own_service(plan).await? else {
+            return Err(BackendError::Other { what, reason: format!("no service {name} runs the server") });
+        };
+        let id = service.id.unwrap_or(name.clone());
+        let tasks = self.tasks(HashMap::from([("service", vec![id])]), &format!("list tasks of {name}")).await?;
+        let running = builders::current_task(&tasks)
+            .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(bollard::models::TaskState::RUNNING));
+        let Some((task, container)) =
+            running.and_then(|t| Some((t, t.status.as_ref()?.container_status.as_ref()?.container_id.clone()?)))
+        else {
+            return Err(BackendError::Other { what, reason: format!("no task of service {name} is running") });
+        };
+        let info = self.docker.info().await.map_err(|e| self.error("read the Docker daemon's swarm state", e))?;
+        let here = info.swarm.as_ref().and_then(|s| s.node_id.clone()).unwrap_or_default();
+        let there = task.node_id.clone().unwrap_or_default();
+        if there != here {
+            let host = match self.docker.inspect_node(&there).await {
+                Ok(node) => node.description.and_then(|d| d.hostname).unwrap_or(there),
+                Err(_) => there,
+            };
+            return Err(BackendError::Refused {
+                what,
+                reason: format!(
+                    "its task runs on node {host}, and the Docker daemon at {} (node {}) reaches only its own \
+                     node's containers: keep servers whose console is used on that node (spec.nodeSelector)",
+                    self.daemon,
+                    info.name.unwrap_or(here)
+                ),
+            });
+        }
+        let session = format!(
+            "the console of GameServer {} (task {})",
+            builders::display_name(plan),
+            task.id.as_deref().unwrap_or_default()
+        );
+        engine::attach(&self.docker, &container, session, |what, e| self.error(what, e)).await
+    }
+}
+
 impl Standalone for SwarmOrchestrator {
     type Target = Daemon;
 
     async fn connect(daemon: &Daemon) -> Result<Self, BackendError> {
         SwarmOrchestrator::connect(daemon).await
+    }
+
+    fn with_supervisor_image(self, image: &str) -> Self {
+        SwarmOrchestrator::with_supervisor_image(self, image)
     }
 
     async fn ping(&self) -> Result<(), BackendError> {

@@ -6,6 +6,9 @@ use crate::plan::plan_spec;
 use bollard::models::MountType;
 use serde_json::json;
 
+/// The supervisor's image the builders are given.
+const SUPERVISOR: &str = "registry.test/mettaton-supervisor:1";
+
 fn plan(spec: serde_json::Value) -> ServerPlan {
     let spec: GameServerSpec = serde_json::from_value(spec).unwrap();
     plan_spec("arena", "games", &spec)
@@ -41,7 +44,7 @@ fn reason(err: BackendError) -> String {
 fn a_plan_is_one_container_with_its_ports_volume_limits_check_and_labels() {
     let mut p = plan(game());
     p.restart_token = Some("2026-12-03T12:00:00Z".into());
-    let r = container_request(&p, Some("uid-1")).unwrap();
+    let r = container_request(&p, Some("uid-1"), SUPERVISOR).unwrap();
     assert_eq!(r.name, "mettaton-games-arena");
     let b = &r.body;
     assert_eq!(b.image.as_deref(), Some("127.0.0.1:5999/mettaton-testgame:1"));
@@ -85,23 +88,23 @@ fn a_plan_is_one_container_with_its_ports_volume_limits_check_and_labels() {
     // Stopped: the same container, which the engine never starts.
     let mut stopped = p.clone();
     stopped.replicas = 0;
-    let s = container_request(&stopped, Some("uid-1")).unwrap();
+    let s = container_request(&stopped, Some("uid-1"), SUPERVISOR).unwrap();
     assert_eq!(s.body.host_config.unwrap().restart_policy.unwrap().name, Some(RestartPolicyNameEnum::NO));
     assert_eq!(s.hash, r.hash, "state changes in place");
 
     // A TCP check is mettaton's own: no healthcheck.
     let mut spec = game();
     spec["health"] = json!({});
-    assert_eq!(container_request(&plan(spec), None).unwrap().body.healthcheck, None);
+    assert_eq!(container_request(&plan(spec), None, SUPERVISOR).unwrap().body.healthcheck, None);
 }
 
 #[test]
 fn the_hash_changes_with_what_the_container_is_made_of_and_only_that() {
     let base = plan(game());
-    let hash = |p: &ServerPlan| container_request(p, None).unwrap().hash;
+    let hash = |p: &ServerPlan| container_request(p, None, SUPERVISOR).unwrap().hash;
     let h = hash(&base);
     assert_eq!(h, hash(&base.clone()), "deterministic");
-    assert_eq!(h, container_request(&base, Some("another-uid")).unwrap().hash, "the uid is no part of it");
+    assert_eq!(h, container_request(&base, Some("another-uid"), SUPERVISOR).unwrap().hash, "the uid is no part of it");
     let mut token = base.clone();
     token.restart_token = Some("now".into());
     let mut image = game();
@@ -124,9 +127,14 @@ fn what_plain_docker_cannot_do_is_refused_by_name() {
     let cases = [
         ("nodeSelector", json!({ "nodeSelector": { "disk": "ssd" } }), "spec.nodeSelector"),
         (
-            "ready line",
-            json!({ "command": ["/start"], "health": { "readyLogLine": ["Done"] } }),
-            "spec.health.readyLogLine cannot be used on plain Docker yet",
+            "bad ready line",
+            json!({ "command": ["/start"], "health": { "readyLogLine": ["regex:("] } }),
+            "spec.health.readyLogLine[0]: `regex:(` is not a valid regular expression",
+        ),
+        (
+            "stop without a command",
+            json!({ "command": [], "shutdown": { "stop": "stop" } }),
+            "spec.shutdown.stop needs spec.command on plain Docker",
         ),
         ("tolerations", json!({ "tolerations": [{ "operator": "Exists" }] }), "spec.tolerations"),
         (
@@ -167,7 +175,7 @@ fn what_plain_docker_cannot_do_is_refused_by_name() {
         for (k, v) in extra.as_object().unwrap() {
             spec[k] = v.clone();
         }
-        let refusal = reason(container_request(&plan(spec), None).unwrap_err());
+        let refusal = reason(container_request(&plan(spec), None, SUPERVISOR).unwrap_err());
         assert!(refusal.starts_with(field), "{what}: {refusal}");
     }
 }
@@ -346,4 +354,71 @@ fn the_tcp_probe_is_ready_after_a_success_and_not_after_the_threshold() {
     assert!(!probe.ready);
     assert_eq!(pull_reference("127.0.0.1:5999/g"), ("127.0.0.1:5999/g".into(), "latest".into()));
     assert_eq!(pull_reference("g:1"), ("g".into(), "1".into()));
+}
+
+#[test]
+fn a_supervised_container_runs_its_game_under_the_supervisor_from_the_supervisors_volume() {
+    let mut spec = game();
+    spec["health"] = json!({ "readyLogLine": ["regex:^Done \\("], "probe": { "tcpPort": "game" }, "periodSeconds": 2 });
+    spec["shutdown"] = json!({ "stop": "stop", "gracePeriodSeconds": 7 });
+    let p = plan(spec);
+    let r = container_request(&p, Some("uid-1"), SUPERVISOR).unwrap();
+    let b = &r.body;
+    let line = crate::supervisor::command(&p, p.container.supervisor.as_ref().unwrap());
+    assert_eq!(b.entrypoint.as_ref(), Some(&line));
+    assert_eq!(line[line.len() - 4..], ["--", "/testgame", "-tcp", "7777"], "the game after `--`");
+    assert_eq!(b.cmd, None);
+    assert_eq!((b.open_stdin, b.stop_signal.as_deref(), b.stop_timeout), (Some(true), Some("SIGTERM"), Some(7)));
+    let test = b.healthcheck.as_ref().unwrap().test.clone().unwrap();
+    assert_eq!(
+        test,
+        ["CMD", crate::supervisor::BINARY, "probe", "--state-dir", crate::supervisor::STATE_DIR, "--tcp", "7777"]
+    );
+    let mounts = b.host_config.as_ref().unwrap().mounts.clone().unwrap();
+    type Key<'a> = (Option<&'a str>, Option<&'a str>, Option<MountType>, Option<bool>);
+    let targets: Vec<Key> =
+        mounts.iter().map(|m| (m.target.as_deref(), m.source.as_deref(), m.typ, m.read_only)).collect();
+    let volume = engine::supervisor_volume(SUPERVISOR);
+    assert_eq!(
+        targets,
+        [
+            (Some("/data"), Some("mettaton-games-arena-data"), Some(MountType::VOLUME), None),
+            (Some("/.mettaton/bin"), Some(volume.as_str()), Some(MountType::VOLUME), Some(true)),
+            (Some(crate::supervisor::STATE_DIR), None, Some(MountType::TMPFS), None),
+        ]
+    );
+    // Another supervisor image is another container.
+    let other = container_request(&p, Some("uid-1"), "registry.test/mettaton-supervisor:2").unwrap();
+    assert_ne!(other.hash, r.hash);
+    // Unsupervised: the game's own command, its stdin open all the same.
+    let plain = container_request(&plan(game()), None, SUPERVISOR).unwrap().body;
+    assert_eq!(plain.entrypoint, Some(vec!["/testgame".to_string()]));
+    assert_eq!((plain.open_stdin, plain.stop_signal), (Some(true), None));
+}
+
+#[test]
+fn a_restart_makes_a_container_with_the_console_and_stop_signal_of_the_old_one() {
+    let mut spec = game();
+    spec["shutdown"] = json!({ "stop": "stop" });
+    let body = container_request(&plan(spec), None, SUPERVISOR).unwrap().body;
+    let inspected: ContainerInspectResponse = serde_json::from_value(json!({
+        "Config": serde_json::to_value(&body).unwrap(),
+        "HostConfig": serde_json::to_value(body.host_config.as_ref().unwrap()).unwrap(),
+    }))
+    .unwrap();
+    let again = body_like(&inspected);
+    assert_eq!((again.open_stdin, again.stop_signal.as_deref()), (Some(true), Some("SIGTERM")));
+    assert_eq!(again.entrypoint, body.entrypoint);
+    assert_eq!(again.host_config.unwrap().mounts, body.host_config.unwrap().mounts);
+}
+
+#[test]
+fn the_supervisors_installer_is_a_one_shot_container_filling_its_volume() {
+    let b = installer_body(SUPERVISOR);
+    assert_eq!(b.image.as_deref(), Some(SUPERVISOR));
+    assert_eq!(b.entrypoint.clone().unwrap(), ["/mettaton-supervisor", "install", "/.mettaton/bin"]);
+    let mount = &b.host_config.as_ref().unwrap().mounts.as_ref().unwrap()[0];
+    assert_eq!(mount.source.as_deref(), Some(engine::supervisor_volume(SUPERVISOR).as_str()));
+    assert_eq!((mount.target.as_deref(), mount.read_only), (Some("/.mettaton/bin"), None));
+    assert_eq!(server_of(b.labels.as_ref()), None, "no server's");
 }

@@ -3,7 +3,8 @@
 //! back into an [`Observed`] view. No client, no I/O: everything here is
 //! tested without an engine. One file per part: `naming` (names and labels),
 //! `spec` (service, configs, volume, refusals), `update` (what differs, port
-//! conflicts), `engine` (the manager check), `tasks` (tasks to instance, workload, endpoint,
+//! conflicts), `engine` (the manager check), `installer` (the supervisor's
+//! installer service and its progress), `tasks` (tasks to instance, workload, endpoint,
 //! logs, events).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,6 +26,7 @@ use crate::plan::{ConfigSource, Fnv1a, ServerPlan};
 use crate::orchestrator::InstanceEvent;
 
 mod engine;
+mod installer;
 mod naming;
 mod spec;
 mod tasks;
@@ -33,6 +35,7 @@ mod update;
 use crate::orchestrator::engine::{self as shared, CONFIG_FILE_MODE, NANOS_PER_SECOND, health_check, non_empty};
 pub use crate::orchestrator::engine::{TcpProbe, probe_port, pull_reference};
 pub use engine::*;
+pub use installer::*;
 pub use naming::*;
 pub use spec::*;
 pub use tasks::*;

@@ -27,7 +27,18 @@ pub(super) fn refused(plan: &ServerPlan, reason: String) -> BackendError {
 /// `nc`), so mettaton probes the published port itself (see [`TcpProbe`]);
 /// the service gets no healthcheck for it (an image's own HEALTHCHECK still
 /// applies).
-pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<ServiceSpec, BackendError> {
+///
+/// Supervised (`health.readyLogLine`, `shutdown.stop`): the container's
+/// command is mettaton's supervisor running the spec's command and args, from
+/// the volume of `supervisor_image` ([`shared::supervisor_mounts`], filled on
+/// every node by [`installer_spec`]); its probe (the ready file, with the
+/// check asked for) is the healthcheck; the stop signal is SIGTERM, which it
+/// turns into the stop. Every container keeps its stdin open: the console.
+pub fn service_spec(
+    plan: &ServerPlan,
+    owner_uid: Option<&str>,
+    supervisor_image: &str,
+) -> Result<ServiceSpec, BackendError> {
     let container = &plan.container;
     if !plan.placement.tolerations.is_empty() {
         return Err(refused(
@@ -89,7 +100,11 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
         hash.write(serde_json::to_string(check).unwrap_or_default().as_bytes());
         labels.insert(LABEL_READINESS.to_string(), hash.short());
     }
-    let mounts = shared::volume_mounts(plan, volume_name(plan));
+    let mut mounts = shared::volume_mounts(plan, volume_name(plan)).unwrap_or_default();
+    let supervised = shared::supervised_command(plan);
+    if supervised.is_some() {
+        mounts.extend(shared::supervisor_mounts(supervisor_image));
+    }
     let configs = config_files(plan)?
         .into_iter()
         .map(|c| TaskSpecContainerSpecConfigs {
@@ -116,10 +131,14 @@ pub fn service_spec(plan: &ServerPlan, owner_uid: Option<&str>) -> Result<Servic
                 .chain(plan.restart_token.clone().map(|t| (crate::plan::ANNOTATION_RESTARTED_AT.to_string(), t)))
                 .collect(),
         ),
-        command: non_empty(container.command.clone()),
-        args: non_empty(container.args.clone()),
+        args: if supervised.is_some() { None } else { non_empty(container.args.clone()) },
+        command: supervised.clone().or_else(|| non_empty(container.command.clone())),
         env: non_empty(env),
-        mounts,
+        mounts: non_empty(mounts),
+        // The console: what is typed reaches the game's (or the
+        // supervisor's) stdin, which stays open while nobody types.
+        open_stdin: Some(true),
+        stop_signal: supervised.as_ref().map(|_| shared::SUPERVISED_STOP_SIGNAL.to_string()),
         stop_grace_period: Some(plan.grace_period_seconds.saturating_mul(NANOS_PER_SECOND)),
         health_check,
         configs: non_empty(configs),

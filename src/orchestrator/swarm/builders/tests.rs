@@ -6,6 +6,9 @@ use crate::plan::LABEL_GAMESERVER;
 use crate::plan::{self, plan_spec};
 use serde_json::{Value, json};
 
+/// The supervisor's image the builders are given.
+const SUPERVISOR: &str = "registry.test/mettaton-supervisor:1";
+
 fn spec(value: Value) -> GameServerSpec {
     serde_json::from_value(value).unwrap()
 }
@@ -41,7 +44,7 @@ fn refusal(result: Result<impl std::fmt::Debug, BackendError>) -> String {
 
 #[test]
 fn the_service_spec_runs_the_whole_plan() {
-    let spec = service_spec(&plan_of(minecraft()), Some("uid-1")).unwrap();
+    let spec = service_spec(&plan_of(minecraft()), Some("uid-1"), SUPERVISOR).unwrap();
     insta::with_settings!({ sort_maps => true }, {
         insta::assert_yaml_snapshot!(spec);
     });
@@ -102,43 +105,46 @@ fn config_files_are_labelled_base64_configs() {
 fn what_swarm_cannot_do_is_refused_with_the_field_named() {
     let mut v = minecraft();
     v["env"] = json!([{ "name": "RCON_PASSWORD", "valueFrom": { "secretKeyRef": { "name": "s", "key": "k" } } }]);
-    let reason = refusal(service_spec(&plan_of(v), None));
+    let reason = refusal(service_spec(&plan_of(v), None, SUPERVISOR));
     assert!(reason.contains("env RCON_PASSWORD uses valueFrom"), "{reason}");
 
     let mut v = minecraft();
     v["config"] = json!([{ "path": "/data/ops.json", "configMapKeyRef": { "name": "ops", "key": "ops.json" } }]);
-    let reason = refusal(service_spec(&plan_of(v), None));
+    let reason = refusal(service_spec(&plan_of(v), None, SUPERVISOR));
     assert!(reason.contains("config file /data/ops.json comes from key ops.json of ConfigMap ops"), "{reason}");
 
     // A stop command is run by the orchestrator (swarm has no pre-stop
     // hook), so it is no refusal.
     let mut v = minecraft();
     v["shutdown"] = json!({ "stopCommand": ["rcon-cli", "stop"] });
-    assert!(service_spec(&plan_of(v), None).is_ok());
+    assert!(service_spec(&plan_of(v), None, SUPERVISOR).is_ok());
 
     let mut v = minecraft();
     v["resources"] = json!({ "limits": { "nvidia.com/gpu": "1" } });
-    assert!(refusal(service_spec(&plan_of(v), None)).contains("resources.limits.nvidia.com/gpu"));
+    assert!(refusal(service_spec(&plan_of(v), None, SUPERVISOR)).contains("resources.limits.nvidia.com/gpu"));
 
     let mut v = minecraft();
     v["storage"]["mountPath"] = json!("data");
-    assert!(refusal(service_spec(&plan_of(v), None)).contains("storage.mountPath \"data\" must be an absolute path"));
+    assert!(
+        refusal(service_spec(&plan_of(v), None, SUPERVISOR))
+            .contains("storage.mountPath \"data\" must be an absolute path")
+    );
 
     let mut v = minecraft();
     v["resources"] = json!({ "requests": { "memory": "lots" } });
-    assert!(refusal(service_spec(&plan_of(v), None)).contains("resources.requests.memory: \"lots\""));
+    assert!(refusal(service_spec(&plan_of(v), None, SUPERVISOR)).contains("resources.requests.memory: \"lots\""));
 }
 
 #[test]
 fn a_tcp_check_sets_no_healthcheck_and_an_exec_check_one() {
     let mut v = minecraft();
     v["health"] = json!({ "probe": { "tcpPort": "game" } });
-    let spec = service_spec(&plan_of(v), None).unwrap();
+    let spec = service_spec(&plan_of(v), None, SUPERVISOR).unwrap();
     let container = spec.task_template.unwrap().container_spec.unwrap();
     assert_eq!(container.health_check, None);
     assert!(!spec.labels.unwrap().contains_key(LABEL_READINESS));
 
-    let spec = service_spec(&plan_of(minecraft()), None).unwrap();
+    let spec = service_spec(&plan_of(minecraft()), None, SUPERVISOR).unwrap();
     let check = spec.task_template.unwrap().container_spec.unwrap().health_check.unwrap();
     assert_eq!(check.test.unwrap(), ["CMD", "mc-health"]);
     assert_eq!(check.interval, Some(5 * NANOS_PER_SECOND));
@@ -150,7 +156,7 @@ fn a_tcp_check_sets_no_healthcheck_and_an_exec_check_one() {
 fn a_stopped_server_has_no_replica() {
     let mut v = minecraft();
     v["state"] = json!("Stopped");
-    let spec = service_spec(&plan_of(v), None).unwrap();
+    let spec = service_spec(&plan_of(v), None, SUPERVISOR).unwrap();
     assert_eq!(spec.mode.unwrap().replicated.unwrap().replicas, Some(0));
 }
 
@@ -182,7 +188,7 @@ fn as_the_engine_returns(spec: &ServiceSpec) -> ServiceSpec {
 fn a_spec_the_engine_holds_already_needs_no_update() {
     let p = plan_of(minecraft());
     let desired = with_config_ids(
-        service_spec(&p, Some("uid-1")).unwrap(),
+        service_spec(&p, Some("uid-1"), SUPERVISOR).unwrap(),
         &HashMap::from([(config_files(&p).unwrap()[0].name.clone(), "cfg-1".to_string())]),
     );
     assert!(!needs_update(&desired, &as_the_engine_returns(&desired)));
@@ -191,7 +197,7 @@ fn a_spec_the_engine_holds_already_needs_no_update() {
     v["env"] = json!([]);
     v["args"] = json!([]);
     v["resources"] = json!({});
-    let bare = service_spec(&plan_of(v), Some("uid-1")).unwrap();
+    let bare = service_spec(&plan_of(v), Some("uid-1"), SUPERVISOR).unwrap();
     let mut current = as_the_engine_returns(&bare);
     let container = current.task_template.as_mut().unwrap().container_spec.as_mut().unwrap();
     (container.env, container.args) = (Some(vec![]), Some(vec![]));
@@ -200,12 +206,12 @@ fn a_spec_the_engine_holds_already_needs_no_update() {
 
 #[test]
 fn every_change_mettaton_decides_needs_an_update() {
-    let base = service_spec(&plan_of(minecraft()), Some("uid-1")).unwrap();
+    let base = service_spec(&plan_of(minecraft()), Some("uid-1"), SUPERVISOR).unwrap();
     let current = as_the_engine_returns(&base);
     let changed = |edit: fn(&mut Value)| {
         let mut v = minecraft();
         edit(&mut v);
-        service_spec(&plan_of(v), Some("uid-1")).unwrap()
+        service_spec(&plan_of(v), Some("uid-1"), SUPERVISOR).unwrap()
     };
     let cases: Vec<(&str, ServiceSpec)> = vec![
         ("image", changed(|v| v["image"] = json!("itzg/minecraft-server:java17"))),
@@ -225,13 +231,13 @@ fn every_change_mettaton_decides_needs_an_update() {
         let differs = needs_update(&desired, &current);
         assert_eq!(differs, what != "label", "{what}");
     }
-    let other_owner = service_spec(&plan_of(minecraft()), Some("uid-2")).unwrap();
+    let other_owner = service_spec(&plan_of(minecraft()), Some("uid-2"), SUPERVISOR).unwrap();
     assert!(needs_update(&other_owner, &current), "a new GameServer of the same name");
 }
 
 #[test]
 fn an_update_keeps_what_others_set() {
-    let desired = service_spec(&plan_of(minecraft()), None).unwrap();
+    let desired = service_spec(&plan_of(minecraft()), None, SUPERVISOR).unwrap();
     let mut current = as_the_engine_returns(&desired);
     let task = current.task_template.as_mut().unwrap();
     task.placement = Some(bollard::models::TaskSpecPlacement {
@@ -258,12 +264,12 @@ fn service_types_and_annotations_swarm_cannot_honour_are_refused_by_name() {
     ] {
         let mut v = minecraft();
         v["service"] = service;
-        let reason = refusal(service_spec(&plan_of(v), None));
+        let reason = refusal(service_spec(&plan_of(v), None, SUPERVISOR));
         assert!(reason.starts_with(field), "{reason}");
     }
     let mut v = minecraft();
     v["service"] = json!({ "type": "NodePort" });
-    assert!(service_spec(&plan_of(v), None).is_ok());
+    assert!(service_spec(&plan_of(v), None, SUPERVISOR).is_ok());
 }
 
 /// storageClassName names the volume driver; the size is told to none,
@@ -276,7 +282,7 @@ fn the_storage_class_is_the_volume_driver_and_the_size_a_limitation() {
     let request = volume_request(&p).unwrap();
     assert_eq!(request.driver.as_deref(), Some("rexray"));
     assert_eq!(request.labels.unwrap()[LABEL_SIZE], "10Gi");
-    let spec = service_spec(&p, None).unwrap();
+    let spec = service_spec(&p, None, SUPERVISOR).unwrap();
     let mount = &spec.task_template.unwrap().container_spec.unwrap().mounts.unwrap()[0];
     let driver = mount.volume_options.as_ref().unwrap().driver_config.as_ref().unwrap();
     assert_eq!(driver.name.as_deref(), Some("rexray"));
@@ -335,7 +341,7 @@ fn a_restart_token_updates_the_task_once() {
     let restarted = |token: Option<&str>| {
         let mut plan = plan_of(minecraft());
         plan.restart_token = token.map(String::from);
-        service_spec(&plan, None).unwrap()
+        service_spec(&plan, None, SUPERVISOR).unwrap()
     };
     let container_labels =
         |spec: &ServiceSpec| spec.task_template.clone().unwrap().container_spec.unwrap().labels.unwrap();
@@ -370,11 +376,12 @@ fn constraints_of(spec: &ServiceSpec) -> Option<Vec<String>> {
 
 #[test]
 fn the_node_selector_becomes_placement_constraints_on_node_labels() {
-    let spec = service_spec(&plan_of(with_node_selector(json!({ "pool": "games", "disk": "ssd" }))), None).unwrap();
+    let spec = service_spec(&plan_of(with_node_selector(json!({ "pool": "games", "disk": "ssd" }))), None, SUPERVISOR)
+        .unwrap();
     let want = vec!["node.labels.disk==ssd".to_string(), "node.labels.pool==games".to_string()];
     assert_eq!(constraints_of(&spec), Some(want));
     assert_eq!(spec.labels.unwrap()[LABEL_CONSTRAINTS], "node.labels.disk==ssd,node.labels.pool==games");
-    let plain = service_spec(&plan_of(minecraft()), None).unwrap();
+    let plain = service_spec(&plan_of(minecraft()), None, SUPERVISOR).unwrap();
     assert_eq!(plain.task_template.unwrap().placement, None);
     assert!(!plain.labels.unwrap().contains_key(LABEL_CONSTRAINTS));
 }
@@ -383,33 +390,36 @@ fn the_node_selector_becomes_placement_constraints_on_node_labels() {
 fn placement_swarm_cannot_express_is_refused_with_the_field_named() {
     let mut v = minecraft();
     v["tolerations"] = json!([{ "key": "dedicated", "value": "games", "effect": "NoSchedule" }]);
-    let reason = refusal(service_spec(&plan_of(v), None));
+    let reason = refusal(service_spec(&plan_of(v), None, SUPERVISOR));
     assert!(reason.starts_with("spec.tolerations cannot be used on Docker Swarm, which has no taints"), "{reason}");
     let mut v = minecraft();
     v["command"] = json!(["/start"]);
-    v["shutdown"] = json!({ "stop": "stop" });
-    let reason = refusal(service_spec(&plan_of(v), None));
-    assert!(reason.starts_with("spec.shutdown.stop cannot be used on Docker Swarm yet"), "{reason}");
+    v["shutdown"] = json!({ "stop": "SIGWINCH" });
+    let reason = refusal(service_spec(&plan_of(v), None, SUPERVISOR));
+    assert!(reason.starts_with("spec.shutdown.stop: `SIGWINCH` is not a signal"), "{reason}");
 
-    let reason = refusal(service_spec(&plan_of(with_node_selector(json!({ "example.com/pool": "games" }))), None));
+    let reason =
+        refusal(service_spec(&plan_of(with_node_selector(json!({ "example.com/pool": "games" }))), None, SUPERVISOR));
     assert!(reason.contains("spec.nodeSelector key \"example.com/pool\""), "{reason}");
-    let reason = refusal(service_spec(&plan_of(with_node_selector(json!({ "pool": "" }))), None));
+    let reason = refusal(service_spec(&plan_of(with_node_selector(json!({ "pool": "" }))), None, SUPERVISOR));
     assert!(reason.contains("spec.nodeSelector pool: value \"\""), "{reason}");
-    let reason = refusal(service_spec(&plan_of(with_node_selector(json!({ "pool": "a==b" }))), None));
+    let reason = refusal(service_spec(&plan_of(with_node_selector(json!({ "pool": "a==b" }))), None, SUPERVISOR));
     assert!(reason.contains("spec.nodeSelector pool"), "{reason}");
 }
 
 #[test]
 fn own_constraints_decide_an_update_and_an_operators_do_not() {
-    let base = service_spec(&plan_of(with_node_selector(json!({ "pool": "games" }))), Some("uid-1")).unwrap();
+    let base =
+        service_spec(&plan_of(with_node_selector(json!({ "pool": "games" }))), Some("uid-1"), SUPERVISOR).unwrap();
     let current = as_the_engine_returns(&base);
     assert!(!needs_update(&base, &current), "as sent");
 
-    let other = service_spec(&plan_of(with_node_selector(json!({ "pool": "arena" }))), Some("uid-1")).unwrap();
+    let other =
+        service_spec(&plan_of(with_node_selector(json!({ "pool": "arena" }))), Some("uid-1"), SUPERVISOR).unwrap();
     assert!(needs_update(&other, &current), "a changed value");
     let more = with_node_selector(json!({ "pool": "games", "disk": "ssd" }));
-    assert!(needs_update(&service_spec(&plan_of(more), Some("uid-1")).unwrap(), &current), "one more");
-    let none = service_spec(&plan_of(minecraft()), Some("uid-1")).unwrap();
+    assert!(needs_update(&service_spec(&plan_of(more), Some("uid-1"), SUPERVISOR).unwrap(), &current), "one more");
+    let none = service_spec(&plan_of(minecraft()), Some("uid-1"), SUPERVISOR).unwrap();
     assert!(needs_update(&none, &current), "the selector removed");
 
     let with_constraints = |constraints: &[&str]| {
@@ -426,25 +436,25 @@ fn own_constraints_decide_an_update_and_an_operators_do_not() {
 
 #[test]
 fn an_update_replaces_its_own_constraints_and_keeps_an_operators() {
-    let old = service_spec(&plan_of(with_node_selector(json!({ "pool": "games" }))), None).unwrap();
+    let old = service_spec(&plan_of(with_node_selector(json!({ "pool": "games" }))), None, SUPERVISOR).unwrap();
     let mut current = as_the_engine_returns(&old);
     let placement = current.task_template.as_mut().unwrap().placement.as_mut().unwrap();
     placement.constraints.as_mut().unwrap().insert(0, "node.role==worker".into());
     placement.max_replicas = Some(1);
 
-    let desired = service_spec(&plan_of(with_node_selector(json!({ "pool": "arena" }))), None).unwrap();
+    let desired = service_spec(&plan_of(with_node_selector(json!({ "pool": "arena" }))), None, SUPERVISOR).unwrap();
     let update = for_update(desired.clone(), &current);
     let placement = update.task_template.as_ref().unwrap().placement.clone().unwrap();
     assert_eq!(placement.constraints.unwrap(), ["node.role==worker", "node.labels.pool==arena"]);
     assert_eq!(placement.max_replicas, Some(1), "the operator's other placement settings stay");
     assert!(!needs_update(&desired, &as_the_engine_returns(&update)), "what the update sends is what is wanted");
 
-    let dropped = for_update(service_spec(&plan_of(minecraft()), None).unwrap(), &current);
+    let dropped = for_update(service_spec(&plan_of(minecraft()), None, SUPERVISOR).unwrap(), &current);
     let placement = dropped.task_template.unwrap().placement.unwrap();
     assert_eq!(placement.constraints.unwrap(), ["node.role==worker"]);
 
     // A service made before mettaton set constraints: nothing of it is mettaton's.
-    let mut bare = as_the_engine_returns(&service_spec(&plan_of(minecraft()), None).unwrap());
+    let mut bare = as_the_engine_returns(&service_spec(&plan_of(minecraft()), None, SUPERVISOR).unwrap());
     bare.task_template.as_mut().unwrap().placement = None;
     let update = for_update(desired, &bare);
     let placement = update.task_template.unwrap().placement.unwrap();
@@ -457,7 +467,7 @@ fn service(value: Value) -> Service {
 
 #[test]
 fn a_port_another_service_publishes_is_a_conflict() {
-    let desired = service_spec(&plan_of(minecraft()), None).unwrap();
+    let desired = service_spec(&plan_of(minecraft()), None, SUPERVISOR).unwrap();
     let host = |id: &str, port: i64, protocol: &str| {
         service(json!({ "ID": id, "Spec": { "Name": format!("svc-{id}"), "EndpointSpec": { "Ports": [
             { "Protocol": protocol, "TargetPort": 80, "PublishedPort": port, "PublishMode": "host" }
@@ -781,6 +791,124 @@ fn a_game_server_plans_through_the_same_builders() {
         "metadata": { "name": "mc", "namespace": "games", "uid": "u" }, "spec": minecraft()
     }))
     .unwrap();
-    let spec = service_spec(&plan::plan(&gs), gs.metadata.uid.as_deref()).unwrap();
+    let spec = service_spec(&plan::plan(&gs), gs.metadata.uid.as_deref(), SUPERVISOR).unwrap();
     assert_eq!(spec.labels.unwrap()[LABEL_UID], "u");
+}
+
+/// The Minecraft server started by mettaton's supervisor, awaiting its done
+/// line and its TCP port, stopped by typing `stop`.
+fn supervised() -> Value {
+    let mut v = minecraft();
+    v["command"] = json!(["/start"]);
+    v["health"] = json!({ "readyLogLine": ["Done ("], "probe": { "tcpPort": "game" }, "periodSeconds": 5 });
+    v["shutdown"] = json!({ "stop": "stop", "gracePeriodSeconds": 30, "stopCommand": ["rcon-cli", "save-all"] });
+    v
+}
+
+fn container_of(spec: &ServiceSpec) -> &TaskSpecContainerSpec {
+    spec.task_template.as_ref().unwrap().container_spec.as_ref().unwrap()
+}
+
+#[test]
+fn a_supervised_server_runs_its_game_under_the_supervisor_from_the_supervisors_volume() {
+    let p = plan_of(supervised());
+    let spec = service_spec(&p, Some("uid-1"), SUPERVISOR).unwrap();
+    insta::with_settings!({ sort_maps => true }, {
+        insta::assert_yaml_snapshot!(spec);
+    });
+    let c = container_of(&spec);
+    assert_eq!(
+        c.command.as_deref(),
+        Some(crate::supervisor::command(&p, p.container.supervisor.as_ref().unwrap()).as_slice())
+    );
+    assert_eq!(c.args, None, "the spec's args are the supervisor's, after `--`");
+    let mounts = c.mounts.clone().unwrap();
+    let volume = shared::supervisor_volume(SUPERVISOR);
+    let bin = mounts.iter().find(|m| m.target.as_deref() == Some("/.mettaton/bin")).expect("the supervisor's volume");
+    assert_eq!(
+        (bin.source.as_deref(), bin.typ, bin.read_only),
+        (Some(volume.as_str()), Some(MountType::VOLUME), Some(true))
+    );
+    let run = mounts.iter().find(|m| m.target.as_deref() == Some(crate::supervisor::STATE_DIR)).expect("its state");
+    assert_eq!(run.typ, Some(MountType::TMPFS));
+    assert!(mounts.iter().any(|m| m.target.as_deref() == Some("/data")), "the world's volume too");
+    let test = c.health_check.as_ref().unwrap().test.clone().unwrap();
+    assert_eq!(test[..3], ["CMD", crate::supervisor::BINARY, "probe"]);
+    assert!(test.ends_with(&["--tcp".to_string(), "25565".to_string()]), "{test:?}");
+    assert_eq!((c.open_stdin, c.stop_signal.as_deref()), (Some(true), Some("SIGTERM")));
+    assert_eq!(c.stop_grace_period, Some(30_000_000_000));
+
+    // Another supervisor image is another volume: the task is replaced.
+    let other = service_spec(&p, Some("uid-1"), "registry.test/mettaton-supervisor:2").unwrap();
+    assert!(needs_update(&other, &as_the_engine_returns(&spec)) && replaces_task(&other, &spec));
+    assert!(!needs_update(&spec, &as_the_engine_returns(&spec)), "as the engine holds it");
+
+    // Unsupervised: the game is the first process, its stdin open all the same.
+    let plain = service_spec(&plan_of(minecraft()), None, SUPERVISOR).unwrap();
+    let c = container_of(&plain);
+    assert_eq!((c.command.as_ref(), c.args.as_deref()), (None, Some(["--nogui".to_string()].as_slice())));
+    assert_eq!((c.open_stdin, c.stop_signal.as_ref()), (Some(true), None));
+    assert!(!c.mounts.iter().flatten().any(|m| m.target.as_deref().is_some_and(|t| t.starts_with("/.mettaton"))));
+    let mut closed = as_the_engine_returns(&plain);
+    closed.task_template.as_mut().unwrap().container_spec.as_mut().unwrap().open_stdin = None;
+    assert!(needs_update(&plain, &closed), "a service made without a console gets one");
+}
+
+#[test]
+fn the_supervisors_installer_is_a_global_service_that_runs_once_per_node() {
+    let spec = installer_spec(SUPERVISOR);
+    assert_eq!(spec.name.as_deref(), Some(shared::supervisor_volume(SUPERVISOR).as_str()));
+    assert!(spec.name.as_deref().unwrap().starts_with("mettaton-supervisor-"));
+    assert_ne!(installer_name(SUPERVISOR), installer_name("registry.test/mettaton-supervisor:2"));
+    assert!(spec.mode.as_ref().unwrap().global.is_some());
+    let task = spec.task_template.as_ref().unwrap();
+    assert_eq!(task.restart_policy.as_ref().unwrap().condition, Some(TaskSpecRestartPolicyConditionEnum::NONE));
+    let c = task.container_spec.as_ref().unwrap();
+    assert_eq!(c.image.as_deref(), Some(SUPERVISOR));
+    assert_eq!(c.command.clone().unwrap(), ["/mettaton-supervisor", "install", "/.mettaton/bin"]);
+    let mount = &c.mounts.as_ref().unwrap()[0];
+    assert_eq!((mount.target.as_deref(), mount.read_only), (Some("/.mettaton/bin"), None), "writable here");
+    assert!(is_installer(Some(&spec), SUPERVISOR));
+    assert!(!is_installer(Some(&spec), "registry.test/mettaton-supervisor:2"));
+    assert!(!is_installer(Some(&service_spec(&plan_of(minecraft()), None, SUPERVISOR).unwrap()), SUPERVISOR));
+    // No server's: list_managed and the events skip it.
+    let labels = spec.labels.unwrap();
+    assert_eq!(labels.get(LABEL_MANAGED).map(String::as_str), Some("true"));
+    assert!(!labels.contains_key(LABEL_GAMESERVER));
+}
+
+#[test]
+fn the_installer_is_done_once_its_task_completed_on_every_ready_active_node() {
+    let n = |id: &str, state: &str, availability: &str| {
+        node(json!({ "ID": id, "Description": { "Hostname": format!("host-{id}") },
+                     "Spec": { "Availability": availability }, "Status": { "State": state } }))
+    };
+    let on = |id: &str, node: &str, created: &str, state: &str, err: Option<&str>| {
+        let mut extra = json!({ "NodeID": node });
+        if let Some(err) = err {
+            extra["Status"] = json!({ "Err": err });
+        }
+        task(id, created, "shutdown", state, extra)
+    };
+    let nodes =
+        [n("a", "ready", "active"), n("b", "ready", "active"), n("c", "down", "active"), n("d", "ready", "drain")];
+    assert_eq!(installation(&[], &nodes), Installation::Waiting(vec!["host-a".into(), "host-b".into()]));
+    let a_done = on("t1", "a", "2026-01-01T10:00:00Z", "complete", None);
+    let b_running = on("t2", "b", "2026-01-01T10:00:00Z", "running", None);
+    assert_eq!(installation(&[a_done.clone(), b_running], &nodes), Installation::Waiting(vec!["host-b".into()]));
+    let b_done = on("t3", "b", "2026-01-01T10:00:01Z", "complete", None);
+    assert_eq!(
+        installation(&[a_done.clone(), b_done], &nodes),
+        Installation::Done,
+        "nodes down or drained are not waited for"
+    );
+    let b_failed =
+        on("t4", "b", "2026-01-01T10:00:01Z", "rejected", Some("No such image: registry.test/mettaton-supervisor:1"));
+    assert_eq!(
+        installation(&[a_done.clone(), b_failed.clone()], &nodes),
+        Installation::Failed("on node host-b: No such image: registry.test/mettaton-supervisor:1".into())
+    );
+    // A task still on its way beside the failed one is waited for.
+    let b_again = on("t5", "b", "2026-01-01T10:00:02Z", "preparing", None);
+    assert_eq!(installation(&[a_done, b_failed, b_again], &nodes), Installation::Waiting(vec!["host-b".into()]));
 }

@@ -50,6 +50,10 @@ pub(super) struct Managed {
     container_labels: BTreeMap<String, String>,
     mounts: Vec<MountKey>,
     stop_grace_period: Option<i64>,
+    /// The console (`OpenStdin`).
+    open_stdin: bool,
+    /// SIGTERM for a supervised server; the engine's default otherwise.
+    stop_signal: Option<String>,
     configs: Vec<(Option<TaskSpecContainerSpecFile1>, Option<String>, Option<String>)>,
     limits: (i64, i64),
     reservations: (i64, i64),
@@ -90,6 +94,8 @@ pub(super) fn managed(spec: &ServiceSpec) -> Managed {
             })
             .collect(),
         stop_grace_period: container.stop_grace_period,
+        open_stdin: container.open_stdin.unwrap_or(false),
+        stop_signal: container.stop_signal.filter(|s| !s.is_empty()),
         // Not the healthcheck: bollard does not read it back (see
         // LABEL_READINESS, which stands for it among the labels).
         configs: container
