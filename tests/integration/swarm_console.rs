@@ -64,19 +64,7 @@ fn world(dir: &std::path::Path) -> String {
 
 /// The log of server `name`'s running container, read from the engine.
 async fn container_log<B: Backend>(scope: &Scope<B>, name: &str) -> Option<String> {
-    use bollard::query_parameters::{ListContainersOptionsBuilder, LogsOptionsBuilder};
-    let labels = vec![format!("mettaton.dev/gameserver={name}"), format!("mettaton.dev/namespace={}", scope.namespace)];
-    let filters = std::collections::HashMap::from([("label".to_string(), labels)]);
-    let docker = docker();
-    let options = ListContainersOptionsBuilder::default().filters(&filters).build();
-    let id = docker.list_containers(Some(options)).await.ok()?.into_iter().next()?.id?;
-    let options = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
-    let mut log = docker.logs(&id, Some(options));
-    let mut text = String::new();
-    while let Some(chunk) = log.next().await {
-        text.push_str(&String::from_utf8_lossy(&chunk.ok()?.into_bytes()));
-    }
-    Some(text)
+    engine_container_log(&scope.namespace, name).await
 }
 
 /// A player's line to the test game over TCP: its answer.
@@ -361,4 +349,119 @@ async fn on_swarm_a_supervisor_image_that_is_nowhere_is_refused_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_plain_docker_a_supervisor_image_that_is_nowhere_is_refused_naming_it() {
     a_supervisor_image_that_is_nowhere_is_refused_naming_it::<DockerOrchestrator>().await;
+}
+
+/// A GameServer the controller runs on the swarm (`mettaton controller
+/// --backend swarm`, here `controller::run` with the swarm backend and the
+/// tests' supervisor image): Ready only after its done line, `mettaton send
+/// --backend swarm` (the GameServer read from the API server, typed through
+/// the manager's engine) prints the game's answer, and `state: Stopped` saves
+/// a SIGTERM-ignoring game through its console stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_swarm_controllers_server_is_ready_after_its_done_line_and_mettaton_send_reaches_it() {
+    use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+    use mettaton::api::{GameServer, Phase, conditions};
+
+    crate::support::ensure_crd().await;
+    let image = supervisor_image().await;
+    let ns = crate::support::TestNamespace::new("swarm-con").await;
+    let swarm = SwarmOrchestrator::connect(&daemon())
+        .await
+        .expect("the swarm")
+        .with_poll(Duration::from_secs(1))
+        .with_supervisor_image(&image);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let ctl = tokio::spawn(mettaton::controller::run(ns.client.clone(), swarm, Some(ns.name.clone()), async move {
+        let _ = stopped.await;
+    }));
+    let spec = supervised(json!({
+        "env": [
+            { "name": "GAME_DONE_AFTER_SECONDS", "value": "5" },
+            { "name": "GAME_STOP_ON", "value": "console" },
+            { "name": "GAME_SAVE_FILE", "value": "/data/world.sav" }
+        ],
+        "storage": { "size": "1Gi", "mountPath": "/data", "reclaimPolicy": "Retain" },
+        "health": { "readyLogLine": ["regex:^Done \\("], "periodSeconds": 1 },
+        "shutdown": { "stop": "stop", "gracePeriodSeconds": 30 }
+    }));
+    let gs: GameServer = serde_json::from_value(json!({
+        "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
+        "metadata": { "name": "done" }, "spec": spec
+    }))
+    .unwrap();
+    let api = ns.api::<GameServer>();
+    api.create(&PostParams::default(), &gs).await.unwrap();
+    let listening_unready = std::sync::atomic::AtomicUsize::new(0);
+    let ready = eventually("Ready on the swarm", WAIT, || async {
+        let gs = api.get("done").await.map_err(|e| e.to_string())?;
+        let log = engine_container_log(&ns.name, "done").await.unwrap_or_default();
+        if crate::support::condition_status(&gs, conditions::READY).as_deref() == Some("True") {
+            assert!(log.contains("Done (5.000s)!"), "Ready before the done line:\n{log}");
+            return Ok(gs);
+        }
+        if log.contains("game server listening") && !log.contains("Done (") {
+            listening_unready.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(format!("not ready; log:\n{log}"))
+    })
+    .await;
+    assert!(listening_unready.into_inner() > 0, "never seen listening and not Ready");
+    let volume = mettaton::orchestrator::swarm::builders::volume_name(&mettaton::plan::plan(&ready));
+    let status = ready.status.unwrap();
+    let port = status.ports.iter().find(|p| p.name == "game").unwrap().port;
+    assert_eq!(play(status.address.as_deref().unwrap(), port, "set kube"), "set: kube");
+
+    // `mettaton send --backend swarm`, as a user runs it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mettaton"))
+        .args(["send", "--backend", "swarm", "-n", &ns.name, "done", "--wait", "3", "say hello through the controller"])
+        .env("KUBECONFIG", crate::support::kubeconfig_path())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}{printed}", String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("[Server] hello through the controller"), "{printed}");
+    // Without --backend, the Kubernetes backend finds no pod of it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mettaton"))
+        .args(["send", "-n", &ns.name, "done", "x"])
+        .env("KUBECONFIG", crate::support::kubeconfig_path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no pod runs the server"));
+
+    // state: Stopped saves it through its console stop.
+    let dir = PathBuf::from(docker().inspect_volume(&volume).await.unwrap().mountpoint);
+    api.patch("done", &PatchParams::default(), &Patch::Merge(&json!({ "spec": { "state": "Stopped" } })))
+        .await
+        .unwrap();
+    crate::support::wait_phase(&api, "done", Phase::Stopped, WAIT).await;
+    assert_eq!(world(&dir), "starts=1\ndata=kube\n");
+
+    api.delete("done", &DeleteParams::default()).await.unwrap();
+    eventually("done deleted", WAIT, || async {
+        match api.get_opt("done").await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(30), ctl).await.unwrap().unwrap();
+    crate::support::remove_swarm_leftovers(&ns.name);
+}
+
+/// The log of the running container of server `name` of `namespace`.
+async fn engine_container_log(namespace: &str, name: &str) -> Option<String> {
+    use bollard::query_parameters::{ListContainersOptionsBuilder, LogsOptionsBuilder};
+    let labels = vec![format!("mettaton.dev/gameserver={name}"), format!("mettaton.dev/namespace={namespace}")];
+    let filters = std::collections::HashMap::from([("label".to_string(), labels)]);
+    let docker = docker();
+    let options = ListContainersOptionsBuilder::default().filters(&filters).build();
+    let id = docker.list_containers(Some(options)).await.ok()?.into_iter().next()?.id?;
+    let options = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
+    let mut log = docker.logs(&id, Some(options));
+    let mut text = String::new();
+    while let Some(chunk) = log.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.ok()?.into_bytes()));
+    }
+    Some(text)
 }
