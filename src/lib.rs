@@ -17,6 +17,7 @@ pub mod quantity;
 pub mod reading;
 pub mod status;
 pub mod supervisor;
+pub mod template;
 pub mod validation;
 
 #[cfg(test)]
