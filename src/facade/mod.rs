@@ -4,7 +4,8 @@
 //!
 //! Connect to the backend, spawn servers from the same `GameServer`
 //! manifests the Kubernetes controller takes, list and inspect them, read
-//! their logs, shut them down, and be told when one dies. What was spawned is
+//! their logs, type into their consoles (`send`, `console`), shut them down,
+//! and be told when one dies. What was spawned is
 //! saved to a state file, so that a new process picks the servers up again and
 //! reports what vanished or appeared on the backend meanwhile.
 
