@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::finalizer::{Event as Finalized, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -32,6 +32,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::admin::Readiness;
 use crate::api::{self, GameServer, GameServerStatus, Phase, ReclaimPolicy};
+use crate::events::{Published, Recorder};
 use crate::metrics::Metrics;
 use crate::orchestrator::{BackendError, Observed, Orchestrator, Owner, Reports, Teardown};
 use crate::plan::{self, ServerPlan};
@@ -224,8 +225,7 @@ impl<O: Orchestrator> Context<O> {
     }
 
     async fn publish(&self, gs: &GameServer, type_: EventType, reason: &str, action: &str, note: String) {
-        let event =
-            KubeEvent { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+        let event = Published { type_, reason, action, note: &note };
         if let Err(e) = self.recorder.publish(&event, &gs.object_ref(&())).await {
             // An Event is a courtesy to the user; failing to send one must not
             // fail the reconcile.

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod api;
 pub mod controller;
+pub mod events;
 pub mod facade;
 pub mod leader;
 pub mod metrics;
