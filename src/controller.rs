@@ -65,8 +65,10 @@ pub const STATUS_SETTLE: Duration = Duration::from_secs(5);
 pub const CONCURRENCY: u16 = 64;
 
 /// How long a read of a supervisor's report may take before it counts as
-/// failed: a reconcile waits for it.
-const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// failed. A supervisor answers in milliseconds; a reconcile waits for the
+/// read and holds one of the `--concurrency` slots meanwhile, so a pod that
+/// does not answer must not hold it long.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a reconcile did not complete.
 #[derive(Debug, thiserror::Error)]
