@@ -286,3 +286,38 @@ async fn remove_other_supervisor_installers(image: &str) {
         }
     }
 }
+
+/// Types `say TEXT` into an interactive `mettaton console` (a spawned child,
+/// stdin and stdout piped) until the game's answer `[Server] TEXT` is printed
+/// (a line typed before the session is up is lost, so it is said again each
+/// second, for at most 30 s), then ends the input (Ctrl-D) and waits for the
+/// console to leave, which it must do with exit code 0.
+pub async fn say_through_console(mut console: std::process::Child, text: &str) {
+    use std::io::{BufRead, Write};
+    let mut typed = console.stdin.take().expect("the console's stdin is piped");
+    let stdout = console.stdout.take().expect("the console's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (say, answer) = (format!("say {text}"), format!("[Server] {text}"));
+    let answered = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            writeln!(typed, "{say}").unwrap();
+            while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                if line == answer {
+                    return Some(typed);
+                }
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    drop(answered.expect("the game answered the console"));
+    let left = tokio::task::spawn_blocking(move || console.wait_with_output()).await.unwrap().unwrap();
+    assert!(left.status.success(), "{}", String::from_utf8_lossy(&left.stderr));
+}

@@ -155,7 +155,7 @@ async fn a_supervised_server_is_ready_only_after_its_done_line_and_mettaton_send
 
     // `mettaton console`: the output as it comes, each typed line sent;
     // Ctrl-D (end of input) leaves, and the server goes on.
-    let mut console = std::process::Command::new(env!("CARGO_BIN_EXE_mettaton"))
+    let console = std::process::Command::new(env!("CARGO_BIN_EXE_mettaton"))
         .args(["console", "-n", &ns.name, "done"])
         .env("KUBECONFIG", plane_kubeconfig())
         .stdin(std::process::Stdio::piped())
@@ -163,34 +163,7 @@ async fn a_supervised_server_is_ready_only_after_its_done_line_and_mettaton_send
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut typed = console.stdin.take().unwrap();
-    let stdout = console.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    // Said again until the session is up (a line typed before it is lost).
-    let answered = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            writeln!(typed, "say typed in the console").unwrap();
-            while let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
-                if line == "[Server] typed in the console" {
-                    return Some(typed);
-                }
-            }
-        }
-        None
-    })
-    .await
-    .unwrap();
-    drop(answered.expect("the game answered the console"));
-    let left = tokio::task::spawn_blocking(move || console.wait_with_output()).await.unwrap().unwrap();
-    assert!(left.status.success(), "{}", String::from_utf8_lossy(&left.stderr));
+    crate::testgame::say_through_console(console, "typed in the console").await;
     assert_eq!(condition_status(&api.get("done").await.unwrap(), conditions::READY).as_deref(), Some("True"));
 
     // Who may type is RBAC's: a user who may read the GameServer and its pods

@@ -22,7 +22,7 @@ use mettaton::orchestrator::swarm::SwarmOrchestrator;
 use serde_json::{Value, json};
 
 use crate::support::{daemon, docker, eventually};
-use crate::testgame::{Backend, Scope, game_spec, supervisor_image, tcp_exchange};
+use crate::testgame::{Backend, Scope, game_spec, say_through_console, supervisor_image, tcp_exchange};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -186,39 +186,14 @@ async fn the_done_line_makes_it_ready_and_the_consoles_reach_the_game<B: Backend
 
     // `mettaton swarm console`: each typed line sent; Ctrl-D (end of input)
     // leaves, and the server goes on.
-    let mut console = cli(&scope, &["console", "done"])
+    let console = cli(&scope, &["console", "done"])
         .await
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut typed = console.stdin.take().unwrap();
-    let stdout = console.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    // Said again until the session is up (a line typed before it is lost).
-    let answered = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            writeln!(typed, "say typed at a terminal").unwrap();
-            while let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
-                if line == "[Server] typed at a terminal" {
-                    return Some(typed);
-                }
-            }
-        }
-        None
-    })
-    .await
-    .unwrap();
-    drop(answered.expect("the game answered the console"));
-    let left = tokio::task::spawn_blocking(move || console.wait_with_output()).await.unwrap().unwrap();
-    assert!(left.status.success(), "{}", String::from_utf8_lossy(&left.stderr));
+    say_through_console(console, "typed at a terminal").await;
     assert!(facade.info(&id).await.unwrap().healthy, "the server goes on");
     facade.shutdown(&id).await.unwrap();
 }
