@@ -167,9 +167,30 @@ fn config(plan: &ServerPlan, supervisor: &SupervisorPlan) -> Config {
 
 /// The container's command line: the supervisor, running the game.
 pub fn command(plan: &ServerPlan, supervisor: &SupervisorPlan) -> Vec<String> {
+    command_line(&config(plan, supervisor))
+}
+
+/// The container's command line for a backend that reads the report by exec
+/// ([`status_command`]: swarm, plain Docker): as [`command`], without
+/// `--http`, so that the game's container has no port of mettaton's.
+pub fn command_unserved(plan: &ServerPlan, supervisor: &SupervisorPlan) -> Vec<String> {
+    let mut config = config(plan, supervisor);
+    config.http = None;
+    command_line(&config)
+}
+
+fn command_line(config: &Config) -> Vec<String> {
     let mut command = vec![BINARY.to_string(), "run".to_string()];
-    command.extend(config(plan, supervisor).to_args());
+    command.extend(config.to_args());
     command
+}
+
+/// The command that prints the report of the supervisor running in the
+/// container, with the matched lines from `since` on (exit 1 when it has
+/// none yet): what a backend without network access to the container runs
+/// there by exec.
+pub fn status_command(since: u64) -> Vec<String> {
+    [BINARY, "status", "--state-dir", STATE_DIR, "--since", &since.to_string()].map(String::from).to_vec()
 }
 
 /// The readiness check of a supervised container: the ready line when one is
@@ -285,6 +306,23 @@ mod tests {
         // Without players or events, nothing is served.
         let p = supervised_plan(serde_json::json!({ "shutdown": { "stop": "stop" } }));
         assert!(!command(&p, p.container.supervisor.as_ref().unwrap()).contains(&"--http".to_string()));
+    }
+
+    #[test]
+    fn a_backend_reading_by_exec_starts_the_supervisor_without_its_port_and_runs_status() {
+        let p = supervised_plan(serde_json::json!({
+            "players": { "joinLine": ["regex:^(?P<player>\\S+) joined"], "leaveLine": ["regex:^(\\S+) left"] },
+            "outputEvents": [{ "line": "saved the world", "reason": "WorldSaved" }]
+        }));
+        let s = p.container.supervisor.as_ref().unwrap();
+        let served = command(&p, s);
+        let unserved = command_unserved(&p, s);
+        let back = Config::from_args(&unserved[2..]).unwrap();
+        assert_eq!((back.http, back.join.len(), back.events.len()), (None, 1, 1));
+        // Everything else as served: only `--http 9396` differs.
+        let without: Vec<&String> = served.iter().filter(|a| *a != "--http" && *a != "9396").collect();
+        assert_eq!(without, unserved.iter().collect::<Vec<_>>());
+        assert_eq!(status_command(7), [BINARY, "status", "--state-dir", STATE_DIR, "--since", "7"]);
     }
 
     #[test]

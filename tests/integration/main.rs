@@ -27,5 +27,6 @@ mod support;
 mod swarm_backend;
 mod swarm_console;
 mod swarm_controller;
+mod swarm_players;
 #[path = "../common/testgame.rs"]
 mod testgame;

@@ -46,7 +46,7 @@ use crate::api::{PullPolicy, ReclaimPolicy};
 use crate::orchestrator::engine::{self, Daemon, docker_message, grace, status_of};
 use crate::orchestrator::{
     BackendError, Console, ConsoleSession, InstanceEvent, InstanceEventKind, Logs, Observed, Orchestrator, Owner,
-    ServerKey, Standalone, Teardown, Triggers,
+    Reports, ServerKey, Standalone, Teardown, Triggers,
 };
 use crate::plan::ServerPlan;
 
@@ -489,6 +489,10 @@ impl Orchestrator for DockerOrchestrator {
     /// The engine's events of the servers' containers, and a look every 3 s
     /// (a TCP probe's result is no event; a broken event stream is opened
     /// again a second later).
+    fn reports(&self) -> Option<&impl Reports> {
+        Some(self)
+    }
+
     fn triggers(&self, namespace: Option<&str>) -> Triggers {
         let this = self.clone();
         let namespace = namespace.map(str::to_string);
@@ -551,6 +555,22 @@ impl Console for DockerOrchestrator {
         let session = format!("the console of GameServer {} (container {name})", builders::display_name(plan));
         let id = c.id.unwrap_or(name);
         engine::attach(&self.docker, &id, session, |what, e| self.error(what, e)).await
+    }
+}
+
+impl Reports for DockerOrchestrator {
+    /// `mettaton-supervisor status` by exec in the server's container
+    /// ([`engine::read_report`]); `None` while it is not running.
+    async fn report(&self, plan: &ServerPlan, since: u64) -> Result<Option<crate::supervisor::Report>, BackendError> {
+        let name = builders::container_name(plan);
+        let Some(c) = self.own(plan).await? else { return Ok(None) };
+        if c.state.as_ref().and_then(|s| s.running) != Some(true) {
+            return Ok(None);
+        }
+        let what =
+            format!("read the supervisor's report of GameServer {} (container {name})", builders::display_name(plan));
+        let id = c.id.unwrap_or(name);
+        engine::read_report(&self.docker, &id, since, what, |what, e| self.error(what, e)).await
     }
 }
 

@@ -119,29 +119,14 @@ pub fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
 }
 
 /// Why the plan's supervisor cannot run on `runtime` ("Docker Swarm",
-/// "plain Docker"), naming the fields: a bad ready pattern or stop
-/// ([`supervisor::problems`]), players or output events (which no backend
-/// on an engine reads yet), or a supervised server without `spec.command`
+/// "plain Docker"), naming the fields: a bad pattern or stop
+/// ([`supervisor::problems`]), or a supervised server without `spec.command`
 /// (the CRD requires it; a plan made without the CRD's rules may lack it, and
-/// the engine would start the supervisor with no game).
+/// the engine would start the supervisor with no game). Players and output
+/// events are read by exec ([`super::read_report`]).
 pub fn supervisor_problem(plan: &ServerPlan, runtime: &str) -> Option<String> {
     let supervisor = plan.container.supervisor.as_ref()?;
     let mut problems = supervisor::problems(supervisor);
-    // What the supervisor reports is read by the Kubernetes backend only
-    // (`Orchestrator::reports`); here the game would run, its players and
-    // lines matched, and nobody told.
-    if !supervisor.join.is_empty() || !supervisor.leave.is_empty() {
-        problems.push(format!(
-            "spec.players cannot be used on {runtime} yet: only the Kubernetes backend reads the players mettaton's \
-             supervisor counts; remove it"
-        ));
-    }
-    if !supervisor.events.is_empty() {
-        problems.push(format!(
-            "spec.outputEvents cannot be used on {runtime} yet: only the Kubernetes backend reads the lines mettaton's \
-             supervisor matches; remove them"
-        ));
-    }
     if plan.container.command.is_empty() {
         problems.push(format!(
             "{} needs spec.command on {runtime}: mettaton's supervisor starts the game, and the image's own \
@@ -176,14 +161,16 @@ mod tests {
         assert!(problem.contains("; spec.shutdown.stop: `SIGWINCH` is not a signal"), "{problem}");
         spec["shutdown"] = serde_json::json!({ "stop": "stop" });
         spec["health"] = serde_json::json!({ "readyLogLine": ["Done"] });
-        // Players and output events: read by the Kubernetes backend only.
+        // Players and output events run (their report is read by exec); a
+        // bad pattern of theirs is named.
         let mut reporting = spec.clone();
         reporting["players"] =
             serde_json::json!({ "joinLine": ["regex:^(\\S+) joined"], "leaveLine": ["regex:^(\\S+) left"] });
         reporting["outputEvents"] = serde_json::json!([{ "line": "saved", "reason": "WorldSaved" }]);
-        let problem = supervisor_problem(&plan_of(reporting), "Docker Swarm").unwrap();
-        assert!(problem.starts_with("spec.players cannot be used on Docker Swarm yet"), "{problem}");
-        assert!(problem.contains("; spec.outputEvents cannot be used on Docker Swarm yet"), "{problem}");
+        assert_eq!(supervisor_problem(&plan_of(reporting.clone()), "Docker Swarm"), None);
+        reporting["outputEvents"] = serde_json::json!([{ "line": "regex:(", "reason": "WorldSaved" }]);
+        let problem = supervisor_problem(&plan_of(reporting), "plain Docker").unwrap();
+        assert!(problem.starts_with("spec.outputEvents[0].line: `regex:(` is not a valid"), "{problem}");
         // Without the CRD's rules (a plan made in code), no command is named.
         spec.as_object_mut().unwrap().remove("command");
         let problem = supervisor_problem(&plan_of(spec), "plain Docker").unwrap();

@@ -10,6 +10,7 @@
 //! - `stop`: the grace period and the stop command run by exec;
 //! - `supervisor`: mettaton's supervisor in a container: its volume, mounts;
 //! - `console`: a container's console (attach);
+//! - `report`: the supervisor's report, read by exec (`mettaton-supervisor status`);
 //! - `events`: the engine's container events as instance events;
 //! - `logs`: how a log is asked for.
 
@@ -22,6 +23,7 @@ mod image;
 mod labels;
 mod logs;
 mod probe;
+mod report;
 mod stop;
 mod supervisor;
 mod volume;
@@ -35,6 +37,7 @@ pub use image::*;
 pub use labels::*;
 pub use logs::*;
 pub use probe::*;
+pub use report::*;
 pub use stop::*;
 pub use supervisor::*;
 pub use volume::*;

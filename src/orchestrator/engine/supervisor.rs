@@ -9,7 +9,8 @@
 //! filled by the supervisor image's own `install` (a global swarm service, or
 //! a one-shot container on plain Docker) and mounted read-only at
 //! `/.mettaton/bin` of the game's container; `/.mettaton/run`, the
-//! supervisor's state (the ready file), is a tmpfs, empty at every start.
+//! supervisor's state (the ready file, the players and matched lines of its
+//! report), is a tmpfs, empty at every start.
 
 use std::collections::HashMap;
 
@@ -81,9 +82,10 @@ pub fn supervisor_mounts(image: &str) -> Vec<Mount> {
 }
 
 /// The container's command line, supervised: the supervisor running the
-/// spec's `command` and `args`. `None` for a server without a supervisor.
+/// spec's `command` and `args`, serving nothing (its report is read by exec,
+/// [`super::read_report`]). `None` for a server without a supervisor.
 pub fn supervised_command(plan: &ServerPlan) -> Option<Vec<String>> {
-    plan.container.supervisor.as_ref().map(|s| supervisor::command(plan, s))
+    plan.container.supervisor.as_ref().map(|s| supervisor::command_unserved(plan, s))
 }
 
 /// The signal that stops a supervised container: SIGTERM, which the

@@ -45,8 +45,8 @@ use futures::stream::BoxStream;
 use crate::api::ReclaimPolicy;
 use crate::orchestrator::engine::{self, status_of};
 use crate::orchestrator::{
-    BackendError, Console, ConsoleSession, InstanceEvent, Logs, Observed, Orchestrator, Owner, ServerKey, Standalone,
-    Teardown, Triggers,
+    BackendError, Console, ConsoleSession, InstanceEvent, Logs, Observed, Orchestrator, Owner, Reports, ServerKey,
+    Standalone, Teardown, Triggers,
 };
 use crate::plan::{LABEL_GAMESERVER, ServerPlan};
 
@@ -532,6 +532,10 @@ impl Orchestrator for SwarmOrchestrator {
         Triggers::poll_only(self.poll)
     }
 
+    fn reports(&self) -> Option<&impl Reports> {
+        Some(self)
+    }
+
     async fn apply(&self, owner: &Owner, plan: &ServerPlan) -> Result<(), BackendError> {
         let desired = builders::service_spec(plan, owner.uid.as_deref(), &self.supervisor_image)?;
         let name = builders::service_name(plan);
@@ -672,16 +676,14 @@ impl Logs for SwarmOrchestrator {
     }
 }
 
-impl Console for SwarmOrchestrator {
-    /// The engine's attach on the container of the server's running task.
-    /// The Engine API reaches the containers of its own node only: a task on
-    /// another node is refused, saying so.
-    async fn attach(&self, plan: &ServerPlan) -> Result<ConsoleSession, BackendError> {
+impl SwarmOrchestrator {
+    /// The server's running task and its container; `None` when no task of
+    /// its service runs (or it has no service). The Engine API reaches the
+    /// containers of its own node only: a task on another node is refused,
+    /// `what` saying what could not be done there.
+    async fn running_here(&self, plan: &ServerPlan, what: &str) -> Result<Option<(Task, String)>, BackendError> {
         let name = builders::service_name(plan);
-        let what = format!("open the console of GameServer {}", builders::display_name(plan));
-        let Some(service) = self.own_service(plan).await? else {
-            return Err(BackendError::Other { what, reason: format!("no service {name} runs the server") });
-        };
+        let Some(service) = self.own_service(plan).await? else { return Ok(None) };
         let id = service.id.unwrap_or(name.clone());
         let tasks = self.tasks(HashMap::from([("service", vec![id])]), &format!("list tasks of {name}")).await?;
         let running = builders::current_task(&tasks)
@@ -689,7 +691,7 @@ impl Console for SwarmOrchestrator {
         let Some((task, container)) =
             running.and_then(|t| Some((t, t.status.as_ref()?.container_status.as_ref()?.container_id.clone()?)))
         else {
-            return Err(BackendError::Other { what, reason: format!("no task of service {name} is running") });
+            return Ok(None);
         };
         let info = self.docker.info().await.map_err(|e| self.error("read the Docker daemon's swarm state", e))?;
         let here = info.swarm.as_ref().and_then(|s| s.node_id.clone()).unwrap_or_default();
@@ -700,21 +702,51 @@ impl Console for SwarmOrchestrator {
                 Err(_) => there,
             };
             return Err(BackendError::Refused {
-                what,
+                what: what.to_string(),
                 reason: format!(
                     "its task runs on node {host}, and the Docker daemon at {} (node {}) reaches only its own \
-                     node's containers: keep servers whose console is used on that node (spec.nodeSelector)",
+                     node's containers: keep servers whose console, players or output events are used on that \
+                     node (spec.nodeSelector)",
                     self.daemon,
                     info.name.unwrap_or(here)
                 ),
             });
         }
+        Ok(Some((task.clone(), container)))
+    }
+}
+
+impl Console for SwarmOrchestrator {
+    /// The engine's attach on the container of the server's running task,
+    /// which must run on the daemon's own node.
+    async fn attach(&self, plan: &ServerPlan) -> Result<ConsoleSession, BackendError> {
+        let name = builders::service_name(plan);
+        let what = format!("open the console of GameServer {}", builders::display_name(plan));
+        let Some((task, container)) = self.running_here(plan, &what).await? else {
+            let reason = match self.own_service(plan).await? {
+                Some(_) => format!("no task of service {name} is running"),
+                None => format!("no service {name} runs the server"),
+            };
+            return Err(BackendError::Other { what, reason });
+        };
         let session = format!(
             "the console of GameServer {} (task {})",
             builders::display_name(plan),
             task.id.as_deref().unwrap_or_default()
         );
         engine::attach(&self.docker, &container, session, |what, e| self.error(what, e)).await
+    }
+}
+
+impl Reports for SwarmOrchestrator {
+    /// `mettaton-supervisor status` by exec in the container of the server's
+    /// running task ([`engine::read_report`]), which must run on the daemon's
+    /// own node; `None` while no task runs.
+    async fn report(&self, plan: &ServerPlan, since: u64) -> Result<Option<crate::supervisor::Report>, BackendError> {
+        let what = format!("read the supervisor's report of GameServer {}", builders::display_name(plan));
+        let Some((task, container)) = self.running_here(plan, &what).await? else { return Ok(None) };
+        let what = format!("{what} (task {})", task.id.as_deref().unwrap_or_default());
+        engine::read_report(&self.docker, &container, since, what, |what, e| self.error(what, e)).await
     }
 }
 

@@ -364,7 +364,7 @@ fn a_supervised_container_runs_its_game_under_the_supervisor_from_the_supervisor
     let p = plan(spec);
     let r = container_request(&p, Some("uid-1"), SUPERVISOR).unwrap();
     let b = &r.body;
-    let line = crate::supervisor::command(&p, p.container.supervisor.as_ref().unwrap());
+    let line = crate::supervisor::command_unserved(&p, p.container.supervisor.as_ref().unwrap());
     assert_eq!(b.entrypoint.as_ref(), Some(&line));
     assert_eq!(line[line.len() - 4..], ["--", "/testgame", "-tcp", "7777"], "the game after `--`");
     assert_eq!(b.cmd, None);
@@ -394,6 +394,29 @@ fn a_supervised_container_runs_its_game_under_the_supervisor_from_the_supervisor
     let plain = container_request(&plan(game()), None, SUPERVISOR).unwrap().body;
     assert_eq!(plain.entrypoint, Some(vec!["/testgame".to_string()]));
     assert_eq!((plain.open_stdin, plain.stop_signal), (Some(true), None));
+}
+
+/// Players and output events run on plain Docker (and swarm, through the
+/// same `engine` builders): the supervisor matches their lines, and serves
+/// nothing, its report being read by exec.
+#[test]
+fn players_and_output_events_are_matched_by_the_supervisor_which_serves_no_port() {
+    let mut spec = game();
+    spec["players"] =
+        json!({ "joinLine": ["regex:^(?P<player>\\S+) joined the game$"], "leaveLine": ["regex:^(\\S+) left"] });
+    spec["outputEvents"] = json!([{ "line": "saved world", "reason": "WorldSaved", "type": "Warning" }]);
+    let p = plan(spec);
+    let r = container_request(&p, Some("uid-1"), SUPERVISOR).expect("runs on plain Docker");
+    let line = r.body.entrypoint.unwrap();
+    let at = |flag: &str| -> Vec<&str> { line.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()).collect() };
+    assert_eq!(at("--join"), ["regex:^(?P<player>\\S+) joined the game$"]);
+    assert_eq!(at("--event"), ["WorldSaved=saved world"]);
+    assert!(!line.contains(&"--http".to_string()), "{line:?}");
+    assert!(r.body.exposed_ports.unwrap_or_default().iter().all(|p| !p.starts_with("9396")));
+    let swarm =
+        crate::orchestrator::swarm::builders::service_spec(&p, Some("uid-1"), SUPERVISOR).expect("and on swarm");
+    let command = swarm.task_template.unwrap().container_spec.unwrap().command.unwrap();
+    assert_eq!(command, line, "the same command line on swarm");
 }
 
 #[test]

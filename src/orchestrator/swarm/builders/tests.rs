@@ -819,7 +819,7 @@ fn a_supervised_server_runs_its_game_under_the_supervisor_from_the_supervisors_v
     let c = container_of(&spec);
     assert_eq!(
         c.command.as_deref(),
-        Some(crate::supervisor::command(&p, p.container.supervisor.as_ref().unwrap()).as_slice())
+        Some(crate::supervisor::command_unserved(&p, p.container.supervisor.as_ref().unwrap()).as_slice())
     );
     assert_eq!(c.args, None, "the spec's args are the supervisor's, after `--`");
     let mounts = c.mounts.clone().unwrap();
