@@ -162,7 +162,7 @@ impl Egg {
         if !logs.is_empty() {
             left_out.push("config.logs: the game's log is its output, kept by the runtime".into());
         }
-        let files = config_files(&section(&config, "files")?)?;
+        let files = files_in_order(config_files(&section(&config, "files")?)?, &order.config.files);
         if let Some(extends) = config.get("extends").filter(|v| !v.is_null()) {
             left_out.push(format!("config.extends: `{extends}`: an egg extending another is not resolved"));
         }
@@ -208,6 +208,107 @@ impl Egg {
 struct Order {
     docker_images: Keys,
     startup_commands: Keys,
+    config: ConfigOrder,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ConfigOrder {
+    files: FilesOrder,
+}
+
+/// The config files' paths and each one's `find` keys, in the egg's order;
+/// `config.files` a map or a JSON string holding one.
+#[derive(Default)]
+struct FilesOrder(Vec<(String, Keys)>);
+
+#[derive(Default)]
+struct FileOrder {
+    find: Keys,
+}
+
+impl<'de> Deserialize<'de> for FilesOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<FilesOrder, D::Error> {
+        struct FilesVisitor;
+        impl<'de> Visitor<'de> for FilesVisitor {
+            type Value = FilesOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map, a JSON string, or anything else (then no order)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FilesOrder, A::Error> {
+                let mut files = Vec::new();
+                while let Some((path, file)) = map.next_entry::<String, FileOrderOrNot>()? {
+                    files.push((path, file.0.find));
+                }
+                Ok(FilesOrder(files))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<FilesOrder, E> {
+                Ok(serde_json::from_str(text).unwrap_or_default())
+            }
+            fn visit_unit<E>(self) -> Result<FilesOrder, E> {
+                Ok(FilesOrder::default())
+            }
+            fn visit_none<E>(self) -> Result<FilesOrder, E> {
+                Ok(FilesOrder::default())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<FilesOrder, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FilesOrder::default())
+            }
+        }
+        d.deserialize_any(FilesVisitor)
+    }
+}
+
+/// A file's `find` keys in order; nothing when the entry is not a map (the
+/// reader proper names the field then).
+#[derive(Default)]
+struct FileOrderOrNot(FileOrder);
+
+impl<'de> Deserialize<'de> for FileOrderOrNot {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<FileOrderOrNot, D::Error> {
+        struct FileVisitor;
+        impl<'de> Visitor<'de> for FileVisitor {
+            type Value = FileOrderOrNot;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map, or anything else (then no order)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileOrderOrNot, A::Error> {
+                let mut find = Keys::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "find" {
+                        find = map.next_value()?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(FileOrderOrNot(FileOrder { find }))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<FileOrderOrNot, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FileOrderOrNot::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<FileOrderOrNot, E> {
+                Ok(FileOrderOrNot::default())
+            }
+            fn visit_unit<E>(self) -> Result<FileOrderOrNot, E> {
+                Ok(FileOrderOrNot::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<FileOrderOrNot, E> {
+                Ok(FileOrderOrNot::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<FileOrderOrNot, E> {
+                Ok(FileOrderOrNot::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<FileOrderOrNot, E> {
+                Ok(FileOrderOrNot::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<FileOrderOrNot, E> {
+                Ok(FileOrderOrNot::default())
+            }
+        }
+        d.deserialize_any(FileVisitor)
+    }
 }
 
 #[derive(Default)]
@@ -345,6 +446,20 @@ fn startup(root: &Map<String, Value>, format: Format) -> Result<Vec<(String, Str
         Some(s) if !s.trim().is_empty() => Ok(vec![("Default".to_string(), s)]),
         _ => Err(format!("{field}: the egg has no start command")),
     }
+}
+
+/// The files and their `find` keys sorted as the egg has them (the reader's
+/// JSON maps are sorted).
+fn files_in_order(mut files: Vec<ConfigFile>, order: &FilesOrder) -> Vec<ConfigFile> {
+    let at = |path: &str| order.0.iter().position(|(p, _)| p == path);
+    files.sort_by_key(|f| at(&f.path).unwrap_or(usize::MAX));
+    for f in &mut files {
+        if let Some(i) = at(&f.path) {
+            let keys = &order.0[i].1;
+            f.find.sort_by_key(|(k, _)| keys.0.iter().position(|o| o == k).unwrap_or(usize::MAX));
+        }
+    }
+    files
 }
 
 fn config_files(files: &Map<String, Value>) -> Result<Vec<ConfigFile>, Problem> {
