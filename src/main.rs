@@ -21,6 +21,7 @@ use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
 
 mod console_cli;
 mod swarm_cli;
+mod template_cli;
 
 /// Dedicated game servers run declaratively.
 #[derive(Parser, Debug)]
@@ -32,8 +33,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the GameServer CustomResourceDefinition as YAML.
-    Crd,
+    /// Print mettaton's CustomResourceDefinitions as YAML: GameServer,
+    /// GameTemplate and ClusterGameTemplate, or the one named.
+    Crd {
+        /// Only this one.
+        #[arg(value_parser = ["gameserver", "gametemplate", "clustergametemplate"])]
+        kind: Option<String>,
+    },
+    /// Game templates: import a Pterodactyl/Pelican egg.
+    #[command(subcommand)]
+    Template(template_cli::TemplateCommand),
     /// Run the controller: reconcile GameServers onto the backend.
     Controller(ControllerArgs),
     /// Run GameServers on a Docker Swarm, without Kubernetes.
@@ -154,10 +163,18 @@ pub(crate) enum Backend {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => {
-            print!("{}", mettaton::api::crd_yaml());
+        Command::Crd { kind } => {
+            for (name, yaml) in mettaton::api::crds() {
+                if kind.as_deref().is_none_or(|k| k == name) {
+                    print!("{yaml}");
+                }
+            }
             ExitCode::SUCCESS
         }
+        Command::Template(command) => finish(
+            "mettaton template",
+            tokio::runtime::Runtime::new().expect("tokio runtime").block_on(template_cli::run(command)),
+        ),
         Command::Controller(args) => {
             init_tracing();
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -202,7 +219,7 @@ fn init_tracing() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
 }
 
-async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
+pub(crate) async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
     let config = match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path).map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;

@@ -493,13 +493,24 @@ fn swarm_rendering_mounts_the_tls_secret_read_only_and_grants_no_children() {
 }
 
 #[test]
-fn the_charts_crd_is_the_repositorys_byte_for_byte() {
-    let repository = std::fs::read(root().join("crds/gameserver.yaml")).unwrap();
-    let chart = std::fs::read(chart_dir().join("crds/gameserver.yaml")).unwrap();
-    assert!(
-        repository == chart,
-        "charts/mettaton/crds/gameserver.yaml differs from crds/gameserver.yaml: cp crds/gameserver.yaml charts/mettaton/crds/"
-    );
+fn the_charts_crds_are_the_repositorys_byte_for_byte() {
+    let listed = |dir: std::path::PathBuf| -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    };
+    let files = listed(root().join("crds"));
+    assert_eq!(files, ["clustergametemplate.yaml", "gameserver.yaml", "gametemplate.yaml"]);
+    assert_eq!(listed(chart_dir().join("crds")), files, "the chart installs every CRD");
+    for file in files {
+        let repository = std::fs::read(root().join("crds").join(&file)).unwrap();
+        let chart = std::fs::read(chart_dir().join("crds").join(&file)).unwrap();
+        assert!(
+            repository == chart,
+            "charts/mettaton/crds/{file} differs from crds/{file}: cp crds/{file} charts/mettaton/crds/"
+        );
+    }
 }
 
 // --- installs into the local control plane ----------------------------------------------

@@ -28,5 +28,6 @@ mod swarm_backend;
 mod swarm_console;
 mod swarm_controller;
 mod swarm_players;
+mod template_import;
 #[path = "../common/testgame.rs"]
 mod testgame;
