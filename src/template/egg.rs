@@ -169,6 +169,7 @@ impl Egg {
 
         let install = install(root)?;
         let variables = variables(root)?;
+        left_out.extend(unread(root, &config));
         for v in &variables {
             for note in v.rules.notes() {
                 left_out.push(format!("variables[{}].rules: {note}", v.env));
@@ -587,6 +588,88 @@ fn variables(root: &Map<String, Value>) -> Result<Vec<Variable>, Problem> {
         });
     }
     Ok(out)
+}
+
+/// What the egg holds beside what the reader takes, as `field: why`: keys
+/// of the egg, its `meta`, `config`, `scripts`, `scripts.installation`, its
+/// config files and its variables (a key of the variables once, as
+/// `variables[*].KEY`, with the variables that have it) that mettaton does
+/// not read, null ones aside.
+fn unread(root: &Map<String, Value>, config: &Map<String, Value>) -> Vec<String> {
+    fn why(key: &str) -> &'static str {
+        match key {
+            "_comment" => "the panel's note on every export",
+            "exported_at" => "when the panel exported the egg",
+            "uuid" | "id" => "the egg's id in a panel",
+            "tags" => "the panel's tags",
+            "field_type" => "the panel's input type",
+            _ => "not read by mettaton",
+        }
+    }
+    fn extra<'a>(map: &'a Map<String, Value>, read: &[&str]) -> impl Iterator<Item = &'a String> {
+        map.iter().filter(move |(k, v)| !read.contains(&k.as_str()) && !v.is_null()).map(|(k, _)| k)
+    }
+    let mut out = Vec::new();
+    let top = [
+        "meta",
+        "name",
+        "author",
+        "description",
+        "docker_images",
+        "images",
+        "image",
+        "startup",
+        "startup_commands",
+        "config",
+        "scripts",
+        "variables",
+        "features",
+        "file_denylist",
+    ];
+    for key in extra(root, &top) {
+        out.push(format!("{key}: {}", why(key)));
+    }
+    fn nested(out: &mut Vec<String>, field: &str, map: Option<&Value>, read: &[&str]) {
+        if let Some(map) = map.and_then(Value::as_object) {
+            for key in extra(map, read) {
+                out.push(format!("{field}.{key}: {}", why(key)));
+            }
+        }
+    }
+    nested(&mut out, "meta", root.get("meta"), &["version", "update_url"]);
+    nested(&mut out, "scripts", root.get("scripts"), &["installation"]);
+    nested(
+        &mut out,
+        "scripts.installation",
+        root.get("scripts").and_then(|s| s.get("installation")),
+        &["script", "container", "entrypoint"],
+    );
+    let config_read = ["startup", "stop", "logs", "files", "extends"];
+    for key in extra(config, &config_read) {
+        out.push(format!("config.{key}: {}", why(key)));
+    }
+    if let Ok(files) = section(config, "files") {
+        for (path, file) in &files {
+            nested(&mut out, &format!("config.files.{path}"), Some(file), &["parser", "find"]);
+        }
+    }
+    let read =
+        ["env_variable", "name", "description", "default_value", "user_viewable", "user_editable", "rules", "sort"];
+    let mut keys: Vec<(String, Vec<String>)> = Vec::new();
+    for v in root.get("variables").and_then(Value::as_array).into_iter().flatten() {
+        let Some(v) = v.as_object() else { continue };
+        let env = v.get("env_variable").and_then(Value::as_str).unwrap_or_default().to_string();
+        for key in extra(v, &read) {
+            match keys.iter_mut().find(|(k, _)| k == key) {
+                Some((_, envs)) => envs.push(env.clone()),
+                None => keys.push((key.clone(), vec![env.clone()])),
+            }
+        }
+    }
+    for (key, envs) in keys {
+        out.push(format!("variables[*].{key}: {} ({})", why(&key), envs.join(", ")));
+    }
+    out
 }
 
 #[cfg(test)]

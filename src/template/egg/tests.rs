@@ -217,3 +217,66 @@ fn what_is_wrong_is_named_by_its_field() {
     }
     assert!(Egg::parse("[1, 2").unwrap_err().contains("neither JSON"));
 }
+
+/// Nothing of an egg is dropped silently: each key the reader does not take
+/// (of the egg, and of its variables) is in `left_out`, by name.
+#[test]
+fn every_key_not_read_is_reported() {
+    let read = [
+        "meta",
+        "name",
+        "author",
+        "description",
+        "docker_images",
+        "images",
+        "image",
+        "startup",
+        "startup_commands",
+        "config",
+        "scripts",
+        "variables",
+        "features",
+        "file_denylist",
+    ];
+    let variable_read =
+        ["env_variable", "name", "description", "default_value", "user_viewable", "user_editable", "rules", "sort"];
+    let mut seen = 0;
+    for file in [
+        "paper.json",
+        "ark-ptdl-v1.json",
+        "valheim.json",
+        "night-of-the-dead.json",
+        "empyrion.json",
+        "arma-reforger.json",
+    ] {
+        let e = egg(file);
+        let doc: Value = serde_json::from_str(&egg_text(file)).unwrap();
+        for (key, value) in doc.as_object().unwrap() {
+            if !read.contains(&key.as_str()) && !value.is_null() {
+                seen += 1;
+                assert!(
+                    e.left_out.iter().any(|l| l.starts_with(&format!("{key}: "))),
+                    "{file}: {key}: {:?}",
+                    e.left_out
+                );
+            }
+        }
+        for v in doc["variables"].as_array().unwrap() {
+            for (key, value) in v.as_object().unwrap() {
+                if !variable_read.contains(&key.as_str()) && !value.is_null() {
+                    seen += 1;
+                    let line = e.left_out.iter().find(|l| l.starts_with(&format!("variables[*].{key}: "))).unwrap();
+                    assert!(line.contains(v["env_variable"].as_str().unwrap()), "{file}: {line}");
+                }
+            }
+        }
+    }
+    assert!(seen > 20, "the eggs have such keys ({seen})");
+    // A key the reader does not know at all, in the egg and in a file.
+    let mut doc: Value = serde_json::from_str(&egg_text("empyrion.json")).unwrap();
+    doc["script_hooks"] = "x".into();
+    doc["scripts"]["installation"]["timeout"] = 60.into();
+    let e = Egg::parse(&doc.to_string()).unwrap();
+    assert!(e.left_out.contains(&"script_hooks: not read by mettaton".to_string()), "{:?}", e.left_out);
+    assert!(e.left_out.contains(&"scripts.installation.timeout: not read by mettaton".to_string()), "{:?}", e.left_out);
+}
