@@ -64,8 +64,14 @@ pub enum Taken<'a> {
 impl Cursor {
     /// How long until the next read is due at `now`; zero when it is.
     pub fn wait(&self, now: Instant) -> Duration {
+        self.wait_every(INTERVAL, now)
+    }
+
+    /// [`Cursor::wait`] for a reader that reads every `interval` instead of
+    /// [`INTERVAL`] (the library, told so by its caller).
+    pub fn wait_every(&self, interval: Duration, now: Instant) -> Duration {
         match self.read_at {
-            Some(at) => (at + INTERVAL).saturating_duration_since(now),
+            Some(at) => (at + interval).saturating_duration_since(now),
             None => Duration::ZERO,
         }
     }
@@ -131,6 +137,9 @@ mod tests {
         assert_eq!(c.wait(t0 + Duration::from_secs(10)), Duration::from_secs(20));
         assert_eq!(c.wait(t0 + INTERVAL), Duration::ZERO);
         assert_eq!(c.wait(t0 + INTERVAL + Duration::from_secs(5)), Duration::ZERO, "overdue: now");
+        let every = Duration::from_secs(2);
+        assert_eq!(c.wait_every(every, t0 + Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(c.wait_every(every, t0 + every), Duration::ZERO);
     }
 
     #[test]

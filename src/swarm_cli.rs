@@ -114,7 +114,8 @@ enum SwarmCommand {
     /// you type goes to the game. Ctrl-D leaves; the server goes on.
     Console { name: String },
     /// Print what happens to the servers (deaths, restarts, vanishings, the
-    /// daemon lost and back) until interrupted.
+    /// daemon lost and back, the lines of their `spec.outputEvents`, read
+    /// every 30 s) until interrupted.
     Events,
 }
 
@@ -325,6 +326,7 @@ fn info_json(info: &ServerInfo) -> serde_json::Value {
         "namespace": info.namespace,
         "image": info.image,
         "phase": info.phase.as_str(),
+        "players": info.players,
         "running": info.running,
         "healthy": info.healthy,
         "address": info.address,
@@ -355,13 +357,15 @@ fn print_infos(infos: &[ServerInfo], output: Output) -> Result<(), String> {
 
 /// The servers as an aligned table, like `kubectl get`.
 pub fn table(infos: &[ServerInfo]) -> String {
-    let mut rows =
-        vec![["NAME", "PHASE", "HEALTHY", "ADDRESS", "PORTS", "RESTARTS", "IMAGE"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["NAME", "PHASE", "PLAYERS", "HEALTHY", "ADDRESS", "PORTS", "RESTARTS", "IMAGE"].map(String::from).to_vec(),
+    ];
     for i in infos {
         let ports: Vec<String> = i.ports.iter().map(|p| format!("{}/{}", p.port, p.protocol.as_str())).collect();
         rows.push(vec![
             i.name.clone(),
             i.phase.as_str().to_string(),
+            i.players.as_ref().map_or_else(|| "<none>".into(), |p| p.count.to_string()),
             i.healthy.to_string(),
             i.address.clone().unwrap_or_else(|| "<none>".into()),
             if ports.is_empty() { "<none>".into() } else { ports.join(",") },
@@ -386,6 +390,10 @@ fn describe(i: &ServerInfo) -> String {
     line("Namespace", i.namespace.clone());
     line("Image", i.image.clone());
     line("Phase", i.phase.as_str().to_string());
+    if let Some(p) = &i.players {
+        let names = if p.names.is_empty() { String::new() } else { format!(" ({})", p.names.join(", ")) };
+        line("Players", format!("{}{names}", p.count));
+    }
     line("Running", i.running.to_string());
     line("Healthy", i.healthy.to_string());
     line("Address", i.address.clone().unwrap_or_else(|| "<none>".into()));
@@ -435,7 +443,8 @@ fn event_id(e: &ServerEvent) -> Option<&str> {
         | ServerEvent::Vanished { id }
         | ServerEvent::Recovered { id }
         | ServerEvent::Unknown { id }
-        | ServerEvent::Restarted { id, .. } => Some(id),
+        | ServerEvent::Restarted { id, .. }
+        | ServerEvent::Output { id, .. } => Some(id),
         ServerEvent::DaemonLost { .. } | ServerEvent::DaemonBack { .. } => None,
     }
 }
@@ -453,5 +462,8 @@ fn event_line(e: &ServerEvent) -> String {
         ServerEvent::DaemonLost { reason } => format!("{now} DaemonLost reason={reason}"),
         ServerEvent::DaemonBack { after } => format!("{now} DaemonBack after={:.1}s", after.as_secs_f64()),
         ServerEvent::Restarted { id, restarts } => format!("{now} Restarted  {id} restarts={restarts}"),
+        ServerEvent::Output { id, reason, type_, line } => {
+            format!("{now} Output     {id} reason={reason} type={type_:?} line={line}")
+        }
     }
 }

@@ -4,13 +4,15 @@
 //!
 //! Connect to the backend, spawn servers from the same `GameServer`
 //! manifests the Kubernetes controller takes, list and inspect them, read
-//! their logs, type into their consoles (`send`, `console`), shut them down,
-//! and be told when one dies. What was spawned is
+//! their logs, type into their consoles (`send`, `console`), see who plays
+//! (`spec.players`, in `info`/`list`), shut them down, and be told when one
+//! dies or prints a line of `spec.outputEvents`. What was spawned is
 //! saved to a state file, so that a new process picks the servers up again and
 //! reports what vanished or appeared on the backend meanwhile.
 
 pub mod parse;
 mod phase;
+mod reports;
 pub mod state;
 pub mod validate;
 mod watcher;
@@ -28,10 +30,11 @@ use kube::api::ObjectMeta;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::api::{GameServer, GameServerSpec, Phase, PublishedPort, ReclaimPolicy};
+use crate::api::{GameServer, GameServerSpec, OutputEventType, Phase, PlayersStatus, PublishedPort, ReclaimPolicy};
 use crate::orchestrator::swarm::{Daemon, SwarmOrchestrator};
 use crate::orchestrator::{BackendError, Console, ConsoleSession, Observed, Orchestrator, Owner, Standalone, Teardown};
 use crate::plan::{ServerPlan, plan_spec};
+use crate::supervisor::PlayersReport;
 use state::{Recovery, SavedServer, State, server_id};
 
 /// How often the watcher looks for servers removed behind its back.
@@ -144,6 +147,12 @@ pub struct ServerInfo {
     pub last_failure: Option<String>,
     /// What of the manifest Docker Swarm runs differently than asked.
     pub warnings: Vec<String>,
+    /// Who plays, for a server with `spec.players` (`None` without, or
+    /// while its game runs and was not read yet; nobody while it does not
+    /// run): as the controller puts them into `status.players`, read from
+    /// the server's supervisor at most once per report interval (30 s,
+    /// [`Mettaton::with_report_interval`]), so up to that far behind.
+    pub players: Option<PlayersStatus>,
 }
 
 /// Something that happened to a server without the caller asking.
@@ -173,6 +182,13 @@ pub enum ServerEvent {
     /// The server's container runs again after it died or went with the
     /// daemon (readiness may follow). `restarts` as in `info`.
     Restarted { id: String, restarts: i32 },
+    /// The game printed a line matching one of its `spec.outputEvents`
+    /// (what the controller publishes as an Event on the GameServer): the
+    /// entry's `reason` and `type`, and the line (its first 1024 bytes).
+    /// Read from the server's supervisor at most once per report interval
+    /// (30 s, [`Mettaton::with_report_interval`]); each line once, and only
+    /// lines printed since this facade connected.
+    Output { id: String, reason: String, type_: OutputEventType, line: String },
 }
 
 /// The facade over backend `B`. Create with [`Mettaton::new`] (Docker Swarm)
@@ -182,6 +198,7 @@ pub struct Mettaton<B: Standalone = SwarmOrchestrator> {
     state_path: PathBuf,
     secrets_dir: Option<PathBuf>,
     supervisor_image: Option<String>,
+    report_interval: Duration,
     events: broadcast::Sender<ServerEvent>,
     connection: Option<Connection<B>>,
 }
@@ -194,7 +211,6 @@ struct Connection<B> {
 }
 
 /// What the facade and its watcher share besides the state.
-#[derive(Default)]
 pub(crate) struct Shared {
     /// Servers restarted on purpose (`restart`), until when: the exit of
     /// their old container is no death.
@@ -204,12 +220,69 @@ pub(crate) struct Shared {
     /// The status computed last for each server, which the next one is
     /// computed over.
     pub(crate) statuses: Mutex<phase::Statuses>,
+    /// Where the reading of each server's supervisor report stands.
+    pub(crate) readings: reports::Readings,
+    /// How often a server's report is read at most.
+    pub(crate) report_interval: Duration,
+    /// When this connection was made (unix ms): the first read of a server
+    /// takes only the lines its supervisor saw since.
+    pub(crate) started_ms: u64,
+    /// The event stream, for the output events of a read.
+    pub(crate) events: broadcast::Sender<ServerEvent>,
 }
 
 impl Shared {
-    /// The status of `saved` from `observed`, computed now and remembered.
-    pub(crate) fn status_of(&self, saved: &SavedServer, observed: &Observed) -> crate::api::GameServerStatus {
-        self.statuses.lock().unwrap().observe(&saved.id(), &saved.spec, observed, &Time(Timestamp::now()))
+    fn new(events: broadcast::Sender<ServerEvent>, report_interval: Duration) -> Self {
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Shared {
+            restarting: Mutex::default(),
+            last_failure: Mutex::default(),
+            statuses: Mutex::default(),
+            readings: reports::Readings::default(),
+            report_interval,
+            started_ms,
+            events,
+        }
+    }
+
+    /// The status of `saved` from `observed` (and the players just `read`
+    /// from its supervisor, if any), computed now and remembered.
+    pub(crate) fn status_of(
+        &self,
+        saved: &SavedServer,
+        observed: &Observed,
+        read: Option<&PlayersReport>,
+    ) -> crate::api::GameServerStatus {
+        self.statuses.lock().unwrap().observe(&saved.id(), &saved.spec, observed, read, &Time(Timestamp::now()))
+    }
+
+    /// A look at server `saved`: what the backend shows, its supervisor's
+    /// report read when `read` asks for it and it is due (its output events
+    /// sent), and the status computed from both.
+    pub(crate) async fn look<B: Orchestrator>(
+        &self,
+        backend: &B,
+        saved: &SavedServer,
+        read: bool,
+    ) -> Result<(ServerPlan, Observed, crate::api::GameServerStatus), BackendError> {
+        let plan = plan_of(saved);
+        let observed = backend.observe(&plan).await?;
+        if !read {
+            let status = self.status_of(saved, &observed, None);
+            return Ok((plan, observed, status));
+        }
+        let id = saved.id();
+        let mut cursor = self.readings.lock(&id).await;
+        let send = |e| {
+            let _ = self.events.send(e);
+        };
+        let timing = (self.report_interval, self.started_ms);
+        let players = reports::read_due(backend, &mut cursor, timing, (&id, &plan, &observed), send).await;
+        let status = self.status_of(saved, &observed, players.as_ref());
+        drop(cursor);
+        Ok((plan, observed, status))
     }
 }
 
@@ -260,6 +333,7 @@ impl<B: Standalone> Mettaton<B> {
             state_path: state_path.into(),
             secrets_dir: None,
             supervisor_image: None,
+            report_interval: crate::reading::INTERVAL,
             events: broadcast::channel(1024).0,
             connection: None,
         }
@@ -283,6 +357,17 @@ impl<B: Standalone> Mettaton<B> {
     /// Taken at the next `connect`.
     pub fn with_supervisor_image(mut self, image: impl Into<String>) -> Self {
         self.supervisor_image = Some(image.into());
+        self
+    }
+
+    /// How often at most the report of mettaton's supervisor is read from a
+    /// server with `spec.players` or `spec.outputEvents` (by exec in its
+    /// container): 30 s by default, as the controller does; the players in
+    /// `info` and the output events are up to that far behind the game.
+    /// Shorter costs one exec per such server per interval. Taken at the
+    /// next `connect`.
+    pub fn with_report_interval(mut self, interval: Duration) -> Self {
+        self.report_interval = interval;
         self
     }
 
@@ -363,7 +448,7 @@ impl<B: Standalone> Mettaton<B> {
         }
         let backend = Arc::new(backend);
         let state = Arc::new(Mutex::new(saved));
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared::new(self.events.clone(), self.report_interval));
         let watcher = tokio::spawn(watcher::watch(
             backend.clone(),
             state.clone(),
@@ -609,6 +694,7 @@ impl<B: Standalone> Mettaton<B> {
 
     fn forget(&self, c: &Connection<B>, id: &str) -> Result<(), Error> {
         c.shared.statuses.lock().unwrap().forget(id);
+        c.shared.readings.forget(id);
         let mut state = c.state.lock().unwrap();
         state.servers.remove(id);
         state::save(&self.state_path, &state)?;
@@ -634,10 +720,9 @@ fn plan_of(saved: &SavedServer) -> ServerPlan {
     plan_spec(&saved.name, &saved.namespace, &saved.spec)
 }
 
+/// A server's info, its players read when due.
 async fn describe<B: Standalone>(c: &Connection<B>, saved: &SavedServer) -> Result<ServerInfo, Error> {
-    let plan = plan_of(saved);
-    let observed = c.backend.observe(&plan).await?;
-    let status = c.shared.status_of(saved, &observed);
+    let (plan, observed, status) = c.shared.look(&*c.backend, saved, saved.spec.players.is_some()).await?;
     let mut info = info_of(saved, &observed, &status);
     info.last_failure = c.shared.last_failure.lock().unwrap().get(&saved.id()).cloned();
     info.warnings = c.backend.limitations(&plan);
@@ -713,6 +798,7 @@ fn info_of(saved: &SavedServer, observed: &Observed, status: &crate::api::GameSe
         spawned_at: saved.spawned_at.clone(),
         last_failure: None,
         warnings: Vec::new(),
+        players: status.players.clone(),
     }
 }
 
@@ -735,7 +821,7 @@ struct Wait<'a, O> {
 impl<O: Orchestrator> Wait<'_, O> {
     async fn observe(&self) -> Result<Observed, BackendError> {
         let observed = self.backend.observe(self.plan).await?;
-        self.shared.status_of(self.saved, &observed);
+        self.shared.status_of(self.saved, &observed, None);
         Ok(observed)
     }
 

@@ -14,6 +14,7 @@ use crate::api::conditions::{DEGRADED, READY};
 use crate::api::{GameServerSpec, GameServerStatus, Phase};
 use crate::orchestrator::Observed;
 use crate::status::{self, is_true};
+use crate::supervisor::PlayersReport;
 
 /// The problem of a server whose workload is gone from the backend.
 pub(crate) const GONE: &str = "the server is gone from the backend (its swarm service or Docker container was removed)";
@@ -39,12 +40,15 @@ impl Statuses {
     /// The status of server `id`, of `spec`, from what the backend shows now,
     /// computed over the one computed last, which it replaces. A spec that
     /// differs from the last one computed for (an `apply`, of this facade or
-    /// another process) is a new generation.
+    /// another process) is a new generation. `read`: the players its
+    /// supervisor's report gave just now, if it was read ([`status::players`]:
+    /// else those computed last are kept, or nobody while the game does not run).
     pub(crate) fn observe(
         &mut self,
         id: &str,
         spec: &GameServerSpec,
         observed: &Observed,
+        read: Option<&PlayersReport>,
         now: &Time,
     ) -> GameServerStatus {
         let last = self.0.get(id);
@@ -53,7 +57,12 @@ impl Statuses {
             Some(seen) => seen.generation + 1,
             None => 1,
         };
-        let status = status::compute_for(spec, Some(generation), last.map(|s| &s.status), observed, now);
+        let mut status = status::compute_for(spec, Some(generation), last.map(|s| &s.status), observed, now);
+        if spec.players.is_some()
+            && let Some(read) = read
+        {
+            status.players = Some(status::players::read(status.players.as_ref(), read.count, &read.names, now));
+        }
         self.0.insert(id.to_string(), Seen { spec: spec.clone(), generation, status: status.clone() });
         status
     }
@@ -139,7 +148,7 @@ mod tests {
 
     /// One look: the status computed and remembered, and how it reads.
     fn look(statuses: &mut Statuses, spec: &GameServerSpec, observed: &Observed, second: i64) -> Reading {
-        read(&statuses.observe(ID, spec, observed, &at_second(second)), observed)
+        read(&statuses.observe(ID, spec, observed, None, &at_second(second)), observed)
     }
 
     #[test]
@@ -155,7 +164,7 @@ mod tests {
             look(&mut statuses, &spec, &up, 10),
             Reading { phase: Phase::Running, healthy: true, problem: None }
         );
-        let status = statuses.observe(ID, &spec, &up, &at_second(50));
+        let status = statuses.observe(ID, &spec, &up, None, &at_second(50));
         let ready = status::condition(&status.conditions, READY).unwrap();
         assert_eq!(ready.last_transition_time, at_second(10), "Ready since it became so, not since the last look");
     }
@@ -229,6 +238,40 @@ mod tests {
             Instance { running: true, ..instance(false, 0, Some(Problem::new(ProblemKind::Other, probe, None))) };
         let r = look(&mut statuses, &spec, &observed(true, Some(silent)), 10);
         assert_eq!((r.healthy, r.problem.as_deref()), (false, Some(probe)));
+    }
+
+    #[test]
+    fn the_players_read_are_kept_between_reads_and_nobody_plays_once_the_game_stopped() {
+        let mut statuses = Statuses::default();
+        let mut spec = spec(DesiredState::Running, 600);
+        spec.players = Some(
+            serde_json::from_value(serde_json::json!({
+                "joinLine": ["regex:^(\\S+) joined"], "leaveLine": ["regex:^(\\S+) left"]
+            }))
+            .unwrap(),
+        );
+        let up = observed(true, Some(instance(true, 0, None)));
+        let players = |s: &GameServerStatus| s.players.as_ref().map(|p| (p.count, p.names.clone()));
+        let at = |statuses: &mut Statuses, read: Option<&PlayersReport>, second| {
+            statuses.observe(ID, &spec, &up, read, &at_second(second))
+        };
+        assert_eq!(players(&at(&mut statuses, None, 0)), None, "never read: unknown");
+        let two = PlayersReport { count: 2, names: vec!["zoe".into(), "adam".into()] };
+        let read = at(&mut statuses, Some(&two), 5);
+        assert_eq!(players(&read), Some((2, vec!["adam".to_string(), "zoe".to_string()])));
+        assert_eq!(read.players.unwrap().last_change_time, Some(at_second(5)));
+        // A look without a read keeps them, their time too.
+        let kept = at(&mut statuses, None, 20);
+        assert_eq!(kept.players.unwrap().last_change_time, Some(at_second(5)));
+        let one = PlayersReport { count: 1, names: vec!["zoe".into()] };
+        assert_eq!(players(&at(&mut statuses, Some(&one), 35)), Some((1, vec!["zoe".to_string()])));
+        // The game stopped: nobody.
+        let down = observed(true, Some(Instance { running: false, ..instance(false, 0, None) }));
+        let stopped = statuses.observe(ID, &spec, &down, None, &at_second(40));
+        assert_eq!(players(&stopped), Some((0, vec![])));
+        // Without spec.players, a report's players are no status.
+        let plain = super::tests::spec(DesiredState::Running, 600);
+        assert_eq!(statuses.observe("other", &plain, &up, Some(&two), &at_second(0)).players, None);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The facade's watcher: tells the caller what happens to the servers without
 //! being asked. The engine's event stream says at once when a server's
 //! container dies or starts; a periodic look at the services finds those
-//! removed behind the facade's back and whether the daemon still answers.
+//! removed behind the facade's back and whether the daemon still answers,
+//! and reads the supervisor's report of the servers with `spec.outputEvents`
+//! when their read is due (`reports`), for their new lines.
 //!
 //! Across a daemon restart (or any time the daemon stops answering) the stream
 //! reports, in order: `DaemonLost` once, `DaemonBack` once it answers again,
@@ -15,9 +17,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::broadcast;
 
-use super::state::{State, server_id};
+use super::state::{SavedServer, State, server_id};
 use super::{ServerEvent, Shared, plan_of};
 use crate::orchestrator::{BackendError, InstanceEventKind, Standalone};
+
+/// How many servers' reports the watcher reads at once.
+const READS_AT_ONCE: usize = 8;
 
 /// What a container event means for the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,7 +200,7 @@ pub(crate) async fn watch<B: Standalone>(
                     let Some(saved) = saved else { continue };
                     let observed = backend.observe(&plan_of(&saved)).await.ok();
                     if let Some(observed) = &observed {
-                        shared.status_of(&saved, observed);
+                        shared.status_of(&saved, observed, None);
                     }
                     let mut restarts = observed.as_ref().and_then(|o| o.instance.as_ref()).map_or(0, |i| i.restarts);
                     // The dead instance is a restart now, before the backend
@@ -270,6 +275,29 @@ pub(crate) async fn watch<B: Standalone>(
                         send(ServerEvent::Vanished { id });
                     }
                 }
+                // The output events of the servers that ask for them, each
+                // server read when its read is due (a look of its own, the
+                // status computed with the players read).
+                let now = Instant::now();
+                let due: Vec<SavedServer> = state
+                    .lock()
+                    .unwrap()
+                    .servers
+                    .values()
+                    .filter(|s| !s.spec.output_events.is_empty() && s.spec.state == Default::default())
+                    .filter(|s| shared.readings.due(&s.id(), shared.report_interval, now))
+                    .cloned()
+                    .collect();
+                futures::stream::iter(due)
+                    .for_each_concurrent(READS_AT_ONCE, |saved| {
+                        let (backend, shared) = (&backend, &shared);
+                        async move {
+                            if let Err(e) = shared.look(&**backend, &saved, true).await {
+                                tracing::debug!(server = %saved.id(), error = %e, "could not look at the server");
+                            }
+                        }
+                    })
+                    .await;
             }
         }
     }

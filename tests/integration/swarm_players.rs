@@ -1,25 +1,34 @@
-//! Players and output events on Docker Swarm (issue 15), on the engine of
-//! tests/swarm/up: a GameServer the controller runs on the swarm gets the
-//! test game's own join and leave lines (players logged in over its TCP
-//! port), counted by mettaton's supervisor in its container and read by exec
-//! (`mettaton-supervisor status`), in `status.players`, and its output lines
-//! as Events, as on Kubernetes.
+//! Players and output events on Docker Swarm and plain Docker (issue 15),
+//! on the engine of tests/swarm/up: the test game's own join and leave lines
+//! (players logged in over its TCP port), counted by mettaton's supervisor in
+//! its container and read by exec (`mettaton-supervisor status`), show in
+//! `Mettaton::info` and in `mettaton swarm get`/`describe`; the lines of
+//! `spec.outputEvents` arrive once each on the facade's `events()` stream;
+//! and a GameServer the controller runs on the swarm gets `status.players`
+//! and its output lines as Events, as on Kubernetes.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::events::v1::Event;
-use mettaton::api::{GameServer, PlayersStatus};
+use mettaton::api::{GameServer, OutputEventType, PlayersStatus};
+use mettaton::facade::{Mettaton, ServerEvent};
+use mettaton::orchestrator::docker::DockerOrchestrator;
 use mettaton::orchestrator::swarm::SwarmOrchestrator;
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 
 use crate::support::{daemon, eventually};
-use crate::testgame::{game_spec, supervisor_image};
+use crate::testgame::{Backend, Scope, game_spec, supervisor_image};
 
 const WAIT: Duration = Duration::from_secs(90);
-/// How long after a player's line it may take to show: the controller reads
-/// every 30 s, then an exec's round trip and this test's polling.
+/// The facade's report interval in these tests (the default is 30 s).
+const EVERY: Duration = Duration::from_secs(2);
+/// How long after a player's line it may take to show in the facade: a read
+/// every [`EVERY`], an exec's round trip and this test's polling.
+const FACADE_BEHIND: Duration = Duration::from_secs(15);
+/// The same for the controller, which reads every 30 s.
 const CONTROLLER_BEHIND: Duration = mettaton::reading::INTERVAL.saturating_add(Duration::from_secs(10));
 
 /// The test game under mettaton's supervisor, with its console, its join and
@@ -66,6 +75,133 @@ fn names(players: &Option<PlayersStatus>) -> Option<(i32, Vec<String>)> {
 
 fn want(names: &[&str]) -> Option<(i32, Vec<String>)> {
     Some((names.len() as i32, names.iter().map(|n| n.to_string()).collect()))
+}
+
+/// The next output event of server `id` on `events`, within `timeout`.
+async fn next_output(
+    events: &mut broadcast::Receiver<ServerEvent>,
+    id: &str,
+    timeout: Duration,
+) -> (String, OutputEventType, String) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(ServerEvent::Output { id: of, reason, type_, line })) if of == id => return (reason, type_, line),
+            Ok(Ok(_)) => {}
+            other => panic!("no output event of {id} within {timeout:?}: {other:?}"),
+        }
+    }
+}
+
+/// `mettaton swarm --backend B` as a user runs it: what it printed.
+async fn cli<B: Backend>(scope: &Scope<B>, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mettaton"))
+        .args(["swarm", "--backend", B::CLI_BACKEND, "-n", &scope.namespace, "--state"])
+        .arg(scope.state())
+        .args(["--supervisor-image", &supervisor_image().await])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "mettaton swarm {args:?} failed: {stderr}{stdout}");
+    // Its reads do not fail (they would say so on stderr).
+    assert!(!stderr.contains("could not read"), "mettaton swarm {args:?}: {stderr}");
+    if !stderr.is_empty() {
+        eprintln!("mettaton swarm {args:?} said: {stderr}");
+    }
+    stdout
+}
+
+/// Players logging in and out show in `info` within a few reads; the lines
+/// of `spec.outputEvents` (a `say` and a `save` typed into the console)
+/// arrive on `events()` once each, with their reason and type; `mettaton
+/// swarm get` and `describe` show the players beside the phase.
+async fn players_and_output_events_are_read_from_the_supervisor<B: Backend + mettaton::orchestrator::Console>() {
+    let scope = Scope::<B>::new("plr");
+    let mut facade = Mettaton::<B>::on(daemon(), scope.state())
+        .with_supervisor_image(supervisor_image().await)
+        .with_report_interval(EVERY);
+    facade.connect().await.expect("connects");
+    let mut events = facade.events();
+    let handle = facade.spawn(&scope.manifest("players", spec())).await.expect("spawns with players and events");
+    let id = handle.id.clone();
+    let address = handle.address.clone().unwrap();
+    let port = handle.ports.iter().find(|p| p.name == "game").unwrap().port;
+    // The game runs and its supervisor was read: nobody yet (not unknown).
+    let info = eventually("the players read", FACADE_BEHIND, || async {
+        let info = facade.info(&id).await.map_err(|e| e.to_string())?;
+        if info.players.is_some() { Ok(info) } else { Err(format!("{info:?}")) }
+    })
+    .await;
+    assert_eq!(names(&info.players), want(&[]), "{info:?}");
+    assert!(info.healthy, "{info:?}");
+
+    let zoe = login(&address, port, "zoe").expect("zoe logs in");
+    let adam = login(&address, port, "adam").expect("adam logs in");
+    let seen = |names_wanted: &'static [&'static str]| {
+        let facade = &facade;
+        let id = &id;
+        async move {
+            let since = Instant::now();
+            eventually(&format!("players {names_wanted:?} in info"), FACADE_BEHIND, || async {
+                let info = facade.info(id).await.map_err(|e| e.to_string())?;
+                if names(&info.players) == want(names_wanted) { Ok(()) } else { Err(format!("{:?}", info.players)) }
+            })
+            .await;
+            since.elapsed()
+        }
+    };
+    let took = seen(&["adam", "zoe"]).await;
+    assert!(took < FACADE_BEHIND, "{took:?}");
+    // The CLI, a process of its own (it reads at its first look).
+    let table = cli(&scope, &["get"]).await;
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    // (The phase a new process computes first may be Starting on plain
+    // Docker, whose TCP probe it has not run yet.)
+    assert_eq!(&header[..3], ["NAME", "PHASE", "PLAYERS"], "{table}");
+    assert_eq!((row[0], row[2]), ("players", "2"), "{table}");
+    let described = cli(&scope, &["describe", "players"]).await;
+    let after_phase = described.lines().skip_while(|l| !l.starts_with("Phase:")).nth(1);
+    assert_eq!(after_phase, Some("Players:     2 (adam, zoe)"), "{described}");
+    let json: Value = serde_json::from_str(&cli(&scope, &["-o", "json", "get", "players"]).await).unwrap();
+    assert_eq!(json[0]["players"]["count"], 2, "{json}");
+    assert_eq!(json[0]["players"]["names"], json!(["adam", "zoe"]), "{json}");
+
+    drop(adam);
+    seen(&["zoe"]).await;
+
+    // Output events: each line once, in order, with its reason and type.
+    facade.send(&id, "say hello from the test").await.expect("sent");
+    facade.send(&id, "save").await.expect("sent");
+    let said = next_output(&mut events, &id, FACADE_BEHIND).await;
+    assert_eq!(said, ("ServerSaid".into(), OutputEventType::Warning, "[Server] hello from the test".into()));
+    let saved = next_output(&mut events, &id, FACADE_BEHIND).await;
+    assert_eq!(saved, ("WorldSaved".into(), OutputEventType::Normal, "saved world".into()));
+    // Reads go on (info reads too): nothing comes twice.
+    let until = tokio::time::Instant::now() + EVERY * 3;
+    while tokio::time::Instant::now() < until {
+        facade.info(&id).await.unwrap();
+        match tokio::time::timeout(Duration::from_millis(500), events.recv()).await {
+            Ok(Ok(e @ ServerEvent::Output { .. })) => panic!("an output event again: {e:?}"),
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(e)) => panic!("{e}"),
+        }
+    }
+    drop(zoe);
+    seen(&[]).await;
+    facade.shutdown(&id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_swarm_players_and_output_events_are_read_from_the_supervisor() {
+    players_and_output_events_are_read_from_the_supervisor::<SwarmOrchestrator>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_plain_docker_players_and_output_events_are_read_from_the_supervisor() {
+    players_and_output_events_are_read_from_the_supervisor::<DockerOrchestrator>().await;
 }
 
 /// A GameServer the controller runs on the swarm (`mettaton controller
