@@ -80,7 +80,7 @@ async fn the_binary_reconciles_and_kubectl_wait_get_describe_work() {
     // The printer columns and the short name.
     let table = run(kubectl().args(["-n", &ns.name, "get", "mgs"]));
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "STATE", "PHASE", "ADDRESS", "READY", "AGE"], "{table}");
+    assert_eq!(header, ["NAME", "STATE", "PHASE", "ADDRESS", "READY", "PLAYERS", "AGE"], "{table}");
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&row[..3], ["cli", "Running", "Running"], "{table}");
     assert!(row[3].starts_with("127.0.0."), "address column: {table}");
