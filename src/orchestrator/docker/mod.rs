@@ -245,11 +245,22 @@ impl DockerOrchestrator {
             return Ok(());
         }
         let body = ContainerUpdateBody { restart_policy: Some(wanted), ..Default::default() };
-        self.docker
-            .update_container(name, body)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.error(format!("update the restart policy of container {name}"), e))
+        // The engine refuses an update in the moment between the game's exit
+        // and its handling of that exit (it still thinks the container runs,
+        // containerd no longer has its task: "cannot update a stopped
+        // container"); a moment later the update is one of the container's
+        // configuration only, and passes.
+        let mut tries = 0;
+        loop {
+            match self.docker.update_container(name, body.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(e) if tries < 10 && e.to_string().contains("cannot update a stopped container") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(self.error(format!("update the restart policy of container {name}"), e)),
+            }
+        }
     }
 
     /// Stops the container on purpose: its stop command, its restart policy
