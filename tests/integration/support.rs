@@ -443,6 +443,31 @@ pub fn docker() -> bollard::Docker {
     .expect("a Docker client: start the engine with tests/swarm/up")
 }
 
+/// The controller running GameServers of one test namespace on the swarm
+/// (`mettaton controller --backend swarm`, here `controller::run` with the
+/// given backend), until [`SwarmController::stop`].
+pub struct SwarmController {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SwarmController {
+    pub fn start(ns: &TestNamespace, swarm: mettaton::orchestrator::swarm::SwarmOrchestrator) -> SwarmController {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task =
+            tokio::spawn(mettaton::controller::run(ns.client.clone(), swarm, Some(ns.name.clone()), async move {
+                let _ = stopped.await;
+            }));
+        SwarmController { stop, task }
+    }
+
+    /// Stops it; it must end cleanly within 30 s.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task).await.unwrap().unwrap();
+    }
+}
+
 /// The test engine's local socket, for tests that put a proxy in front of it.
 pub fn docker_socket() -> PathBuf {
     match daemon() {

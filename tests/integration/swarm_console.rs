@@ -345,10 +345,7 @@ async fn the_swarm_controllers_server_is_ready_after_its_done_line_and_mettaton_
         .expect("the swarm")
         .with_poll(Duration::from_secs(1))
         .with_supervisor_image(&image);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let ctl = tokio::spawn(mettaton::controller::run(ns.client.clone(), swarm, Some(ns.name.clone()), async move {
-        let _ = stopped.await;
-    }));
+    let ctl = crate::support::SwarmController::start(&ns, swarm);
     let spec = supervised(json!({
         "env": [
             { "name": "GAME_DONE_AFTER_SECONDS", "value": "5" },
@@ -419,8 +416,7 @@ async fn the_swarm_controllers_server_is_ready_after_its_done_line_and_mettaton_
         }
     })
     .await;
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), ctl).await.unwrap().unwrap();
+    ctl.stop().await;
     crate::support::remove_swarm_leftovers(&ns.name);
 }
 

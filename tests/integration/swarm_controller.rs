@@ -11,11 +11,9 @@ use std::time::Duration;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, PostParams};
 use mettaton::api::{GameServer, Phase, conditions};
-use mettaton::controller;
 use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
-use tokio::sync::oneshot;
 
-use crate::support::{Proxy, TestNamespace, Upstream, docker_socket, ensure_crd, eventually};
+use crate::support::{Proxy, SwarmController, TestNamespace, Upstream, docker_socket, ensure_crd, eventually};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -34,10 +32,7 @@ async fn gameservers_run_on_the_swarm_and_deletion_survives_an_unreachable_daemo
         .await
         .expect("the swarm through the proxy")
         .with_poll(Duration::from_secs(1));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let ctl = tokio::spawn(controller::run(ns.client.clone(), swarm, Some(ns.name.clone()), async move {
-        let _ = stopped.await;
-    }));
+    let ctl = SwarmController::start(&ns, swarm);
 
     let gs: GameServer = serde_json::from_value(serde_json::json!({
         "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
@@ -97,6 +92,5 @@ async fn gameservers_run_on_the_swarm_and_deletion_survives_an_unreachable_daemo
     .await;
     assert!(services_of(&ns.name).await.is_empty(), "the swarm service is removed");
 
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), ctl).await.unwrap().unwrap();
+    ctl.stop().await;
 }

@@ -220,10 +220,7 @@ async fn the_swarm_controllers_server_gets_its_players_in_the_status_and_its_lin
         .expect("the swarm")
         .with_poll(Duration::from_secs(1))
         .with_supervisor_image(&image);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let ctl = tokio::spawn(mettaton::controller::run(ns.client.clone(), swarm, Some(ns.name.clone()), async move {
-        let _ = stopped.await;
-    }));
+    let ctl = crate::support::SwarmController::start(&ns, swarm);
     let gs: GameServer = serde_json::from_value(json!({
         "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
         "metadata": { "name": "players" }, "spec": spec()
@@ -292,7 +289,6 @@ async fn the_swarm_controllers_server_gets_its_players_in_the_status_and_its_lin
         }
     })
     .await;
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), ctl).await.unwrap().unwrap();
+    ctl.stop().await;
     crate::support::remove_swarm_leftovers(&ns.name);
 }
