@@ -254,7 +254,7 @@ impl DockerOrchestrator {
         loop {
             match self.docker.update_container(name, body.clone()).await {
                 Ok(_) => return Ok(()),
-                Err(e) if tries < 10 && e.to_string().contains("cannot update a stopped container") => {
+                Err(e) if tries < 10 && engine::is_exit_race(&e) => {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

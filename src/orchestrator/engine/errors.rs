@@ -59,3 +59,31 @@ pub fn is_transport(err: &DockerError) -> bool {
             | DockerError::HyperResponseError { .. }
     )
 }
+
+/// Whether the engine refused to update a container only because the game in
+/// it has just exited and the engine has not handled that exit yet: it still
+/// takes the container for running, containerd no longer has its task. An
+/// update of the container's configuration passes a moment later.
+pub fn is_exit_race(err: &DockerError) -> bool {
+    matches!(err, DockerError::DockerResponseServerError { status_code: 500, message }
+        if message.contains("cannot update a stopped container"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(status_code: u16, message: &str) -> DockerError {
+        DockerError::DockerResponseServerError { status_code, message: message.to_string() }
+    }
+
+    #[test]
+    fn the_exit_race_is_the_engines_500_for_an_update_of_a_container_it_still_takes_for_running() {
+        // As the fresh-clone CI run got it from Docker 20.10.
+        let seen = "Cannot update container 7f3ce6a21905: cannot update a stopped container: unknown";
+        assert!(is_exit_race(&answered(500, seen)));
+        assert!(!is_exit_race(&answered(409, seen)), "another status is another refusal");
+        assert!(!is_exit_race(&answered(500, "Cannot update container: no such container")));
+        assert!(!is_exit_race(&DockerError::RequestTimeoutError));
+    }
+}
