@@ -34,9 +34,9 @@ use crate::admin::Readiness;
 use crate::api::{self, GameServer, GameServerStatus, Phase, ReclaimPolicy};
 use crate::events::{Published, Recorder};
 use crate::metrics::Metrics;
-use crate::orchestrator::{BackendError, Observed, Orchestrator, Owner, Reports, Teardown};
+use crate::orchestrator::{BackendError, Observed, Orchestrator, Owner, Teardown};
 use crate::plan::{self, ServerPlan};
-use crate::reading::{self, Cursor, Taken};
+use crate::reading::{self, Cursor};
 use crate::status;
 use crate::supervisor::PlayersReport;
 
@@ -220,9 +220,7 @@ impl<O: Orchestrator> Context<O> {
             reported: Mutex::new(HashMap::new()),
             deleted: Mutex::new(HashMap::new()),
             reading: Mutex::new(HashMap::new()),
-            started_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            started_ms: reading::now_ms(),
         }
     }
 
@@ -439,12 +437,7 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
         status.players = Some(status::players::read(status.players.as_ref(), players.count, &players.names, &now));
     }
     if gs.spec.players.is_some() {
-        let mut reading = ctx.reading.lock().unwrap();
-        let cursor = reading.entry(key.clone()).or_default();
-        if cursor.uid != gs.uid() {
-            *cursor = Cursor { uid: gs.uid(), ..Cursor::default() };
-        }
-        cursor.players = status.players.clone();
+        ctx.reading.lock().unwrap().entry(key.clone()).or_default().of(gs.uid()).players = status.players.clone();
     }
     ctx.metrics.set_players(&plan.namespace, &plan.name, status.players.as_ref().map(|p| p.count));
     let mut wait = status::needs_requeue(&status, gs, &now).map_or(RESYNC, |d| d.min(RESYNC));
@@ -468,7 +461,7 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
 }
 
 /// Reads the supervisor's report of a running server that asks for one, when
-/// it is due ([`reading`]), and publishes the output events it has anew.
+/// it is due ([`reading::read`]), and publishes the output events it has anew.
 /// Returns the players read (`None` when nothing was read or the report
 /// counts none) and how long until the next read is due (`None` when none is:
 /// the server asks for no report, or nothing runs it). A failed read is
@@ -480,81 +473,22 @@ async fn read_report<O: Orchestrator>(
     observed: &Observed,
     ctx: &Context<O>,
 ) -> (Option<PlayersReport>, Option<Duration>) {
-    let Some(supervisor) = plan.container.supervisor.as_ref().filter(|s| s.reports()) else { return (None, None) };
-    let Some(reader) = ctx.orchestrator.reports() else { return (None, None) };
-    if !observed.instance.as_ref().is_some_and(|i| i.running) {
-        return (None, None);
-    }
+    let Some(reader) = reading::reader(&ctx.orchestrator, plan, observed) else { return (None, None) };
     let key = ObjectRef::from_obj(gs);
-    let started = Instant::now();
-    let mut cursor = {
-        let mut reading = ctx.reading.lock().unwrap();
-        let cursor = reading.entry(key.clone()).or_default();
-        if cursor.uid != gs.uid() {
-            *cursor = Cursor { uid: gs.uid(), ..Cursor::default() };
-        }
-        cursor.clone()
-    };
-    let wait = cursor.wait(started);
-    if !wait.is_zero() {
-        return (None, Some(wait));
-    }
-    cursor.read_at = Some(started);
-    let read = |since: u64| async move {
-        let result = match tokio::time::timeout(REPORT_TIMEOUT, reader.report(plan, since)).await {
-            Ok(result) => result,
-            Err(_) => Err(BackendError::Other {
-                what: format!("read the supervisor's report of GameServer {}", plan.name),
-                reason: format!("no answer within {} s", REPORT_TIMEOUT.as_secs()),
-            }),
+    let mut cursor = ctx.reading.lock().unwrap().entry(key.clone()).or_default().of(gs.uid()).clone();
+    let (players, events) =
+        match reading::read(reader, plan, &mut cursor, (reading::INTERVAL, REPORT_TIMEOUT, ctx.started_ms)).await {
+            reading::Read::NotDue(wait) => return (None, Some(wait)),
+            reading::Read::Done { players, events, answers } => {
+                answers.into_iter().for_each(|ok| ctx.metrics.report_read(ok));
+                (players, events)
+            }
         };
-        // `None` asked nothing: no instance runs the game.
-        if !matches!(result, Ok(None)) {
-            ctx.metrics.report_read(result.is_ok());
-        }
-        result
-    };
-    let mut since = cursor.since();
-    let mut result = read(since).await;
-    if let Ok(Some(report)) = &result
-        && cursor.read_again(report, since)
-    {
-        since = 0;
-        result = read(since).await;
+    for event in events {
+        let warning = plan.container.supervisor.as_ref().is_some_and(|s| s.warns(&event.reason));
+        let type_ = if warning { EventType::Warning } else { EventType::Normal };
+        ctx.publish(gs, type_, &event.reason, "Output", event.line).await;
     }
-    let players = match result {
-        Ok(Some(report)) => {
-            if cursor.failures > 0 {
-                info!(failures = cursor.failures, "the supervisor's report is read again");
-            }
-            cursor.failures = 0;
-            // A report read from 0 is never to be read again.
-            if let Taken::Events { events, lost } = cursor.take(&report, since, ctx.started_ms) {
-                if lost > 0 {
-                    warn!(lost, "lines matched by spec.outputEvents were dropped before they were read");
-                }
-                for event in events {
-                    let warning =
-                        supervisor.events.iter().find(|e| e.reason == event.reason).is_some_and(|e| e.warning);
-                    let type_ = if warning { EventType::Warning } else { EventType::Normal };
-                    ctx.publish(gs, type_, &event.reason, "Output", event.line.clone()).await;
-                }
-            }
-            report.players
-        }
-        Ok(None) => None,
-        Err(e) => {
-            cursor.failures = cursor.failures.saturating_add(1);
-            // Once when it starts failing, then now and then: a thousand
-            // servers failing alike must not flood the log.
-            if cursor.failures == 1 || cursor.failures.is_multiple_of(20) {
-                warn!(error = %e, failures = cursor.failures, "could not read the supervisor's report (players and output events wait for the next read)");
-            } else {
-                debug!(error = %e, failures = cursor.failures, "could not read the supervisor's report");
-            }
-            None
-        }
-    };
     let mut reading = ctx.reading.lock().unwrap();
     let kept = reading.entry(key).or_default();
     // The players stay the ones the status computation keeps.

@@ -97,6 +97,12 @@ impl SupervisorPlan {
     pub fn reports(&self) -> bool {
         !self.join.is_empty() || !self.events.is_empty()
     }
+
+    /// Whether the lines matched for `reason` are Warnings (entries sharing a
+    /// reason share its type: [`crate::supervisor::problems`]).
+    pub fn warns(&self, reason: &str) -> bool {
+        self.events.iter().find(|e| e.reason == reason).is_some_and(|e| e.warning)
+    }
 }
 
 /// A line of the game's output that becomes an Event (`spec.outputEvents[]`).

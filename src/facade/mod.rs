@@ -233,9 +233,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn new(events: broadcast::Sender<ServerEvent>, report_interval: Duration) -> Self {
-        let started_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let started_ms = crate::reading::now_ms();
         Shared {
             restarting: Mutex::default(),
             last_failure: Mutex::default(),

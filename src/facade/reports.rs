@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::api::OutputEventType;
-use crate::orchestrator::{BackendError, Observed, Orchestrator, Reports};
+use crate::orchestrator::{Observed, Orchestrator};
 use crate::plan::ServerPlan;
-use crate::reading::{Cursor, Taken};
-use crate::supervisor::{EventReport, PlayersReport, Report};
+use crate::reading::{self, Cursor, Read};
+use crate::supervisor::{EventReport, PlayersReport};
 
 use super::ServerEvent;
 
@@ -57,27 +57,27 @@ impl Readings {
 
 /// The output events of `taken` as the facade's events for server `id`,
 /// each with the type its reason has in `plan` (one type per reason).
-pub(crate) fn output_events(id: &str, plan: &ServerPlan, taken: &[&EventReport]) -> Vec<ServerEvent> {
-    let events = plan.container.supervisor.as_ref().map_or(&[][..], |s| &s.events[..]);
+pub(crate) fn output_events(id: &str, plan: &ServerPlan, taken: Vec<EventReport>) -> Vec<ServerEvent> {
     taken
-        .iter()
+        .into_iter()
         .map(|e| {
-            let warning = events.iter().find(|p| p.reason == e.reason).is_some_and(|p| p.warning);
+            let warning = plan.container.supervisor.as_ref().is_some_and(|s| s.warns(&e.reason));
             ServerEvent::Output {
                 id: id.to_string(),
-                reason: e.reason.clone(),
                 type_: if warning { OutputEventType::Warning } else { OutputEventType::Normal },
-                line: e.line.clone(),
+                reason: e.reason,
+                line: e.line,
             }
         })
         .collect()
 }
 
 /// Reads the report of server `id` (of `plan`, as `observed`) when it asks
-/// for one, runs, and its read is due by `cursor` (held: [`Readings::lock`]);
-/// sends its new output events through `send`; returns the players read
-/// (`None` when nothing was read, or the report counts none). A failed read
-/// is logged and changes nothing: the next is due an interval later.
+/// for one, runs, and its read is due by `cursor` (held: [`Readings::lock`])
+/// ([`reading::read`]); sends its new output events through `send`; returns
+/// the players read (`None` when nothing was read, or the report counts
+/// none). A failed read is logged and changes nothing: the next is due an
+/// interval later.
 pub(crate) async fn read_due<B: Orchestrator>(
     backend: &B,
     cursor: &mut Cursor,
@@ -85,57 +85,12 @@ pub(crate) async fn read_due<B: Orchestrator>(
     (id, plan, observed): (&str, &ServerPlan, &Observed),
     send: impl Fn(ServerEvent),
 ) -> Option<PlayersReport> {
-    plan.container.supervisor.as_ref().filter(|s| s.reports())?;
-    let reader = backend.reports()?;
-    if !observed.instance.as_ref().is_some_and(|i| i.running) {
-        return None;
-    }
-    let now = Instant::now();
-    if !cursor.wait_every(interval, now).is_zero() {
-        return None;
-    }
-    cursor.read_at = Some(now);
-    let read = |since: u64| async move {
-        match tokio::time::timeout(READ_TIMEOUT, reader.report(plan, since)).await {
-            Ok(result) => result,
-            Err(_) => Err(BackendError::Other {
-                what: format!("read the supervisor's report of server {id}"),
-                reason: format!("no answer within {} s", READ_TIMEOUT.as_secs()),
-            }),
-        }
-    };
-    let mut since = cursor.since();
-    let mut result: Result<Option<Report>, BackendError> = read(since).await;
-    if let Ok(Some(report)) = &result
-        && cursor.read_again(report, since)
-    {
-        since = 0;
-        result = read(since).await;
-    }
-    match result {
-        Ok(Some(report)) => {
-            cursor.failures = 0;
-            if let Taken::Events { events, lost } = cursor.take(&report, since, started_ms) {
-                if lost > 0 {
-                    tracing::warn!(
-                        server = id,
-                        lost,
-                        "lines matched by spec.outputEvents were dropped before they were read"
-                    );
-                }
-                for event in output_events(id, plan, &events) {
-                    send(event);
-                }
-            }
-            report.players
-        }
-        Ok(None) => None,
-        Err(e) => {
-            cursor.failures = cursor.failures.saturating_add(1);
-            if cursor.failures == 1 || cursor.failures.is_multiple_of(20) {
-                tracing::warn!(server = id, error = %e, failures = cursor.failures, "could not read the supervisor's report");
-            }
-            None
+    let reader = reading::reader(backend, plan, observed)?;
+    match reading::read(reader, plan, cursor, (interval, READ_TIMEOUT, started_ms)).await {
+        Read::NotDue(_) => None,
+        Read::Done { players, events, .. } => {
+            output_events(id, plan, events).into_iter().for_each(send);
+            players
         }
     }
 }
@@ -161,7 +116,7 @@ mod tests {
             EventReport { seq: 0, reason: "ServerSaid".into(), line: "[Server] hi".into(), at: "1".into() },
             EventReport { seq: 1, reason: "WorldSaved".into(), line: "saved world".into(), at: "2".into() },
         ];
-        let events = output_events("games/arena", &plan(), &taken.iter().collect::<Vec<_>>());
+        let events = output_events("games/arena", &plan(), taken.to_vec());
         assert_eq!(
             events,
             [
