@@ -171,6 +171,26 @@ pub fn tcp_exchange(address: &str, port: i32) -> (String, String) {
     (greeting.trim().to_string(), echo.trim().to_string())
 }
 
+/// A player of the test game logged in over TCP at `address:port`, for as
+/// long as the connection is kept:
+/// dropping it makes the game print the leave line.
+pub fn login(address: &str, port: i32, name: &str) -> Result<TcpStream, String> {
+    let at = format!("{address}:{port}");
+    let stream = TcpStream::connect_timeout(&at.parse().map_err(|e| format!("{at}: {e}"))?, Duration::from_secs(5))
+        .map_err(|e| format!("connect to {at}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    let mut line = String::new();
+    reader.read_line(&mut line).map_err(|e| format!("greeting from {at}: {e}"))?;
+    writeln!(&stream, "login {name}").map_err(|e| e.to_string())?;
+    line.clear();
+    reader.read_line(&mut line).map_err(|e| format!("login at {at}: {e}"))?;
+    if line.trim_end() != format!("logged in as {name}") {
+        return Err(format!("login answered {line:?}"));
+    }
+    Ok(stream)
+}
+
 /// Asks the test game over UDP: its answer.
 pub fn udp_exchange(address: &str, port: i32) -> String {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();

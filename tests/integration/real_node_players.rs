@@ -6,7 +6,6 @@
 //! `state: Stopped`, deletion) are Events; and a controller that may not use the pod proxy counts its failed reads and
 //! leaves the server Ready.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -51,20 +50,7 @@ fn spec() -> serde_json::Value {
 /// connection is kept: dropping it makes the game print the leave line.
 fn login(gs: &GameServer, name: &str) -> Result<TcpStream, String> {
     let address = gs.status.as_ref().and_then(|s| s.address.clone()).ok_or("no address")?;
-    let at = format!("{address}:{}", published(gs, "game"));
-    let stream = TcpStream::connect_timeout(&at.parse().map_err(|e| format!("{at}: {e}"))?, Duration::from_secs(5))
-        .map_err(|e| format!("connect to {at}: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
-    let mut line = String::new();
-    reader.read_line(&mut line).map_err(|e| format!("greeting from {at}: {e}"))?;
-    writeln!(&stream, "login {name}").map_err(|e| e.to_string())?;
-    line.clear();
-    reader.read_line(&mut line).map_err(|e| format!("login at {at}: {e}"))?;
-    if line.trim_end() != format!("logged in as {name}") {
-        return Err(format!("login answered {line:?}"));
-    }
-    Ok(stream)
+    crate::testgame::login(&address, i32::from(published(gs, "game")), name)
 }
 
 async fn login_when_up(gs: &GameServer, name: &str) -> TcpStream {

@@ -7,8 +7,6 @@
 //! and a GameServer the controller runs on the swarm gets `status.players`
 //! and its output lines as Events, as on Kubernetes.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::events::v1::Event;
@@ -20,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::support::{daemon, eventually};
-use crate::testgame::{Backend, Scope, game_spec, supervisor_image};
+use crate::testgame::{Backend, Scope, game_spec, login, supervisor_image};
 
 const WAIT: Duration = Duration::from_secs(90);
 /// The facade's report interval in these tests (the default is 30 s).
@@ -48,25 +46,6 @@ fn spec() -> Value {
         { "line": "regex:^\\[Server\\] ", "reason": "ServerSaid", "type": "Warning" }
     ]);
     spec
-}
-
-/// A player logged in over TCP, for as long as the connection is kept:
-/// dropping it makes the game print the leave line.
-fn login(address: &str, port: i32, name: &str) -> Result<TcpStream, String> {
-    let at = format!("{address}:{port}");
-    let stream = TcpStream::connect_timeout(&at.parse().map_err(|e| format!("{at}: {e}"))?, Duration::from_secs(5))
-        .map_err(|e| format!("connect to {at}: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
-    let mut line = String::new();
-    reader.read_line(&mut line).map_err(|e| format!("greeting from {at}: {e}"))?;
-    writeln!(&stream, "login {name}").map_err(|e| e.to_string())?;
-    line.clear();
-    reader.read_line(&mut line).map_err(|e| format!("login at {at}: {e}"))?;
-    if line.trim_end() != format!("logged in as {name}") {
-        return Err(format!("login answered {line:?}"));
-    }
-    Ok(stream)
 }
 
 fn names(players: &Option<PlayersStatus>) -> Option<(i32, Vec<String>)> {
