@@ -13,45 +13,23 @@ use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::rules::Rules;
+use crate::api::{ConfigParser, EggFormat};
 
 /// The formats an egg's `meta.version` names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    PtdlV1,
-    PtdlV2,
-    PlcnV1,
-    PlcnV2,
-    PlcnV3,
-}
-
-impl Format {
-    const ALL: [(&'static str, Format); 5] = [
-        ("PTDL_v1", Format::PtdlV1),
-        ("PTDL_v2", Format::PtdlV2),
-        ("PLCN_v1", Format::PlcnV1),
-        ("PLCN_v2", Format::PlcnV2),
-        ("PLCN_v3", Format::PlcnV3),
-    ];
-}
-
-/// How a config file is read and edited (Wings' parsers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Parser {
-    /// Lines starting with a key are replaced.
-    File,
-    Properties,
-    Yaml,
-    Ini,
-    Json,
-    Xml,
-}
+const FORMATS: [(&str, EggFormat); 5] = [
+    ("PTDL_v1", EggFormat::PTDL_v1),
+    ("PTDL_v2", EggFormat::PTDL_v2),
+    ("PLCN_v1", EggFormat::PLCN_v1),
+    ("PLCN_v2", EggFormat::PLCN_v2),
+    ("PLCN_v3", EggFormat::PLCN_v3),
+];
 
 /// One config file an egg edits before every start.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConfigFile {
     /// Relative to the server's files.
     pub path: String,
-    pub parser: Parser,
+    pub parser: ConfigParser,
     /// The keys to set (dotted, with `*` for every element), in the egg's
     /// order, each with a value, or a map of conditional replacements (the
     /// value found → the value to put), as Wings takes them.
@@ -85,7 +63,7 @@ pub struct Variable {
 /// An egg, read.
 #[derive(Clone, Debug)]
 pub struct Egg {
-    pub format: Format,
+    pub format: EggFormat,
     pub name: String,
     pub author: String,
     pub description: String,
@@ -130,8 +108,8 @@ impl Egg {
 
         let version = path_str(root, &["meta", "version"])
             .ok_or("meta.version: missing (PTDL_v1, PTDL_v2, PLCN_v1, PLCN_v2 or PLCN_v3)")?;
-        let format = Format::ALL.iter().find(|(n, _)| *n == version).map(|(_, f)| *f).ok_or_else(|| {
-            let known: Vec<&str> = Format::ALL.iter().map(|(n, _)| *n).collect();
+        let format = FORMATS.iter().find(|(n, _)| *n == version).map(|(_, f)| *f).ok_or_else(|| {
+            let known: Vec<&str> = FORMATS.iter().map(|(n, _)| *n).collect();
             format!("meta.version: `{version}` is not a format mettaton reads ({})", known.join(", "))
         })?;
 
@@ -407,7 +385,7 @@ fn section(config: &Map<String, Value>, key: &str) -> Result<Map<String, Value>,
     }
 }
 
-fn images(root: &Map<String, Value>, format: Format) -> Result<Vec<(String, String)>, Problem> {
+fn images(root: &Map<String, Value>, format: EggFormat) -> Result<Vec<(String, String)>, Problem> {
     let mut out = Vec::new();
     if let Some(map) = root.get("docker_images").filter(|v| !v.is_null()) {
         for (label, image) in object(map, "docker_images")? {
@@ -424,13 +402,13 @@ fn images(root: &Map<String, Value>, format: Format) -> Result<Vec<(String, Stri
         out.push((image.to_string(), image.to_string()));
     }
     if out.is_empty() {
-        let field = if format == Format::PtdlV1 { "images" } else { "docker_images" };
+        let field = if format == EggFormat::PTDL_v1 { "images" } else { "docker_images" };
         return Err(format!("{field}: the egg names no image to run the game in"));
     }
     Ok(out)
 }
 
-fn startup(root: &Map<String, Value>, format: Format) -> Result<Vec<(String, String)>, Problem> {
+fn startup(root: &Map<String, Value>, format: EggFormat) -> Result<Vec<(String, String)>, Problem> {
     if let Some(map) = root.get("startup_commands").filter(|v| !v.is_null()) {
         let mut out = Vec::new();
         for (label, command) in object(map, "startup_commands")? {
@@ -442,7 +420,7 @@ fn startup(root: &Map<String, Value>, format: Format) -> Result<Vec<(String, Str
         }
         return Ok(out);
     }
-    let field = if format == Format::PlcnV3 { "startup_commands" } else { "startup" };
+    let field = if format == EggFormat::PLCN_v3 { "startup_commands" } else { "startup" };
     match str_field(root, "startup")? {
         Some(s) if !s.trim().is_empty() => Ok(vec![("Default".to_string(), s)]),
         _ => Err(format!("{field}: the egg has no start command")),
@@ -469,12 +447,12 @@ fn config_files(files: &Map<String, Value>) -> Result<Vec<ConfigFile>, Problem> 
         let field = format!("config.files.{path}");
         let file = object(file, &field)?;
         let parser = match file.get("parser").and_then(Value::as_str) {
-            Some("file") => Parser::File,
-            Some("properties") => Parser::Properties,
-            Some("yaml" | "yml") => Parser::Yaml,
-            Some("ini") => Parser::Ini,
-            Some("json") => Parser::Json,
-            Some("xml") => Parser::Xml,
+            Some("file") => ConfigParser::File,
+            Some("properties") => ConfigParser::Properties,
+            Some("yaml" | "yml") => ConfigParser::Yaml,
+            Some("ini") => ConfigParser::Ini,
+            Some("json") => ConfigParser::Json,
+            Some("xml") => ConfigParser::Xml,
             Some(other) => {
                 return Err(format!(
                     "{field}.parser: `{other}` is not a parser (file, properties, yaml, yml, ini, json, xml)"

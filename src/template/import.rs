@@ -12,10 +12,10 @@
 
 use serde_json::Value;
 
-use super::egg::{Egg, Format, Parser};
+use super::egg::Egg;
 use crate::api::{
-    ConfigEdit, ConfigParser, EggFormat, GameTemplateSpec, InstallScript, Replacement, StartupCommand,
-    TemplateConfigFile, TemplateImage, TemplateSource, TemplateVariable,
+    ConfigEdit, EggFormat, GameTemplateSpec, InstallScript, Replacement, StartupCommand, TemplateConfigFile,
+    TemplateImage, TemplateSource, TemplateVariable,
 };
 
 /// A template made from an egg.
@@ -86,8 +86,8 @@ fn image_ref(field: &str, image: &str) -> Result<(), Problem> {
 pub fn import(egg: &Egg) -> Result<Imported, Problem> {
     let mut report = egg.left_out.clone();
     let (images_field, startup_field) = (
-        if egg.format == Format::PtdlV1 { "images" } else { "docker_images" },
-        if egg.format == Format::PlcnV3 { "startup_commands" } else { "startup" },
+        if egg.format == EggFormat::PTDL_v1 { "images" } else { "docker_images" },
+        if egg.format == EggFormat::PLCN_v3 { "startup_commands" } else { "startup" },
     );
 
     if egg.name.trim().is_empty() {
@@ -113,7 +113,8 @@ pub fn import(egg: &Egg) -> Result<Imported, Problem> {
     let envs: Vec<&str> = egg.variables.iter().map(|v| v.env.as_str()).collect();
     let mut startup = Vec::new();
     for (label, command) in &egg.startup {
-        let field = if egg.format == Format::PlcnV3 { format!("startup_commands.{label}") } else { "startup".into() };
+        let field =
+            if egg.format == EggFormat::PLCN_v3 { format!("startup_commands.{label}") } else { "startup".into() };
         bounded(&field, label, 256)?;
         bounded(&field, command, 16384)?;
         let unknown: Vec<String> = placeholders(command)
@@ -213,15 +214,7 @@ pub fn import(egg: &Egg) -> Result<Imported, Problem> {
             };
             edits.push(edit);
         }
-        let parser = match f.parser {
-            Parser::File => ConfigParser::File,
-            Parser::Properties => ConfigParser::Properties,
-            Parser::Yaml => ConfigParser::Yaml,
-            Parser::Ini => ConfigParser::Ini,
-            Parser::Json => ConfigParser::Json,
-            Parser::Xml => ConfigParser::Xml,
-        };
-        config_files.push(TemplateConfigFile { path: f.path.clone(), parser, edits });
+        config_files.push(TemplateConfigFile { path: f.path.clone(), parser: f.parser, edits });
     }
 
     let mut ready_log_line = Vec::new();
@@ -259,13 +252,6 @@ pub fn import(egg: &Egg) -> Result<Imported, Problem> {
     if let Some(url) = &egg.update_url {
         bounded("meta.update_url", url, 2048)?;
     }
-    let format = match egg.format {
-        Format::PtdlV1 => EggFormat::PTDL_v1,
-        Format::PtdlV2 => EggFormat::PTDL_v2,
-        Format::PlcnV1 => EggFormat::PLCN_v1,
-        Format::PlcnV2 => EggFormat::PLCN_v2,
-        Format::PlcnV3 => EggFormat::PLCN_v3,
-    };
     let spec = GameTemplateSpec {
         game: egg.name.clone(),
         description: (!egg.description.is_empty()).then(|| egg.description.clone()),
@@ -277,7 +263,7 @@ pub fn import(egg: &Egg) -> Result<Imported, Problem> {
         stop,
         install,
         source: Some(TemplateSource {
-            format,
+            format: egg.format,
             name: egg.name.clone(),
             author: egg.author.clone(),
             update_url: egg.update_url.clone().filter(|u| !u.is_empty()),

@@ -22,7 +22,7 @@ fn variable<'a>(egg: &'a Egg, env: &str) -> &'a Variable {
 #[test]
 fn paper_ptdl_v2() {
     let e = egg("paper.json");
-    assert_eq!(e.format, Format::PtdlV2);
+    assert_eq!(e.format, EggFormat::PTDL_v2);
     assert_eq!(e.name, "Paper");
     // The egg's own order: Java 21 first, the default.
     let labels: Vec<&str> = e.images.iter().map(|(l, _)| l.as_str()).collect();
@@ -34,7 +34,7 @@ fn paper_ptdl_v2() {
     assert_eq!(e.stop.as_deref(), Some("stop"));
     assert_eq!(e.files.len(), 1);
     let f = &e.files[0];
-    assert_eq!((f.path.as_str(), f.parser), ("server.properties", Parser::Properties));
+    assert_eq!((f.path.as_str(), f.parser), ("server.properties", ConfigParser::Properties));
     let keys: Vec<&str> = f.find.iter().map(|(k, _)| k.as_str()).collect();
     // The egg's order, not serde_json's sorted one.
     assert_eq!(keys, ["server-ip", "server-port", "query.port"]);
@@ -58,7 +58,7 @@ fn paper_ptdl_v2() {
 #[test]
 fn ark_ptdl_v1() {
     let e = egg("ark-ptdl-v1.json");
-    assert_eq!(e.format, Format::PtdlV1);
+    assert_eq!(e.format, EggFormat::PTDL_v1);
     assert_eq!(
         e.images,
         [(
@@ -78,7 +78,7 @@ fn ark_ptdl_v1() {
 #[test]
 fn valheim_plcn_v3() {
     let e = egg("valheim.json");
-    assert_eq!(e.format, Format::PlcnV3);
+    assert_eq!(e.format, EggFormat::PLCN_v3);
     assert_eq!(e.startup.len(), 1);
     assert_eq!(e.startup[0].0, "Default");
     assert!(e.startup[0].1.starts_with("./valheim_server.x86_64 -nographics"));
@@ -110,10 +110,10 @@ fn valheim_plcn_v3() {
 #[test]
 fn night_of_the_dead_plcn_v1() {
     let e = egg("night-of-the-dead.json");
-    assert_eq!(e.format, Format::PlcnV1);
+    assert_eq!(e.format, EggFormat::PLCN_v1);
     assert_eq!(e.done, ["Successfully updated session", "Start Session Complete"]);
     let f = &e.files[0];
-    assert_eq!((f.path.as_str(), f.parser), ("LF/Saved/Config/ServerSettings.ini", Parser::Ini));
+    assert_eq!((f.path.as_str(), f.parser), ("LF/Saved/Config/ServerSettings.ini", ConfigParser::Ini));
     assert!(
         f.find.iter().any(|(k, v)| k == "ServerSettings.ServerName" && v == "{{server.environment.SERVER_NAME}}"),
         "{:?}",
@@ -131,7 +131,7 @@ fn empyrion_ptdl_v2_yaml_parser_and_a_stop_with_an_argument() {
     let e = egg("empyrion.json");
     assert_eq!(e.stop.as_deref(), Some("saveandexit 0"));
     let f = &e.files[0];
-    assert_eq!((f.path.as_str(), f.parser), ("empyrion/dedicated.yaml", Parser::Yaml));
+    assert_eq!((f.path.as_str(), f.parser), ("empyrion/dedicated.yaml", ConfigParser::Yaml));
     assert!(f.find.iter().any(|(k, v)| k == "ServerConfig.Srv_Port" && v == "{{server.build.default.port}}"));
     assert!(e.features.is_empty());
 }
@@ -139,9 +139,9 @@ fn empyrion_ptdl_v2_yaml_parser_and_a_stop_with_an_argument() {
 #[test]
 fn arma_reforger_plcn_v2_json_parser() {
     let e = egg("arma-reforger.json");
-    assert_eq!(e.format, Format::PlcnV2);
+    assert_eq!(e.format, EggFormat::PLCN_v2);
     let f = &e.files[0];
-    assert_eq!((f.path.as_str(), f.parser), ("config.json", Parser::Json));
+    assert_eq!((f.path.as_str(), f.parser), ("config.json", ConfigParser::Json));
     assert!(f.find.iter().any(|(k, v)| k == "bindPort" && v == "{{server.allocations.default.port}}"), "{:?}", f.find);
     assert_eq!(variable(&e, "MAX_PLAYERS").rules.check("300").unwrap_err().rule, "between:1,256");
     assert_eq!(variable(&e, "MAX_FPS").rules.check("0").unwrap_err().rule, "gt:0");

@@ -1,6 +1,7 @@
 use serde_yaml::Value as Yaml;
 
 use super::*;
+use crate::api::ConfigParser;
 use crate::template::check;
 
 const EGGS: [&str; 6] =
