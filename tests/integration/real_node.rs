@@ -63,6 +63,16 @@ async fn kubelet_events(ns: &TestNamespace) -> Vec<String> {
         .collect()
 }
 
+/// Waits for a kubelet event that `matches`: the kubelet sends its events
+/// in batches, so one can reach the API server after the change it reports.
+async fn kubelet_event(ns: &TestNamespace, matches: impl Fn(&str) -> bool) {
+    eventually("the kubelet's event", Duration::from_secs(30), || async {
+        let events = kubelet_events(ns).await;
+        if events.iter().any(|e| matches(e)) { Ok(()) } else { Err(format!("{events:#?}")) }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_on_the_real_node_is_ready_by_its_probe_and_players_reach_it_over_tcp_and_udp() {
     let (ns, _controller, api) = start("real-play").await;
@@ -128,8 +138,7 @@ async fn a_server_that_never_listens_really_fails_its_startup_deadline() {
     assert!(!game_status(&pod).ready);
     let logs = succeed(kubectl().args(["logs", "-n", &ns.name, &pod_name(&pod), "-c", "game"]));
     assert!(logs.contains("loading world for 3600 s"), "{logs}");
-    let events = kubelet_events(&ns).await;
-    assert!(events.iter().any(|e| e.starts_with("Unhealthy: Startup probe failed")), "{events:#?}");
+    kubelet_event(&ns, |e| e.starts_with("Unhealthy: Startup probe failed")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,8 +173,7 @@ async fn a_hung_server_is_restarted_by_its_liveness_probe() {
         if gs.status.as_ref().is_some_and(|s| s.restarts >= 1) { Ok(gs) } else { Err(format!("{:?}", gs.status)) }
     })
     .await;
-    let events = kubelet_events(&ns).await;
-    assert!(events.iter().any(|e| e.contains("failed liveness probe, will be restarted")), "{events:#?}");
+    kubelet_event(&ns, |e| e.contains("failed liveness probe, will be restarted")).await;
     let pod = live_pod(&ns, "hang").await;
     let logs = succeed(kubectl().args(["logs", "-n", &ns.name, &pod_name(&pod), "-c", "game", "--previous"]));
     assert!(logs.contains("hanging after 5 s as asked") && logs.contains("saving world"), "{logs}");
