@@ -85,21 +85,43 @@ pub const FIELD_MANAGER: &str = "mettaton";
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 63 && !self.metadata.name.contains('.')").message("metadata.name must be a DNS label, at most 63 characters and no dots: it names the server's Service and labels its pods")
 )]
-#[x_kube(validation = Rule::new("!has(self.health) || !has(self.health.probe) || !has(self.health.probe.tcpPort) || self.ports.exists(p, p.name == self.health.probe.tcpPort && p.protocol == 'TCP')").message("health.probe.tcpPort must name a TCP port of spec.ports").field_path(".health.probe.tcpPort"))]
-#[x_kube(validation = Rule::new("!has(self.service) || self.service.type != 'ClusterIP' || self.ports.all(p, !has(p.externalPort))").message("ports[].externalPort needs a NodePort or LoadBalancer service, not ClusterIP").field_path(".ports"))]
-#[x_kube(validation = Rule::new("!has(self.service) || self.service.type != 'LoadBalancer' || self.ports.all(p, self.ports.exists_one(q, q.protocol == p.protocol && (has(q.externalPort) ? q.externalPort : q.containerPort) == (has(p.externalPort) ? p.externalPort : p.containerPort)))").message("with a LoadBalancer service, each port's externalPort (or containerPort when it has none) and protocol pair may appear only once: they are the Service's ports").field_path(".ports"))]
+#[x_kube(validation = Rule::new("!has(self.health) || !has(self.health.probe) || !has(self.health.probe.tcpPort) || !has(self.ports) || self.ports.exists(p, p.name == self.health.probe.tcpPort && p.protocol == 'TCP')").message("health.probe.tcpPort must name a TCP port of spec.ports").field_path(".health.probe.tcpPort"))]
+#[x_kube(validation = Rule::new("!has(self.service) || self.service.type != 'ClusterIP' || !has(self.ports) || self.ports.all(p, !has(p.externalPort))").message("ports[].externalPort needs a NodePort or LoadBalancer service, not ClusterIP").field_path(".ports"))]
+#[x_kube(validation = Rule::new("!has(self.service) || self.service.type != 'LoadBalancer' || !has(self.ports) || self.ports.all(p, self.ports.exists_one(q, q.protocol == p.protocol && (has(q.externalPort) ? q.externalPort : q.containerPort) == (has(p.externalPort) ? p.externalPort : p.containerPort)))").message("with a LoadBalancer service, each port's externalPort (or containerPort when it has none) and protocol pair may appear only once: they are the Service's ports").field_path(".ports"))]
 #[x_kube(validation = Rule::new("!has(self.storage) || !has(self.config) || self.config.all(c, c.path != (has(self.storage.mountPath) ? self.storage.mountPath : '/data'))").message("a config file cannot be at storage.mountPath, where the data volume is mounted").field_path(".config"))]
-#[x_kube(validation = Rule::new("!has(self.health) || !has(self.health.readyLogLine) || has(self.command)").message("health.readyLogLine needs spec.command: mettaton's supervisor starts the game, and the image's own entrypoint is not known to it").field_path(".command"))]
-#[x_kube(validation = Rule::new("!has(self.shutdown) || !has(self.shutdown.stop) || has(self.command)").message("shutdown.stop needs spec.command: mettaton's supervisor starts the game, and the image's own entrypoint is not known to it").field_path(".command"))]
-#[x_kube(validation = Rule::new("!has(self.players) || has(self.command)").message("players needs spec.command: mettaton's supervisor starts the game and reads its output, and the image's own entrypoint is not known to it").field_path(".command"))]
-#[x_kube(validation = Rule::new("!has(self.outputEvents) || size(self.outputEvents) == 0 || has(self.command)").message("outputEvents needs spec.command: mettaton's supervisor starts the game and reads its output, and the image's own entrypoint is not known to it").field_path(".command"))]
+#[x_kube(validation = Rule::new("!has(self.health) || !has(self.health.readyLogLine) || has(self.command) || has(self.template)").message("health.readyLogLine needs spec.command (or spec.template): mettaton's supervisor starts the game, and the image's own entrypoint is not known to it").field_path(".command"))]
+#[x_kube(validation = Rule::new("!has(self.shutdown) || !has(self.shutdown.stop) || has(self.command) || has(self.template)").message("shutdown.stop needs spec.command (or spec.template): mettaton's supervisor starts the game, and the image's own entrypoint is not known to it").field_path(".command"))]
+#[x_kube(validation = Rule::new("!has(self.players) || has(self.command) || has(self.template)").message("players needs spec.command (or spec.template): mettaton's supervisor starts the game and reads its output, and the image's own entrypoint is not known to it").field_path(".command"))]
+#[x_kube(validation = Rule::new("!has(self.outputEvents) || size(self.outputEvents) == 0 || has(self.command) || has(self.template)").message("outputEvents needs spec.command (or spec.template): mettaton's supervisor starts the game and reads its output, and the image's own entrypoint is not known to it").field_path(".command"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.storage) || has(self.storage)").message("storage cannot be removed from a GameServer; delete the GameServer to release its volume").field_path(".storage"))]
+#[x_kube(validation = Rule::new("has(self.template) || has(self.image) && size(self.image) > 0").message("spec.image is required unless spec.template names a template").field_path(".image"))]
+#[x_kube(validation = Rule::new("has(self.template) || has(self.ports) && size(self.ports) > 0").message("spec.ports needs at least one port unless spec.template names a template that has them").field_path(".ports"))]
+#[x_kube(validation = Rule::new("has(self.template) || !has(self.variables) || size(self.variables) == 0").message("spec.variables needs spec.template: they are the template's variables").field_path(".variables"))]
 #[serde(rename_all = "camelCase")]
 pub struct GameServerSpec {
     /// Container image of the game server, for example `itzg/minecraft-server:java21`.
-    #[schemars(length(min = 1, max = 512))]
+    /// Required, unless `template` names a template, whose image is the default.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 512))]
     #[x_kube(validation = Rule::new("self.trim() == self && !self.contains(' ')").message("image must not contain spaces"))]
     pub image: String,
+
+    /// The game template this server is made from: a `GameTemplate` in the
+    /// server's namespace or a `ClusterGameTemplate`. The template gives the
+    /// image, start command, environment, ports, ready lines, stop, the
+    /// config-file edits and the install script; fields set here override
+    /// it. `mettaton render NAME` prints the server it resolves to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateRef>,
+
+    /// Values of the template's variables, by their `env` name, at most 128:
+    /// each must be a variable of the template that users may set
+    /// (`userEditable`) and keep its rules; the others take the template's
+    /// default. A server whose values break a rule is Failed, naming the
+    /// variable and the rule, and is not started.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "variables_schema")]
+    pub variables: BTreeMap<String, String>,
 
     /// When to pull the image: Always, IfNotPresent (the default) or Never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,8 +152,10 @@ pub struct GameServerSpec {
     #[schemars(schema_with = "resources_schema")]
     pub resources: Option<ResourceRequirements>,
 
-    /// The ports the game listens on. At least one; names are unique.
-    #[schemars(length(min = 1, max = 32))]
+    /// The ports the game listens on. At least one (here or in the
+    /// template, whose ports these replace); names are unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q.containerPort == p.containerPort && q.protocol == p.protocol))").message("each containerPort and protocol pair may appear only once"))]
     #[x_kube(validation = Rule::new("self.all(p, !has(p.externalPort) || self.exists_one(q, has(q.externalPort) && q.externalPort == p.externalPort && q.protocol == p.protocol))").message("each externalPort and protocol pair may appear only once"))]
@@ -220,6 +244,37 @@ pub struct GameServerSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub tolerations: Vec<Toleration>,
+}
+
+/// The template a GameServer is made from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateRef {
+    /// The template's name.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// `GameTemplate` (the default: in the server's namespace) or
+    /// `ClusterGameTemplate`.
+    #[serde(default)]
+    pub kind: TemplateKind,
+    /// Which of the template's images (`spec.images[].name`) to run; the
+    /// first when absent. `spec.image` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub image: Option<String>,
+    /// Which of the template's start commands (`spec.startup[].name`) to
+    /// run; the first when absent. `spec.command` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub startup: Option<String>,
+}
+
+/// The kinds of game templates.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum TemplateKind {
+    #[default]
+    GameTemplate,
+    ClusterGameTemplate,
 }
 
 /// A taint the server tolerates (Kubernetes only; refused on Docker Swarm).
@@ -373,10 +428,12 @@ pub struct Storage {
         pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
     )]
     pub storage_class_name: Option<String>,
-    /// Where the volume is mounted in the container (default `/data`).
-    #[serde(default = "default_mount_path")]
+    /// Where the volume is mounted in the container: by default `/data`, or
+    /// with `spec.template` the template's `filesPath` (where an egg's server
+    /// files are, `/home/container`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024), pattern(r"^/"))]
-    pub mount_path: String,
+    pub mount_path: Option<String>,
     /// What happens to the volume when the GameServer is deleted: Retain (the
     /// default) keeps it, so a GameServer of the same name picks the world up
     /// again; Delete erases it.
@@ -384,8 +441,15 @@ pub struct Storage {
     pub reclaim_policy: ReclaimPolicy,
 }
 
-fn default_mount_path() -> String {
-    "/data".to_string()
+/// Where a volume is mounted when neither the GameServer nor its template
+/// says.
+pub const DEFAULT_MOUNT_PATH: &str = "/data";
+
+impl Storage {
+    /// Where the volume is mounted: `mountPath`, or [`DEFAULT_MOUNT_PATH`].
+    pub fn mount_path(&self) -> &str {
+        self.mount_path.as_deref().unwrap_or(DEFAULT_MOUNT_PATH)
+    }
 }
 
 /// What happens to a GameServer's volume when the GameServer is deleted.
@@ -482,7 +546,7 @@ pub struct Health {
     /// expression; the first line matching any of them makes the server
     /// Ready (combined with `probe` when that is set too: both must pass).
     /// Read by mettaton's supervisor, which then starts the game: needs
-    /// `spec.command`.
+    /// `spec.command` (or `spec.template`, whose ready lines these replace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 1024)))]
     pub ready_log_line: Option<Vec<String>>,
@@ -759,6 +823,25 @@ const QUALIFIED_KEY_RULE: &str = concat!(
 /// The string is a label value (a toleration's value).
 const LABEL_VALUE_RULE: &str = concat!("self.matches('", label_value_pattern!(), "')");
 
+/// The schema of `spec.variables`: a map of strings, keys as variable names
+/// (`spec.variables[].env` of a template), values as long as a template's
+/// default may be.
+fn variables_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<BTreeMap<String, String>>();
+    let s = schema.as_object_mut().expect("a map schema is an object");
+    s.insert("maxProperties".into(), 128.into());
+    let values = s.get_mut("additionalProperties").and_then(|v| v.as_object_mut()).expect("a map of strings");
+    values.insert("maxLength".into(), 32768.into());
+    s.insert(
+        "x-kubernetes-validations".into(),
+        serde_json::json!([{
+            "rule": "self.all(k, size(k) <= 256 && k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))",
+            "message": "variables keys must be variable names: letters, digits and _, not starting with a digit, at most 256 characters"
+        }]),
+    );
+    schema
+}
+
 /// The schema of `spec.nodeSelector`: a map of strings, with a bounded number
 /// of entries and values no longer than a label value, which keeps its rules'
 /// cost within the CRD's budget.
@@ -1011,6 +1094,6 @@ mod tests {
         assert_eq!(gs.state, DesiredState::Running);
         assert_eq!(gs.ports[0].protocol, Protocol::TCP);
         let storage = gs.storage.unwrap();
-        assert_eq!((storage.mount_path.as_str(), storage.reclaim_policy), ("/data", ReclaimPolicy::Retain));
+        assert_eq!((storage.mount_path(), storage.reclaim_policy), ("/data", ReclaimPolicy::Retain));
     }
 }

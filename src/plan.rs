@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::api::{
-    ConfigFile, DesiredState, GameServer, GameServerSpec, Health, OutputEventType, Protocol, PullPolicy, ReclaimPolicy,
-    ServiceType, Shutdown, TaintEffect, TolerationOperator,
+    ConfigEdit, ConfigFile, ConfigParser, DesiredState, GameServer, GameServerSpec, Health, OutputEventType, Protocol,
+    PullPolicy, ReclaimPolicy, ServiceType, Shutdown, TaintEffect, TolerationOperator,
 };
 
 /// Label carrying the name of the GameServer an object belongs to; also the
@@ -22,6 +22,17 @@ pub const ANNOTATION_CONFIG_HASH: &str = "mettaton.dev/config-hash";
 /// task with a new one, on the same volume. The same key on the pod template
 /// carries it to the Deployment.
 pub const ANNOTATION_RESTARTED_AT: &str = "mettaton.dev/restartedAt";
+/// Annotation on a GameServer asking for its template's install script to
+/// run again: a new value (`mettaton reinstall` sets the time it was asked)
+/// runs it at the server's next start, which the new value also causes.
+pub const ANNOTATION_REINSTALL: &str = "mettaton.dev/reinstall";
+/// Where an install script finds the server's files, as eggs expect.
+pub const INSTALL_PATH: &str = "/mnt/server";
+/// The file on the data volume saying which install ran last: its content
+/// is the [`InstallPlan::token`] of that run.
+pub const INSTALL_MARKER: &str = ".mettaton-installed";
+/// The log of the last install run, on the data volume.
+pub const INSTALL_LOG: &str = ".mettaton-install.log";
 
 /// Everything a backend needs to run one game server.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +61,23 @@ pub struct ServerPlan {
     /// template, the swarm task's container), so that a new value makes a new
     /// instance and the same value none. `None` when not asked (or empty).
     pub restart_token: Option<String>,
+    /// The template's install script, run before the game on a volume where
+    /// it has not run (with this token) yet; `None` without one.
+    pub install: Option<InstallPlan>,
+}
+
+/// An install script (a template's `install`), run in its own image with the
+/// server's volume at [`INSTALL_PATH`] and the game's environment, once per
+/// volume and token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallPlan {
+    pub image: String,
+    /// The program that runs the script (`bash`, `ash`).
+    pub entrypoint: String,
+    pub script: String,
+    /// What the volume's [`INSTALL_MARKER`] must hold for the script to be
+    /// skipped: the [`ANNOTATION_REINSTALL`] asked last, `initial` before any.
+    pub token: String,
 }
 
 /// The game's container.
@@ -72,6 +100,8 @@ pub struct ContainerPlan {
     /// What mettaton's supervisor does in the container; `None` when nothing
     /// needs it, and the game is the container's first process.
     pub supervisor: Option<SupervisorPlan>,
+    /// Where the game starts; the image's own when `None`.
+    pub working_dir: Option<String>,
 }
 
 /// The supervisor's work: the game's command line is the container's
@@ -89,6 +119,19 @@ pub struct SupervisorPlan {
     pub leave: Vec<String>,
     /// `outputEvents`, in their order.
     pub events: Vec<OutputEventPlan>,
+    /// Files the supervisor edits before every start of the game (a
+    /// template's `configFiles`), placeholders filled in, paths absolute.
+    pub config_files: Vec<EditedFile>,
+}
+
+/// A config file the supervisor edits before the game starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EditedFile {
+    /// Absolute, in the game's container.
+    pub path: String,
+    pub parser: ConfigParser,
+    /// Values literal: placeholders are filled in.
+    pub edits: Vec<ConfigEdit>,
 }
 
 impl SupervisorPlan {
@@ -319,12 +362,13 @@ pub fn plan_spec(name: &str, namespace: &str, spec: &GameServerSpec) -> ServerPl
             stop_command: shutdown.stop_command.clone(),
             supervisor: supervisor(spec, &health, &shutdown),
             ports,
+            working_dir: None,
         },
         volume: spec.storage.as_ref().map(|s| VolumePlan {
             name: volume_name(name),
             size: s.size.0.clone(),
             storage_class_name: s.storage_class_name.clone(),
-            mount_path: s.mount_path.clone(),
+            mount_path: s.mount_path().to_string(),
             reclaim: s.reclaim_policy,
         }),
         config: config(name, &spec.config),
@@ -352,6 +396,7 @@ pub fn plan_spec(name: &str, namespace: &str, spec: &GameServerSpec) -> ServerPl
         grace_period_seconds: shutdown.grace_period_seconds,
         startup_timeout_seconds: health.startup_timeout_seconds,
         restart_token: None,
+        install: None,
     }
 }
 
@@ -431,6 +476,7 @@ fn supervisor(spec: &GameServerSpec, health: &Health, shutdown: &Shutdown) -> Op
                 warning: e.type_ == OutputEventType::Warning,
             })
             .collect(),
+        config_files: Vec::new(),
     };
     (plan != SupervisorPlan::default()).then_some(plan)
 }

@@ -7,7 +7,9 @@ use mettaton_supervisor::{Config, Pattern, Stop};
 use serde::{Deserialize, Serialize};
 
 use crate::api::Protocol;
-use crate::plan::{Check, ContainerPlan, ServerPlan, SupervisorPlan};
+use crate::plan::{
+    Check, ContainerPlan, INSTALL_LOG, INSTALL_MARKER, INSTALL_PATH, InstallPlan, ServerPlan, SupervisorPlan,
+};
 
 /// Where the supervisor's volume is mounted in the game's container: its
 /// binary and its state (the ready and players files).
@@ -209,6 +211,33 @@ pub fn probe(container: &ContainerPlan, supervisor: &SupervisorPlan) -> Option<V
         None => {}
     }
     Some(probe)
+}
+
+/// Kubernetes' termination message file, where a failed install leaves its
+/// last lines for the container's status.
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// The command of the container that runs a template's install script: the
+/// supervisor (mounted at [`MOUNT`]) runs `ENTRYPOINT -c SCRIPT` unless the
+/// volume (at [`INSTALL_PATH`]) says an install with the plan's token ran,
+/// keeps its log there, and on failure leaves the last lines in
+/// `termination_log` when given.
+pub fn install_run_command(install: &InstallPlan, termination_log: Option<&str>) -> Vec<String> {
+    let mut command: Vec<String> = vec![
+        BINARY.into(),
+        "install-run".into(),
+        "--marker".into(),
+        format!("{INSTALL_PATH}/{INSTALL_MARKER}"),
+        "--token".into(),
+        install.token.clone(),
+        "--log".into(),
+        format!("{INSTALL_PATH}/{INSTALL_LOG}"),
+    ];
+    if let Some(file) = termination_log {
+        command.extend(["--termination-log".into(), file.into()]);
+    }
+    command.extend(["--".into(), install.entrypoint.clone(), "-c".into(), install.script.clone()]);
+    command
 }
 
 /// The command of the container that copies the supervisor into the volume.

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 /// commands with `{{VAR}}` placeholders, its variables and their rules, the
 /// config-file edits, the ready lines, the stop, and the install script.
 /// Imported from Pterodactyl/Pelican eggs by `mettaton template import`, or
-/// written by hand. A GameServer cannot name a template yet: for now
-/// templates are stored and checked, not run.
+/// written by hand. A GameServer names one in `spec.template` and sets its
+/// variables in `spec.variables` (`template::resolve`).
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
     category = "mettaton",
     namespaced,
     derive = "PartialEq",
-    doc = "A game template in one namespace: images, start commands with {{VAR}} placeholders, variables with their rules, config-file edits, ready lines, stop and install script, as a Pterodactyl/Pelican egg holds them (`mettaton template import`). A GameServer cannot name a template yet.",
+    doc = "A game template in one namespace: images, start commands with {{VAR}} placeholders, variables with their rules, config-file edits, ready lines, stop and install script, as a Pterodactyl/Pelican egg holds them (`mettaton template import`). A GameServer names it in spec.template.",
     printcolumn(name = "Game", type_ = "string", json_path = ".spec.game", description = "The game"),
     printcolumn(
         name = "Image",
@@ -111,6 +111,24 @@ pub struct GameTemplateSpec {
     #[schemars(length(min = 1, max = 1024))]
     #[x_kube(validation = Rule::new("!self.contains('\\n')").message("stop must be one console line or a signal"))]
     pub stop: Option<String>,
+
+    /// The ports the game listens on, as a GameServer's `spec.ports`, at most
+    /// 32; a GameServer that sets its own replaces them. Eggs have none (the
+    /// panel allocates them): a server made from an imported template sets
+    /// `spec.ports`, and the first is the egg's default port
+    /// (`SERVER_PORT`, `{{server.build.default.port}}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub ports: Vec<crate::api::GamePort>,
+
+    /// Where the server's files are in the game's container, as an egg
+    /// expects them (default `/home/container`, Pterodactyl's): the data
+    /// volume is mounted there, the game starts there, and config-file paths
+    /// are relative to it.
+    #[serde(default = "default_files_path")]
+    #[schemars(length(min = 2, max = 1024), pattern(r"^/[^\x00]*[^/]$"))]
+    pub files_path: String,
 
     /// The script that installs the server's files (an egg's
     /// `scripts.installation`).
@@ -217,7 +235,7 @@ pub enum ConfigParser {
 
 /// One edit of a config file: a key set to `value`, or its current value
 /// replaced as `replace` says.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[x_kube(validation = Rule::new("has(self.value) != has(self.replace)").message("an edit takes exactly one of value or replace"))]
 pub struct ConfigEdit {
     /// The key: dotted for nested keys (`ServerConfig.Srv_Port`, an ini
@@ -242,7 +260,7 @@ pub struct ConfigEdit {
 }
 
 /// A conditional replacement of a config file's value.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Replacement {
     /// The current value to replace: the value itself, or after `regex:` a
@@ -270,6 +288,13 @@ pub struct InstallScript {
     /// server's files are.
     #[schemars(length(min = 1, max = 262144))]
     pub script: String,
+}
+
+/// Where an egg's server files are: Pterodactyl's `/home/container`.
+pub const DEFAULT_FILES_PATH: &str = "/home/container";
+
+fn default_files_path() -> String {
+    DEFAULT_FILES_PATH.to_string()
 }
 
 fn default_entrypoint() -> String {
@@ -322,7 +347,7 @@ pub enum EggFormat {
     shortname = "mcgt",
     category = "mettaton",
     derive = "PartialEq",
-    doc = "A game template for every namespace: images, start commands with {{VAR}} placeholders, variables with their rules, config-file edits, ready lines, stop and install script, as a Pterodactyl/Pelican egg holds them (`mettaton template import --cluster`). A GameServer cannot name a template yet.",
+    doc = "A game template for every namespace: images, start commands with {{VAR}} placeholders, variables with their rules, config-file edits, ready lines, stop and install script, as a Pterodactyl/Pelican egg holds them (`mettaton template import --cluster`). A GameServer names it in spec.template.",
     printcolumn(name = "Game", type_ = "string", json_path = ".spec.game", description = "The game"),
     printcolumn(
         name = "Image",

@@ -67,6 +67,8 @@ mod tests {
             config_files: Vec::new(),
             ready_log_line: Vec::new(),
             stop: None,
+            ports: Vec::new(),
+            files_path: crate::api::DEFAULT_FILES_PATH.into(),
             install: None,
             source: None,
         }

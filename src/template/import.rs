@@ -261,6 +261,10 @@ pub fn import(egg: &Egg) -> Result<Imported, Problem> {
         config_files,
         ready_log_line,
         stop,
+        // Eggs have no ports (the panel allocates them) and their files are
+        // at Pterodactyl's path.
+        ports: Vec::new(),
+        files_path: crate::api::DEFAULT_FILES_PATH.to_string(),
         install,
         source: Some(TemplateSource {
             format: egg.format,

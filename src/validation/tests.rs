@@ -78,7 +78,16 @@ fn every_rule_of_the_crd_is_compiled() {
 #[test]
 fn each_kind_of_rule_refuses_naming_the_field() {
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("required", with(|s| drop(s.as_object_mut().unwrap().remove("image"))), "spec.image: Required value"),
+        (
+            "required",
+            with(|s| drop(s["storage"].as_object_mut().unwrap().remove("size"))),
+            "spec.storage.size: Required value",
+        ),
+        (
+            "a rule of the spec on a field absent",
+            with(|s| drop(s.as_object_mut().unwrap().remove("image"))),
+            "spec.image: is required unless spec.template names a template",
+        ),
         (
             "type",
             with(|s| s["ports"][0]["containerPort"] = json!("80")),
@@ -111,8 +120,8 @@ fn each_kind_of_rule_refuses_naming_the_field() {
         ),
         (
             "minLength",
-            with(|s| s["image"] = json!("")),
-            "spec.image: Invalid value: \"\": spec.image in body should be at least 1 chars long",
+            with(|s| s["storage"]["storageClassName"] = json!("")),
+            "spec.storage.storageClassName: Invalid value: \"\": spec.storage.storageClassName in body should be at least 1 chars long",
         ),
         (
             "maxLength",
@@ -121,8 +130,8 @@ fn each_kind_of_rule_refuses_naming_the_field() {
         ),
         (
             "minItems",
-            with(|s| s["ports"] = json!([])),
-            "spec.ports: Invalid value: 0: spec.ports in body should have at least 1 items",
+            with(|s| s["health"]["readyLogLine"] = json!([])),
+            "spec.health.readyLogLine: Invalid value: 0: spec.health.readyLogLine in body should have at least 1 items",
         ),
         (
             "maxItems",
