@@ -92,6 +92,9 @@ pub enum ProblemKind {
     OutOfMemory,
     /// The container exited (an error, or finished while it should run).
     Exited,
+    /// The template's install script failed (exited non-zero): the message
+    /// holds its last lines.
+    InstallFailed,
     /// Anything else the backend reports.
     Other,
 }
