@@ -314,6 +314,42 @@ pub fn restart_token(annotations: Option<&BTreeMap<String, String>>) -> Option<S
     annotations?.get(ANNOTATION_RESTARTED_AT).filter(|v| !v.is_empty()).cloned()
 }
 
+/// The plan for a GameServer made from a template, resolved
+/// ([`crate::template::resolve`]): [`plan`] of the server with the resolved
+/// spec, the game started in the template's files, the supervisor editing
+/// the template's config files (a supervisor planned for them when nothing
+/// else needed one), and the install script with the reinstall asked for
+/// ([`install_token`]).
+pub fn plan_resolved(gs: &GameServer, r: &crate::template::Resolved) -> ServerPlan {
+    let name = gs.metadata.name.clone().unwrap_or_default();
+    let namespace = gs.metadata.namespace.clone().unwrap_or_default();
+    let annotations = gs.metadata.annotations.as_ref();
+    let mut plan = plan_spec(&name, &namespace, &r.spec);
+    plan.restart_token = restart_token(annotations);
+    plan.container.working_dir = Some(r.working_dir.clone());
+    if !r.config_files.is_empty() {
+        plan.container.supervisor.get_or_insert_with(SupervisorPlan::default).config_files = r.config_files.clone();
+    }
+    plan.install = r.install.as_ref().map(|i| InstallPlan {
+        image: i.image.clone(),
+        entrypoint: i.entrypoint.clone(),
+        script: i.script.clone(),
+        token: install_token(annotations),
+    });
+    plan
+}
+
+/// The install asked for in these annotations: the value of
+/// [`ANNOTATION_REINSTALL`], or `initial` when there is none (or it is
+/// empty), the install every volume gets once.
+pub fn install_token(annotations: Option<&BTreeMap<String, String>>) -> String {
+    annotations
+        .and_then(|a| a.get(ANNOTATION_REINSTALL))
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "initial".to_string())
+}
+
 /// The plan for a spec, given the server's name and namespace. No restart is
 /// asked for: that is in the GameServer's metadata ([`plan`]), or set by the
 /// caller.

@@ -2,13 +2,16 @@
 //! GameServer to name and fill in. So far: an egg read into one shape
 //! whatever its format ([`egg`]), the rules its variables are checked by
 //! ([`rules`]), an egg made a `GameTemplate` spec ([`import`]; the resources
-//! are in [`crate::api`]), and what mettaton checks of a template when it
-//! reads one ([`check`]).
+//! are in [`crate::api`]), what mettaton checks of a template when it
+//! reads one ([`check`]), and a GameServer made from a template resolved into
+//! the server that runs ([`resolve`]).
 
 pub mod check;
 pub mod egg;
 pub mod import;
+pub mod resolve;
 pub mod rules;
 
 pub use check::{Checked, check};
 pub use import::{Imported, dns_label, import};
+pub use resolve::{Resolved, resolve};
