@@ -18,8 +18,10 @@
 //! - `state: Running`: `Pending` until the workload exists, `Starting` until the
 //!   instance is ready on the latest template, then `Running`. `Failed` when the
 //!   start outlasts `health.startupTimeoutSeconds`, the container keeps
-//!   crashing, or its image cannot be pulled (at once, `ImagePullFailed`, with
-//!   the image and the backend's message); readiness always wins, so a failed
+//!   crashing, its image cannot be pulled (at once, `ImagePullFailed`, with
+//!   the image and the backend's message), or its template's install script
+//!   failed (at once, `InstallFailed`, `install script failed: ` and the
+//!   script's last lines); readiness always wins, so a failed
 //!   server that comes up is `Running` again. The startup clock (`startingSince`) starts with
 //!   `Starting`: while `Pending` nothing runs yet that could time out.
 //! - A `Running` server whose instance stops passing its readiness check, while
@@ -29,6 +31,12 @@
 //!   (as far as observed: a new restart count), or a new template rolling out,
 //!   is a new start: `Starting`, with a fresh `startingSince` and the startup
 //!   timeout counting again.
+//! - A server made from a template (`spec.template`) is computed from its
+//!   resolved spec (the template's startup timeout, ready lines...). One that
+//!   does not resolve ([`unresolved`]: `TemplateNotFound`, `InvalidVariables`,
+//!   `InvalidTemplate`) is `Failed` at once and `Degraded`, nothing applied
+//!   for it until it resolves; a server Running and Ready on the last plan
+//!   that resolved keeps running it, `Running` and `Degraded`.
 //! - `players` (with `spec.players`): what the controller last read from the
 //!   game's supervisor ([`players::read`]), kept as it is between reads, and
 //!   nobody online while no instance runs the game or just after it restarted
@@ -65,6 +73,25 @@ pub mod reason {
     pub const PODS_REFUSED: &str = "PodsRefused";
     /// Ready=False and Degraded=True: a running server fails its readiness check.
     pub const NOT_READY: &str = "NotReady";
+    /// Ready=False and Degraded=True: the template's install script failed
+    /// (exited non-zero); the message holds its last lines.
+    pub const INSTALL_FAILED: &str = "InstallFailed";
+    /// Degraded=True and Progressing=False (and Ready=False, but for a server
+    /// still running its last plan: [`super::unresolved`]): the template the
+    /// server names (`spec.template`) does not exist (in the server's
+    /// namespace, for a GameTemplate); nothing is applied until it does.
+    pub const TEMPLATE_NOT_FOUND: &str = "TemplateNotFound";
+    /// Degraded=True, Progressing=False (and Ready=False, as for
+    /// [`TEMPLATE_NOT_FOUND`]): the server's variables
+    /// break the template's rules, or name variables the template has not or
+    /// users may not set; nothing is applied until they are fixed.
+    pub const INVALID_VARIABLES: &str = "InvalidVariables";
+    /// Degraded=True, Progressing=False (and Ready=False, as for
+    /// [`TEMPLATE_NOT_FOUND`]): the server does not
+    /// resolve from its template for another reason than its variables (the
+    /// template's own problems, an image or start command it has not, no
+    /// ports...); nothing is applied until it does.
+    pub const INVALID_TEMPLATE: &str = "InvalidTemplate";
     /// Progressing=True: a new template is being rolled out.
     pub const ROLLING_OUT: &str = "RollingOut";
     /// Progressing=True: the server is shutting down.
@@ -145,6 +172,7 @@ enum Failure {
     StartupTimeout,
     ImagePull,
     PodsRefused,
+    InstallFailed,
 }
 
 /// Where the server stands, before it is put into words.
@@ -197,6 +225,7 @@ pub fn compute_for(
     let crash = instance.map(crash_message).unwrap_or_default();
     let pull = instance.map(|i| pull_message(&spec.image, i)).unwrap_or_default();
     let refused = instance.map(refused_message).unwrap_or_default();
+    let install = instance.map(install_message).unwrap_or_default();
     let timed_out = format!("not ready after {timeout}s (health.startupTimeoutSeconds)");
     let (ready, ready_reason, ready_message) = match (a.phase, a.failure) {
         (Phase::Running, _) if a.ready => {
@@ -210,6 +239,7 @@ pub fn compute_for(
         (Phase::Failed, Some(Failure::CrashLoop)) => (false, reason::CRASH_LOOP, crash.clone()),
         (Phase::Failed, Some(Failure::ImagePull)) => (false, reason::IMAGE_PULL_FAILED, pull.clone()),
         (Phase::Failed, Some(Failure::PodsRefused)) => (false, reason::PODS_REFUSED, refused.clone()),
+        (Phase::Failed, Some(Failure::InstallFailed)) => (false, reason::INSTALL_FAILED, install.clone()),
         (Phase::Failed, _) => (false, reason::STARTUP_TIMEOUT, timed_out.clone()),
         (Phase::Stopping, _) => (false, reason::STOPPED, "server is stopping".to_string()),
         (Phase::Stopped | Phase::Terminating, _) => (false, reason::STOPPED, "server is stopped".to_string()),
@@ -235,6 +265,7 @@ pub fn compute_for(
         Some(Failure::StartupTimeout) => (true, reason::STARTUP_TIMEOUT, timed_out),
         Some(Failure::ImagePull) => (true, reason::IMAGE_PULL_FAILED, pull),
         Some(Failure::PodsRefused) => (true, reason::PODS_REFUSED, refused),
+        Some(Failure::InstallFailed) => (true, reason::INSTALL_FAILED, install),
         None if crashed => (true, reason::CRASH_LOOP, crash),
         None if a.phase == Phase::Running && !a.ready => {
             (true, reason::NOT_READY, "server is running but fails its readiness check".to_string())
@@ -298,6 +329,12 @@ fn assess_running(
     if instance.is_some_and(|i| has_problem(i, ProblemKind::Refused)) {
         return assessed(Phase::Failed, Some(since), Some(Failure::PodsRefused));
     }
+    // Nor will an install script that failed: it fails the same way when
+    // run again (the kubelet retries it in back-off all the same, and a
+    // retry that passes makes the server Starting again).
+    if instance.is_some_and(|i| !i.terminating && has_problem(i, ProblemKind::InstallFailed)) {
+        return assessed(Phase::Failed, Some(since), Some(Failure::InstallFailed));
+    }
     if instance.is_some_and(crash_looping) {
         return assessed(Phase::Failed, Some(since), Some(Failure::CrashLoop));
     }
@@ -360,6 +397,15 @@ fn refused_message(instance: &Instance) -> String {
     match problem_message(instance) {
         Some(message) => format!("the server's pod cannot be created: {message}"),
         None => "the server's pod cannot be created".to_string(),
+    }
+}
+
+/// `install script failed: LAST LINES` (what the script wrote last, as the
+/// backend reports it).
+fn install_message(instance: &Instance) -> String {
+    match problem_message(instance) {
+        Some(lines) => format!("install script failed: {lines}"),
+        None => "install script failed".to_string(),
     }
 }
 
@@ -429,6 +475,30 @@ pub fn apply_failed(gs: &GameServer, reason: &str, message: &str, refused: bool,
     status
 }
 
+/// The status of a GameServer made from a template that does not resolve
+/// (its template missing, or its variables or the template refused), with
+/// `reason` and `message`: `Degraded=True` and `Progressing=False`. Nothing
+/// is applied for it, and nothing observed: the runtime is left as it is.
+/// A server that was Running and Ready keeps that phase, readiness and
+/// `observedGeneration` (the last plan that resolved still serves players,
+/// and the generation refused does not run); any other is `Failed`, with
+/// `Ready=False` saying why, and its `observedGeneration` the one refused.
+/// The address record, restarts and players are kept as they were.
+pub fn unresolved(gs: &GameServer, reason: &str, message: &str, now: &Time) -> GameServerStatus {
+    let mut status = gs.status.clone().unwrap_or_default();
+    let generation = gs.metadata.generation;
+    let serving = status.phase == Some(Phase::Running) && is_true(&status.conditions, READY);
+    if !serving {
+        status.phase = Some(Phase::Failed);
+        status.observed_generation = generation;
+        status.starting_since = None;
+        set_condition(&mut status.conditions, READY, false, reason, message, generation, now);
+    }
+    set_condition(&mut status.conditions, PROGRESSING, false, reason, message, generation, now);
+    set_condition(&mut status.conditions, DEGRADED, true, reason, message, generation, now);
+    status
+}
+
 /// Whether `next` may wait a little before it is written over `written`: it
 /// is a passing phase (Pending, Starting, Stopping) with nothing failed, and
 /// the server was not Ready (a server losing its readiness is reported at
@@ -447,11 +517,17 @@ pub fn may_settle(written: Option<&GameServerStatus>, next: &GameServerStatus) -
 /// The deadline is exact: a look that lands a hair early finds the server still
 /// Starting and asks again for the little time left, never a whole resync.
 pub fn needs_requeue(status: &GameServerStatus, gs: &GameServer, now: &Time) -> Option<Duration> {
+    needs_requeue_for(status, &gs.spec, now)
+}
+
+/// [`needs_requeue`] for the spec that runs: a templated server's resolved
+/// one, whose startup timeout may be the template's.
+pub fn needs_requeue_for(status: &GameServerStatus, spec: &GameServerSpec, now: &Time) -> Option<Duration> {
     if status.phase != Some(Phase::Starting) {
         return None;
     }
     let since = status.starting_since.as_ref()?;
-    let timeout = SignedDuration::from_secs(i64::from(startup_timeout_seconds(&gs.spec)));
+    let timeout = SignedDuration::from_secs(i64::from(startup_timeout_seconds(spec)));
     let left = timeout - now.0.duration_since(since.0);
     // Past the deadline already (a stale status): look again at once.
     Some(Duration::try_from(left).unwrap_or(Duration::ZERO))

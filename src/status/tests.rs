@@ -825,3 +825,102 @@ fn a_refused_update_of_a_running_server_keeps_what_runs() {
     let applied = compute(&gs, &observed, &at_second(20));
     assert!(!is_true(&applied.conditions, DEGRADED));
 }
+
+/// An instance whose install container failed with these last lines.
+fn install_failed(lines: Option<&str>) -> Instance {
+    Instance {
+        running: false,
+        problem: Some(Problem::new(ProblemKind::InstallFailed, "InstallFailed", lines.map(str::to_string))),
+        ..instance(false, 0, None)
+    }
+}
+
+#[test]
+fn a_failed_install_fails_the_server_at_once_with_the_scripts_last_lines() {
+    // Given a starting server
+    let mut gs = server(DesiredState::Running, 1);
+    step(&mut gs, &starting(), 0);
+    // When its install script exits non-zero
+    let lines = "Downloading paper 1.21.4\ncurl: (22) The requested URL returned error: 404";
+    let s = step(&mut gs, &observed(Some(workload(false, 1)), Some(install_failed(Some(lines)))), 5);
+    // Then it is Failed right away, the script's last lines in Ready and Degraded
+    let said = format!("install script failed: {lines}");
+    assert_eq!(s.phase, Some(Phase::Failed));
+    assert_eq!((state_of(&s, READY), cond(&s, READY).message.as_str()), (("False", reason::INSTALL_FAILED), &*said));
+    assert_eq!(
+        (state_of(&s, DEGRADED), cond(&s, DEGRADED).message.as_str()),
+        (("True", reason::INSTALL_FAILED), &*said)
+    );
+    assert_eq!(cond(&s, DEGRADED).last_transition_time, at_second(5));
+    assert_eq!(needs_requeue(&s, &gs, &at_second(5)), None, "nothing to wait for");
+    assert!(!may_settle(None, &s), "written at once");
+    // And the same observation later says the same: no write
+    let again = observed(Some(workload(false, 1)), Some(install_failed(Some(lines))));
+    assert_eq!(step(&mut gs, &again, 60), s);
+    // Without lines, the failure alone
+    let s = compute(&gs, &observed(Some(workload(false, 1)), Some(install_failed(None))), &at_second(61));
+    assert_eq!(cond(&s, DEGRADED).message, "install script failed");
+    // When a retry passes and the game comes up, it is Running
+    let s = step(&mut gs, &running(), 90);
+    assert_eq!(s.phase, Some(Phase::Running));
+    assert_eq!(state_of(&s, DEGRADED), ("False", reason::HEALTHY));
+}
+
+#[test]
+fn the_failed_install_of_a_leaving_instance_fails_nothing() {
+    let mut gs = server(DesiredState::Running, 1);
+    step(&mut gs, &starting(), 0);
+    let leaving = Instance { terminating: true, ..install_failed(Some("exit 1")) };
+    let s = step(&mut gs, &observed(Some(workload(false, 1)), Some(leaving)), 5);
+    assert_eq!(s.phase, Some(Phase::Starting));
+}
+
+#[test]
+fn a_server_whose_template_does_not_resolve_is_failed_saying_why() {
+    let gs = server(DesiredState::Running, 1);
+    let why = "GameTemplate games/paper does not exist";
+    let s = unresolved(&gs, reason::TEMPLATE_NOT_FOUND, why, &at_second(0));
+    assert_eq!(s.phase, Some(Phase::Failed));
+    for (type_, value) in [(READY, "False"), (PROGRESSING, "False"), (DEGRADED, "True")] {
+        let c = cond(&s, type_);
+        assert_eq!((c.status.as_str(), c.reason.as_str(), c.message.as_str()), (value, "TemplateNotFound", why));
+    }
+    assert_eq!(s.observed_generation, Some(1));
+    assert!(!may_settle(None, &s), "written at once");
+    // The same problem later changes nothing: no write.
+    let mut failed = gs.clone();
+    failed.status = Some(s.clone());
+    assert_eq!(unresolved(&failed, reason::TEMPLATE_NOT_FOUND, why, &at_second(30)), s);
+    // A Starting server's clock is dropped: it is not starting any more.
+    let mut starting_gs = gs.clone();
+    step(&mut starting_gs, &starting(), 0);
+    assert_eq!(unresolved(&starting_gs, reason::INVALID_VARIABLES, "x", &at_second(5)).starting_since, None);
+    // Once it resolves and runs, the next computation clears it.
+    let s = step(&mut failed, &running(), 40);
+    assert_eq!((s.phase, state_of(&s, DEGRADED)), (Some(Phase::Running), ("False", reason::HEALTHY)));
+}
+
+#[test]
+fn a_running_server_whose_template_stops_resolving_keeps_running_degraded() {
+    let mut gs = server(DesiredState::Running, 1);
+    let running = step(&mut gs, &running(), 0);
+    gs.metadata.generation = Some(2);
+    let why = "spec.variables.MAX_PLAYERS: 500 breaks the rule between:1,100 of template GameTemplate/paper";
+    let s = unresolved(&gs, reason::INVALID_VARIABLES, why, &at_second(10));
+    assert_eq!(s.phase, Some(Phase::Running));
+    assert_eq!(s.address, running.address);
+    assert_eq!(s.observed_generation, Some(1), "generation 2 does not run");
+    assert_eq!(state_of(&s, READY), ("True", reason::SERVER_READY), "the last plan still serves players");
+    assert_eq!((state_of(&s, DEGRADED), cond(&s, DEGRADED).message.as_str()), (("True", "InvalidVariables"), why));
+    assert_eq!(state_of(&s, PROGRESSING), ("False", "InvalidVariables"));
+}
+
+#[test]
+fn the_requeue_for_the_startup_timeout_follows_the_spec_that_runs() {
+    let mut gs = server(DesiredState::Running, 1);
+    let s = step(&mut gs, &starting(), 0);
+    let mut resolved = gs.spec.clone();
+    resolved.health = Some(Health { startup_timeout_seconds: 30, ..Health::default() });
+    assert_eq!(needs_requeue_for(&s, &resolved, &at_second(10)), Some(Duration::from_secs(20)));
+    assert_eq!(needs_requeue(&s, &gs, &at_second(10)), needs_requeue_for(&s, &gs.spec, &at_second(10)));
+}

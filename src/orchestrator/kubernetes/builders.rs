@@ -34,6 +34,8 @@ const CONFIG_VOLUME: &str = "config";
 /// Name of the supervisor's pod volume and of the init container that copies
 /// the supervisor into it.
 const SUPERVISOR: &str = "mettaton-supervisor";
+/// Name of the init container that runs a template's install script.
+pub const INSTALL_CONTAINER: &str = "install";
 
 /// The Deployment running the game server; `supervisor_image` holds the
 /// supervisor, for a server whose plan needs one.
@@ -85,8 +87,11 @@ fn pod_spec(plan: &ServerPlan, supervisor_image: &str) -> PodSpec {
     if let Some(projected) = config_volume(plan) {
         volumes.push(Volume { name: CONFIG_VOLUME.into(), projected: Some(projected), ..Default::default() });
     }
+    // The supervisor's binary is wanted by the game's container when it is
+    // supervised, and by the install container, which it runs.
     let supervised = plan.container.supervisor.is_some();
-    if supervised {
+    let install = plan.install.as_ref().filter(|_| plan.volume.is_some());
+    if supervised || install.is_some() {
         volumes.push(Volume {
             name: SUPERVISOR.into(),
             empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -109,20 +114,22 @@ fn pod_spec(plan: &ServerPlan, supervisor_image: &str) -> PodSpec {
             ..Default::default()
         }),
         // The supervisor comes from an image of its own: copied into the
-        // volume the game's container shares, it runs in any game image.
-        init_containers: supervised.then(|| {
-            vec![Container {
-                name: SUPERVISOR.into(),
-                image: Some(supervisor_image.to_string()),
-                command: Some(supervisor::install_command()),
-                volume_mounts: Some(vec![supervisor_mount()]),
-                security_context: Some(SecurityContext {
-                    allow_privilege_escalation: Some(false),
+        // volume the game's container shares, it runs in any game image. The
+        // install script runs after it, under it, before the game.
+        init_containers: non_empty(
+            (supervised || install.is_some())
+                .then(|| Container {
+                    name: SUPERVISOR.into(),
+                    image: Some(supervisor_image.to_string()),
+                    command: Some(supervisor::install_command()),
+                    volume_mounts: Some(vec![supervisor_mount()]),
+                    security_context: Some(container_security_context()),
                     ..Default::default()
-                }),
-                ..Default::default()
-            }]
-        }),
+                })
+                .into_iter()
+                .chain(install.map(|install| install_container(plan, install)))
+                .collect(),
+        ),
         containers: vec![container(plan)],
         volumes: non_empty(volumes),
         node_selector: non_empty_map(plan.placement.node_selector.clone()),
@@ -141,6 +148,39 @@ fn pod_spec(plan: &ServerPlan, supervisor_image: &str) -> PodSpec {
         ),
         ..Default::default()
     }
+}
+
+/// The init container that runs the template's install script
+/// ([`INSTALL_CONTAINER`]): in the script's image, under the supervisor
+/// (which skips it on a volume whose marker holds the plan's token, keeps its
+/// log on the volume, and on failure writes the last lines to the
+/// termination log, where the container's status shows them), with the
+/// server's volume at [`plan::INSTALL_PATH`], as eggs expect it, and the
+/// game's environment, resources and security context. The token is in the
+/// command, so a new one (a reinstall asked) is a new pod template.
+fn install_container(plan: &ServerPlan, install: &plan::InstallPlan) -> Container {
+    let c = &plan.container;
+    Container {
+        name: INSTALL_CONTAINER.into(),
+        image: Some(install.image.clone()),
+        command: Some(supervisor::install_run_command(install, Some(supervisor::TERMINATION_LOG))),
+        env: non_empty(c.env.iter().map(env_var).collect()),
+        resources: c.resources.as_ref().map(resource_requirements),
+        volume_mounts: Some(vec![
+            VolumeMount { name: DATA_VOLUME.into(), mount_path: plan::INSTALL_PATH.into(), ..Default::default() },
+            supervisor_mount(),
+        ]),
+        // The supervisor's last lines when it wrote them; the log's tail when
+        // it could not (killed, out of memory).
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: Some(container_security_context()),
+        ..Default::default()
+    }
+}
+
+/// Every container's security context: no privilege escalation.
+fn container_security_context() -> SecurityContext {
+    SecurityContext { allow_privilege_escalation: Some(false), ..Default::default() }
 }
 
 fn supervisor_mount() -> VolumeMount {
@@ -213,8 +253,9 @@ fn container(plan: &ServerPlan) -> Container {
             }),
             ..Default::default()
         }),
+        working_dir: c.working_dir.clone(),
         volume_mounts: non_empty(volume_mounts(plan)),
-        security_context: Some(SecurityContext { allow_privilege_escalation: Some(false), ..Default::default() }),
+        security_context: Some(container_security_context()),
         ..Default::default()
     }
 }
@@ -577,7 +618,8 @@ pub fn instance(pod: &Pod) -> Instance {
         let reason = reason.as_deref()?;
         Some(Problem::new(kind(reason), reason, message.clone()))
     };
-    let problem = match game {
+    // A failed install holds the game back: it is why the game waits.
+    let problem = install_failure(pod).or_else(|| match game {
         Some(c) => {
             let waiting = state
                 .and_then(|s| s.waiting.as_ref())
@@ -597,7 +639,7 @@ pub fn instance(pod: &Pod) -> Instance {
             .and_then(|s| s.conditions.as_deref())
             .and_then(|conditions| conditions.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False"))
             .and_then(|c| problem(scheduling_kind, &c.reason, &c.message)),
-    };
+    });
     Instance {
         name: pod.metadata.name.clone().unwrap_or_default(),
         running: state.is_some_and(|s| s.running.is_some()),
@@ -606,6 +648,24 @@ pub fn instance(pod: &Pod) -> Instance {
         problem,
         terminating: pod.metadata.deletion_timestamp.is_some(),
     }
+}
+
+/// The pod's install container ([`INSTALL_CONTAINER`]) failed: it exited
+/// non-zero, and has not started again (it is waiting, in back-off, or done
+/// for good). The message is its termination message: the script's last
+/// lines, which the supervisor writes there (or the log's tail).
+fn install_failure(pod: &Pod) -> Option<Problem> {
+    let install =
+        pod.status.as_ref()?.init_container_statuses.as_deref()?.iter().find(|c| c.name == INSTALL_CONTAINER)?;
+    let state = install.state.as_ref();
+    let failed = state.and_then(|s| s.terminated.as_ref()).or_else(|| {
+        state.and_then(|s| s.waiting.as_ref())?;
+        install.last_state.as_ref()?.terminated.as_ref()
+    })?;
+    (failed.exit_code != 0).then(|| {
+        let message = failed.message.as_deref().map(str::trim_end).map(str::to_string);
+        Problem::new(ProblemKind::InstallFailed, "InstallFailed", message)
+    })
 }
 
 /// `None` for an empty list, so that the object carries no field the API

@@ -155,9 +155,10 @@ impl Cached for Pod {
     }
 
     /// Pods are only observed, never applied: of them the backend reads the
-    /// identity, labels, times, node, conditions and container statuses
-    /// (see `builders::instance` and `builders::current_pod`). The rest (the
-    /// whole container spec, volumes, field records) is most of a pod.
+    /// identity, labels, times, node, conditions, container statuses and
+    /// the install container's status (see `builders::instance` and
+    /// `builders::current_pod`). The rest (the whole container spec, volumes,
+    /// the other init containers, field records) is most of a pod.
     fn slim(&mut self) {
         let meta = &mut self.metadata;
         meta.managed_fields = None;
@@ -169,6 +170,10 @@ impl Cached for Pod {
             *status = PodStatus {
                 conditions: status.conditions.take(),
                 container_statuses: status.container_statuses.take(),
+                init_container_statuses: status.init_container_statuses.take().and_then(|mut statuses| {
+                    statuses.retain(|c| c.name == super::builders::INSTALL_CONTAINER);
+                    (!statuses.is_empty()).then_some(statuses)
+                }),
                 phase: status.phase.take(),
                 ..PodStatus::default()
             };
@@ -364,6 +369,7 @@ fn keep_own_managed_fields<K: Resource>(object: &mut K) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::orchestrator::observed::ProblemKind;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
     use kube::runtime::watcher::Event;
 
@@ -483,12 +489,42 @@ mod tests {
             crate::orchestrator::kubernetes::builders::instance(&slim),
             crate::orchestrator::kubernetes::builders::instance(&full)
         );
+        assert_eq!(slim.status.as_ref().unwrap().init_container_statuses, None);
         assert_eq!(slim.spec.as_ref().unwrap().node_name.as_deref(), Some("node-1"));
         assert!(slim.spec.as_ref().unwrap().containers.is_empty());
         assert_eq!(slim.metadata.labels, full.metadata.labels);
         assert_eq!(slim.metadata.creation_timestamp, full.metadata.creation_timestamp);
         assert_eq!(slim.status.as_ref().unwrap().pod_ip, None);
         assert_eq!(slim.metadata.managed_fields, None);
+    }
+
+    /// A failed install is read from the install container's status, which
+    /// the cache keeps, alone of the init containers'.
+    #[test]
+    fn a_cached_pod_keeps_its_install_containers_status() {
+        let full: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "mc-1", "namespace": "ns" },
+            "status": { "phase": "Pending",
+                        "initContainerStatuses": [
+                            { "name": "mettaton-supervisor", "image": "s", "imageID": "", "ready": true,
+                              "restartCount": 0, "state": { "terminated": { "exitCode": 0 } } },
+                            { "name": "install", "image": "i", "imageID": "", "ready": false, "restartCount": 1,
+                              "state": { "waiting": { "reason": "CrashLoopBackOff" } },
+                              "lastState": { "terminated": { "exitCode": 2, "message": "no such file" } } }],
+                        "containerStatuses": [{ "name": "game", "image": "x", "imageID": "", "ready": false,
+                                                "restartCount": 0, "state": { "waiting": { "reason": "PodInitializing" } } }] }
+        }))
+        .unwrap();
+        let mut slim = full.clone();
+        slim.slim();
+        let instance = crate::orchestrator::kubernetes::builders::instance(&slim);
+        assert_eq!(instance, crate::orchestrator::kubernetes::builders::instance(&full));
+        assert_eq!(
+            instance.problem.map(|p| (p.kind, p.message)),
+            Some((ProblemKind::InstallFailed, Some("no such file".into())))
+        );
+        let kept = slim.status.unwrap().init_container_statuses.unwrap();
+        assert_eq!(kept.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["install"]);
     }
 
     /// A store that has listed `objects`, and its writer (the store says

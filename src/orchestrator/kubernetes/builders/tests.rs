@@ -88,6 +88,89 @@ fn a_supervised_server_runs_the_game_under_the_supervisor_copied_in_by_an_init_c
     insta::assert_yaml_snapshot!(build(&game_server("mc", spec), game_deployment).spec.unwrap().template.spec);
 }
 
+/// A plan as a template resolves it: an install script, a working
+/// directory, and (here) no supervisor otherwise. Built by hand: what the
+/// builders do with these fields, not how a template fills them.
+fn installed(token: &str) -> ServerPlan {
+    let mut plan = plan::plan(&minecraft());
+    assert!(plan.container.supervisor.is_none() && plan.volume.is_some());
+    plan.container.working_dir = Some("/home/container".into());
+    plan.install = Some(plan::InstallPlan {
+        image: "ghcr.io/pelican-eggs/installers:debian".into(),
+        entrypoint: "bash".into(),
+        script: "cd /mnt/server\ncurl -o server.jar https://example.org/paper.jar\n".into(),
+        token: token.into(),
+    });
+    plan
+}
+
+fn pod_of(plan: &ServerPlan) -> PodSpec {
+    let owner = Owner::of(&minecraft());
+    game_deployment(plan, &owner).spec.unwrap().template.spec.unwrap()
+}
+
+#[test]
+fn a_template_install_runs_in_an_init_container_after_the_supervisor_copy() {
+    insta::assert_yaml_snapshot!(pod_of(&installed("initial")));
+}
+
+/// The install container: the script's image, the supervisor's
+/// `install-run` as command (the token in it), the game's environment, the
+/// volume where eggs expect it and the supervisor's binary, and its last
+/// lines as its termination message. The game starts in the working dir.
+#[test]
+fn the_install_container_runs_the_script_under_the_supervisor_on_the_data_volume() {
+    let plan = installed("initial");
+    let pod = pod_of(&plan);
+    let inits = pod.init_containers.as_ref().unwrap();
+    let names: Vec<&str> = inits.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, [SUPERVISOR, INSTALL_CONTAINER], "the supervisor is copied first, though the game has none");
+    let install = &inits[1];
+    let game = &pod.containers[0];
+    assert_eq!(install.image.as_deref(), Some("ghcr.io/pelican-eggs/installers:debian"));
+    let command = install.command.as_ref().unwrap();
+    assert_eq!(
+        command,
+        &supervisor::install_run_command(plan.install.as_ref().unwrap(), Some(supervisor::TERMINATION_LOG))
+    );
+    assert!(command.windows(2).any(|w| w == ["--token", "initial"]), "{command:?}");
+    assert_eq!(install.env, game.env);
+    assert!(install.env.is_some());
+    assert_eq!(install.resources, game.resources);
+    assert_eq!(install.security_context, game.security_context);
+    let mounts: Vec<(&str, &str)> =
+        install.volume_mounts.iter().flatten().map(|m| (m.name.as_str(), m.mount_path.as_str())).collect();
+    assert_eq!(mounts, [(DATA_VOLUME, plan::INSTALL_PATH), (SUPERVISOR, supervisor::MOUNT)]);
+    assert_eq!(install.termination_message_policy.as_deref(), Some("FallbackToLogsOnError"));
+    assert_eq!(game.working_dir.as_deref(), Some("/home/container"));
+    // The game itself is not supervised: its container has no supervisor mount.
+    assert!(game.volume_mounts.iter().flatten().all(|m| m.name != SUPERVISOR));
+    assert!(pod.volumes.iter().flatten().any(|v| v.name == SUPERVISOR && v.empty_dir.is_some()));
+}
+
+/// A reinstall asked is a new token, in the install container's command:
+/// a new pod template, so the Deployment rolls out a pod that runs it.
+#[test]
+fn a_new_install_token_is_a_new_pod_template() {
+    let owner = Owner::of(&minecraft());
+    let template = |token: &str| game_deployment(&installed(token), &owner).spec.unwrap().template;
+    assert_ne!(template("initial"), template("2026-12-04T05:00:00Z"));
+    assert_eq!(template("initial"), template("initial"));
+}
+
+/// Without a volume an install has nowhere to put the files (a resolved
+/// template always has one): no install container, nor the supervisor for it.
+#[test]
+fn without_an_install_or_a_volume_there_is_no_install_container() {
+    let mut plan = installed("initial");
+    plan.volume = None;
+    let pod = pod_of(&plan);
+    assert_eq!(pod.init_containers, None);
+    assert!(pod.volumes.iter().flatten().all(|v| v.name != SUPERVISOR));
+    let plain = pod_of(&plan::plan(&minecraft()));
+    assert_eq!((plain.init_containers, plain.containers[0].working_dir.clone()), (None, None));
+}
+
 #[test]
 fn minecraft_deployment() {
     insta::assert_yaml_snapshot!(build(&minecraft(), game_deployment));
@@ -462,6 +545,63 @@ fn a_running_unready_container_reports_its_last_termination() {
     // Once ready again, an old termination is history, not a problem.
     let recovered = restarted_pod(true, json!({ "exitCode": 137, "reason": "OOMKilled" }));
     assert_eq!(instance(&recovered).problem, None);
+}
+
+/// The server's pod, its install init container in that state, the game
+/// waiting for it.
+fn installing_pod(install: serde_json::Value) -> Pod {
+    let mut status = game_status(false, json!({ "state": { "waiting": { "reason": "PodInitializing" } } }));
+    let mut c = json!({ "name": "install", "image": "i", "imageID": "", "ready": false, "restartCount": 2 });
+    c.as_object_mut().unwrap().extend(install.as_object().unwrap().clone());
+    status["initContainerStatuses"] = json!([
+        { "name": "mettaton-supervisor", "image": "s", "imageID": "", "ready": true, "restartCount": 0,
+          "state": { "terminated": { "exitCode": 0, "reason": "Completed" } } },
+        c
+    ]);
+    pod("mc-1", "2025-01-01T00:00:00Z", status)
+}
+
+#[test]
+fn a_failed_install_is_reported_with_the_scripts_last_lines() {
+    let lines = "curl: (6) Could not resolve host: example.org\ninstall script exited with 6\n";
+    let failed = Problem::new(
+        ProblemKind::InstallFailed,
+        "InstallFailed",
+        Some("curl: (6) Could not resolve host: example.org\ninstall script exited with 6".into()),
+    );
+    // Waiting in back-off after the failure.
+    let backing_off = installing_pod(json!({
+        "state": { "waiting": { "reason": "CrashLoopBackOff", "message": "back-off 20s restarting failed container" } },
+        "lastState": { "terminated": { "exitCode": 6, "reason": "Error", "message": lines } }
+    }));
+    let i = instance(&backing_off);
+    assert_eq!(i.problem, Some(failed.clone()));
+    assert!(!i.running && !i.ready);
+    // Just terminated.
+    let just_failed = installing_pod(json!({
+        "state": { "terminated": { "exitCode": 6, "reason": "Error", "message": lines } }
+    }));
+    assert_eq!(instance(&just_failed).problem, Some(failed));
+    // Without a termination message: the reason alone.
+    let silent = installing_pod(json!({ "state": { "terminated": { "exitCode": 1, "reason": "Error" } } }));
+    assert_eq!(instance(&silent).problem, Some(Problem::new(ProblemKind::InstallFailed, "InstallFailed", None)));
+}
+
+#[test]
+fn an_install_that_runs_again_or_succeeded_is_no_problem() {
+    // Running again after a failure: it may pass this time.
+    let again = installing_pod(json!({
+        "state": { "running": {} },
+        "lastState": { "terminated": { "exitCode": 6, "reason": "Error", "message": "failed" } }
+    }));
+    assert_eq!(instance(&again).problem, None);
+    let done = installing_pod(json!({ "state": { "terminated": { "exitCode": 0, "reason": "Completed" } } }));
+    assert_eq!(instance(&done).problem, None);
+    // Another init container's failure is not the install's.
+    let mut other = installing_pod(json!({ "state": { "running": {} } }));
+    let statuses = other.status.as_mut().unwrap().init_container_statuses.as_mut().unwrap();
+    statuses[0].state = serde_json::from_value(json!({ "terminated": { "exitCode": 1, "reason": "Error" } })).unwrap();
+    assert_ne!(instance(&other).problem.map(|p| p.kind), Some(ProblemKind::InstallFailed));
 }
 
 #[test]
