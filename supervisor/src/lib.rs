@@ -4,7 +4,9 @@
 //! players it counts, the output events it keeps, the cutting of output into
 //! lines, and its report: the state directory's files read back into one
 //! JSON object ([`Report`]), served over HTTP and printed by `status` (the
-//! request line of that HTTP server is read here too).
+//! request line of that HTTP server is read here too); the config-file
+//! edits applied before the game starts ([`files`]) and the pure parts of
+//! `install-run` ([`install`]).
 //!
 //! The process side (spawning the game, signals, reaping, the console, the
 //! HTTP server's sockets) is in `main.rs`.
@@ -13,6 +15,11 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub mod files;
+pub mod install;
+
+pub use files::ConfigFile;
 
 /// The file in the state directory that exists once the game printed one of
 /// its ready lines.
@@ -167,6 +174,9 @@ pub struct Config {
     /// pod replacing an evicted one, which the runtime starts while the old
     /// one still saves) waits for the old one to be gone.
     pub lock: Option<PathBuf>,
+    /// Files edited before the game starts, on every start (after the lock
+    /// is taken).
+    pub config_files: Vec<ConfigFile>,
     /// The game's command line.
     pub command: Vec<String>,
 }
@@ -183,6 +193,7 @@ impl Config {
             stop: Stop::Forward,
             grace: Duration::from_secs(30),
             lock: None,
+            config_files: Vec::new(),
             command,
         }
     }
@@ -206,6 +217,9 @@ impl Config {
         }
         if let Some(port) = self.http {
             args.extend(["--http".to_string(), port.to_string()]);
+        }
+        if !self.config_files.is_empty() {
+            args.extend(["--config-files".to_string(), ConfigFile::list_to_json(&self.config_files)]);
         }
         args.extend(["--grace".to_string(), self.grace.as_secs().to_string(), "--".to_string()]);
         args.extend(self.command.iter().cloned());
@@ -232,6 +246,9 @@ impl Config {
                 "--event" => config.events.push(parse_event(value).map_err(|e| format!("--event: {e}"))?),
                 "--stop" => config.stop = Stop::parse(value).map_err(|e| format!("--stop: {e}"))?,
                 "--lock" => config.lock = Some(PathBuf::from(value)),
+                "--config-files" => config
+                    .config_files
+                    .extend(ConfigFile::parse_list(value).map_err(|e| format!("--config-files: {e}"))?),
                 "--http" => match value.parse::<u16>() {
                     Ok(port) if port > 0 => config.http = Some(port),
                     _ => return Err(format!("--http: `{value}` is not a port (1 to 65535)")),
@@ -874,6 +891,13 @@ impl Lines {
             }
         }
         lines
+    }
+
+    /// What is left at the end of the stream: its last line, if it had no
+    /// line ending.
+    pub fn finish(&mut self) -> Option<String> {
+        let line = std::mem::take(&mut self.partial);
+        (!line.is_empty()).then(|| String::from_utf8_lossy(&line).into_owned())
     }
 }
 

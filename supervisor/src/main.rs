@@ -22,6 +22,13 @@
 //!   or else as a child subreaper, it reaps every orphan.
 //!   With `--lock FILE` (on the data volume) the game starts only once no
 //!   other instance holds that file's lock.
+//!   With `--config-files JSON` (an array of `{"path": ABSOLUTE, "parser":
+//!   "file"|"properties"|"yaml"|"ini"|"json"|"xml", "edits": [{"key": K,
+//!   "value": V} or {"key": K, "replace": [{"match": M, "value": V}]}]}`)
+//!   the files are edited as Pterodactyl's Wings edits an egg's config
+//!   files (see `files.rs`), after the lock and before the game starts, on
+//!   every start: `config: PATH: N edits` is said for each file edited, and
+//!   `config: PATH: why` for one that cannot be (the game starts anyway).
 //! - `probe --state-dir DIR [--tcp PORT] [-- COMMAND...]`: exit 0 when the
 //!   ready file exists, the TCP port takes a connection on 127.0.0.1, and the
 //!   command (if any) succeeds: the readiness check of a server whose
@@ -29,6 +36,20 @@
 //! - `status --state-dir DIR [--since N]`: prints the report (one JSON
 //!   object) of the supervisor running on DIR, as the HTTP server serves it:
 //!   for a backend that can exec in the container but not reach its network.
+//! - `install-run --marker FILE --token TOKEN --log FILE [--termination-log
+//!   FILE] -- COMMAND ARGS...`: runs an install script once per volume. When
+//!   the marker holds exactly TOKEN, says `install: already done (TOKEN)`
+//!   and exits 0. Else runs COMMAND (stdin /dev/null, in a process group of
+//!   its own, signals passed on, orphans reaped), its stdout and stderr
+//!   copied line by line to this stdout and to the log (written anew, its
+//!   directory created). On exit 0 the marker gets TOKEN (atomically) and
+//!   `install: done` is said; else the message `install exited with N:` (or
+//!   `install killed by signal S:`, or `install could not run: why`) and the
+//!   output's last lines (at most 20 lines, 4000 bytes) are written to the
+//!   termination log (Kubernetes' `/dev/termination-log`) and said, the
+//!   marker is left as it is, and the exit code is COMMAND's (1 when it was
+//!   killed or could not run). What it says goes to stdout and the log
+//!   (an install already done leaves the log of its run as it was).
 //! - `install DIR`: copies this binary to `DIR/mettaton-supervisor` (run by
 //!   the init container that brings it into the game's container).
 
@@ -46,8 +67,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mettaton_supervisor::install::{Failure, InstallRun, Tail};
 use mettaton_supervisor::{
-    BOOT_FILE, Config, EVENTS_FILE, Events, Lines, PLAYERS_FILE, Players, READY_FILE, Report, Stop, http,
+    BOOT_FILE, Config, EVENTS_FILE, Events, Lines, PLAYERS_FILE, Players, READY_FILE, Report, Stop, files, http,
 };
 
 /// Exit codes of the supervisor itself, as shells and container runtimes use
@@ -77,8 +99,11 @@ fn main() {
         Some("probe") => probe(&args[1..]),
         Some("status") => status(&args[1..]),
         Some("install") => install(&args[1..]),
+        Some("install-run") => install_run(&args[1..]),
         _ => {
-            say("usage: mettaton-supervisor run|probe|status|install ... (see the project's ARCHITECTURE.md)");
+            say(
+                "usage: mettaton-supervisor run|probe|status|install|install-run ... (see the project's ARCHITECTURE.md)",
+            );
             EXIT_USAGE
         }
     };
@@ -93,6 +118,7 @@ fn say(message: &str) {
 enum Event {
     Line(String),
     Signal(i32),
+    /// The child's wait status.
     Exited(i32),
     /// One of the game's output streams reached its end.
     Drained,
@@ -118,18 +144,7 @@ fn run(args: &[String]) -> i32 {
     let mut state = State::new(&config);
     write_atomically(&config.state_dir, BOOT_FILE, format!("{}\n", unix_ms()).as_bytes());
 
-    // Orphans of the game's children are ours to reap even when we are not
-    // PID 1 (a container runtime's init in front of us, or a test).
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
-    // Taken by the signal thread with sigwait; the game gets a clean mask
-    // (cleared in the child before exec, below) and, for these signals, the
-    // default dispositions: one ignored by whatever started the supervisor
-    // (`nohup` ignores SIGHUP) would stay ignored in the game through exec.
-    let set = signal_set();
-    for sig in HANDLED {
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
-    }
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let set = take_signals();
     // Its threads, started after that mask, never take those signals.
     if let Some(port) = config.http {
         serve(port, config.state_dir.clone());
@@ -143,27 +158,17 @@ fn run(args: &[String]) -> i32 {
         },
         None => None,
     };
+    for file in &config.config_files {
+        let path = &file.path;
+        match files::apply(file) {
+            Ok(()) => say(&format!("config: {path}: {} edits", file.edits.len())),
+            Err(e) => say(&format!("config: {path}: {e}")),
+        }
+    }
 
     let mut game = Command::new(&config.command[0]);
-    game.args(&config.command[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // std's posix_spawn leaves the child our mask, and a blocked signal stays
-    // blocked through exec: the game would never get SIGTERM (a shell that
-    // clears its own mask hid it; `sleep` or a JVM started directly do not).
-    // sigprocmask is async-signal-safe, as a pre_exec hook must be.
-    unsafe {
-        game.pre_exec(|| {
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            match libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            }
-        });
-    }
+    game.args(&config.command[1..]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    own_group(&mut game);
     let mut child = match game.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -211,7 +216,7 @@ fn run(args: &[String]) -> i32 {
             Ok(Event::Signal(sig)) => unsafe {
                 libc::kill(-pid, sig);
             },
-            Ok(Event::Exited(code)) => exited = Some((code, Instant::now())),
+            Ok(Event::Exited(status)) => exited = Some((exit_code(status), Instant::now())),
             Ok(Event::Drained) => drained += 1,
             Err(_) => {}
         }
@@ -229,6 +234,30 @@ fn run(args: &[String]) -> i32 {
             return code;
         }
     }
+}
+
+/// Has `command` start in a process group of its own, with a clean signal
+/// mask: std's posix_spawn leaves the child our mask, and a blocked signal
+/// stays blocked through exec: the game would never get SIGTERM (a shell
+/// that clears its own mask hid it; `sleep` or a JVM started directly do
+/// not). sigprocmask is async-signal-safe, as a pre_exec hook must be.
+fn own_group(command: &mut Command) {
+    command.process_group(0);
+    unsafe {
+        command.pre_exec(|| {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            match libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+}
+
+/// A wait status as an exit code: 128 + the signal when a signal ended it.
+fn exit_code(status: i32) -> i32 {
+    if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) }
 }
 
 fn unix_ms() -> u64 {
@@ -508,16 +537,14 @@ fn signals(set: libc::sigset_t, tx: Sender<Event>) {
 }
 
 /// Reaps every child (as PID 1, orphans of the game's own children too) and
-/// reports the game's end as an exit code.
+/// reports the game's end (its wait status).
 fn reap(game: libc::pid_t, tx: Sender<Event>) {
     thread::spawn(move || {
         loop {
             let mut status = 0;
             let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
             if pid == game {
-                let code =
-                    if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
-                let _ = tx.send(Event::Exited(code));
+                let _ = tx.send(Event::Exited(status));
             } else if pid < 0 && std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
                 // No child left: the game is gone and reported.
                 thread::sleep(Duration::from_millis(100));
@@ -652,4 +679,183 @@ fn install(args: &[String]) -> i32 {
             EXIT_CANNOT_RUN
         }
     }
+}
+
+/// Orphans of the command's children are ours to reap even when we are not
+/// PID 1 (a container runtime's init in front of us, or a test). The
+/// signals are taken by the signal thread with sigwait (the set returned),
+/// to be passed on; the command spawned with [`own_group`] gets a clean mask
+/// and, for these signals, the default dispositions: one ignored by whatever
+/// started the supervisor (`nohup` ignores SIGHUP) would stay ignored in the
+/// command through exec.
+fn take_signals() -> libc::sigset_t {
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    let set = signal_set();
+    for sig in HANDLED {
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    set
+}
+
+/// Sends the lines of the install's output to the loop (the last one even
+/// without its line ending).
+fn lines(mut from: impl Read + Send + 'static, tx: Sender<Event>) {
+    thread::spawn(move || {
+        let mut lines = Lines::default();
+        let mut buf = [0u8; 8192];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    for line in lines.push(&buf[..n]) {
+                        let _ = tx.send(Event::Line(line));
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        if let Some(line) = lines.finish() {
+            let _ = tx.send(Event::Line(line));
+        }
+        let _ = tx.send(Event::Drained);
+    });
+}
+
+/// Where `install-run` writes: its stdout and the log (when it could be
+/// opened), a line at a time.
+struct Output {
+    log: Option<File>,
+}
+
+impl Output {
+    fn line(&mut self, line: &str) {
+        let line = format!("{line}\n");
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        if let Some(log) = &mut self.log {
+            let _ = log.write_all(line.as_bytes());
+        }
+    }
+
+    fn say(&mut self, message: &str) {
+        self.line(&format!("mettaton-supervisor: {message}"));
+    }
+}
+
+fn install_run(args: &[String]) -> i32 {
+    let run = match InstallRun::from_args(args) {
+        Ok(r) => r,
+        Err(e) => {
+            say(&format!("install-run: {e}"));
+            return EXIT_USAGE;
+        }
+    };
+    let mut out = Output { log: None };
+    if run.done(std::fs::read_to_string(&run.marker).ok().as_deref()) {
+        out.say(&format!("install: already done ({})", run.token));
+        return 0;
+    }
+    let open_log = || {
+        if let Some(dir) = run.log.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        File::create(&run.log)
+    };
+    match open_log() {
+        Ok(log) => out.log = Some(log),
+        Err(e) => {
+            let why = format!("cannot write its log {}: {e}", run.log.display());
+            return failed(&run, &mut out, Failure::NotRun(why), &Tail::default());
+        }
+    }
+    let set = take_signals();
+    // One pipe for both: its lines come in the order they were written.
+    let spawned = std::io::pipe().and_then(|(output, input)| {
+        let mut command = Command::new(&run.command[0]);
+        command.args(&run.command[1..]).stdin(Stdio::null()).stdout(input.try_clone()?).stderr(input);
+        own_group(&mut command);
+        // The command (and its copy of the pipe's input) is dropped here: the
+        // output ends when the install's processes are all gone.
+        Ok((command.spawn()?, output))
+    });
+    let (child, output) = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let why = format!("cannot run {}: {e}", run.command[0]);
+            return failed(&run, &mut out, Failure::NotRun(why), &Tail::default());
+        }
+    };
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = mpsc::channel();
+    lines(output, tx.clone());
+    signals(set, tx.clone());
+    reap(pid, tx);
+
+    let mut tail = Tail::default();
+    let mut exited: Option<(i32, Instant)> = None;
+    let mut drained = false;
+    let status = loop {
+        let wait = match exited {
+            Some((_, at)) => (at + DRAIN).saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        match rx.recv_timeout(wait) {
+            Ok(Event::Line(line)) => {
+                out.line(&line);
+                tail.push(line);
+            }
+            Ok(Event::Signal(sig)) => unsafe {
+                libc::kill(-pid, sig);
+            },
+            Ok(Event::Exited(status)) => exited = Some((status, Instant::now())),
+            Ok(Event::Drained) => drained = true,
+            Err(_) => {}
+        }
+        if let Some((status, at)) = exited
+            && (drained || at.elapsed() >= DRAIN)
+        {
+            break status;
+        }
+    };
+    if libc::WIFSIGNALED(status) {
+        return failed(&run, &mut out, Failure::Killed(libc::WTERMSIG(status)), &tail);
+    }
+    match libc::WEXITSTATUS(status) {
+        0 => match write_marker(&run) {
+            Ok(()) => {
+                out.say("install: done");
+                0
+            }
+            Err(e) => {
+                let why = format!("it succeeded, but its marker {} cannot be written: {e}", run.marker.display());
+                failed(&run, &mut out, Failure::NotRun(why), &tail)
+            }
+        },
+        code => failed(&run, &mut out, Failure::Exited(code), &tail),
+    }
+}
+
+/// Writes the failure's message to the termination log and says it.
+fn failed(run: &InstallRun, out: &mut Output, failure: Failure, tail: &Tail) -> i32 {
+    let message = failure.message(tail);
+    if let Some(path) = &run.termination_log
+        && let Err(e) = std::fs::write(path, &message)
+    {
+        out.say(&format!("install: cannot write the termination log {}: {e}", path.display()));
+    }
+    out.say(message.trim_end());
+    failure.code()
+}
+
+/// The marker holds the token, written so that a reader sees the old content
+/// or the new one.
+fn write_marker(run: &InstallRun) -> std::io::Result<()> {
+    let name = run.marker.file_name().map_or("marker".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = run.marker.with_file_name(format!(".{name}.tmp"));
+    if let Some(dir) = run.marker.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&tmp, &run.token)?;
+    std::fs::rename(&tmp, &run.marker)
 }

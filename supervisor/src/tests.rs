@@ -109,6 +109,35 @@ fn the_command_line_gives_the_config_back() {
 }
 
 #[test]
+fn config_files_go_through_the_command_line_and_back() {
+    use files::{Edit, Parser, Replacement};
+    let mut config = Config::new("/s", args(&["g"]));
+    config.config_files = vec![
+        ConfigFile {
+            path: "/home/container/server.properties".into(),
+            parser: Parser::Properties,
+            edits: vec![
+                Edit { key: "server-port".into(), value: Some("25565".into()), replace: None },
+                Edit {
+                    key: "motd".into(),
+                    value: None,
+                    replace: Some(vec![Replacement { matches: "regex:^A.*".into(), value: "B".into() }]),
+                },
+            ],
+        },
+        ConfigFile { path: "/home/container/config.xml".into(), parser: Parser::Xml, edits: Vec::new() },
+    ];
+    let line = config.to_args();
+    let json = r#"[{"path":"/home/container/server.properties","parser":"properties","edits":[{"key":"server-port","value":"25565"},{"key":"motd","replace":[{"match":"regex:^A.*","value":"B"}]}]},{"path":"/home/container/config.xml","parser":"xml","edits":[]}]"#;
+    assert_eq!(line, args(&["--state-dir", "/s", "--config-files", json, "--grace", "30", "--", "g"]));
+    let back = Config::from_args(&line).unwrap();
+    assert_eq!(back.config_files, config.config_files);
+    assert_eq!(back.to_args(), line);
+    let e = Config::from_args(&args(&["--state-dir", "/s", "--config-files", "[{}]", "--", "g"])).unwrap_err();
+    assert!(e.starts_with("--config-files: missing field"), "{e}");
+}
+
+#[test]
 fn a_bad_command_line_names_the_option() {
     let e = |a: &[&str]| Config::from_args(&args(a)).unwrap_err();
     assert_eq!(e(&["--", "game"]), "--state-dir is required");
@@ -406,4 +435,8 @@ fn lines_are_cut_whatever_the_chunks() {
     let long = vec![b'a'; Lines::MAX + 10];
     assert!(l.push(&long).is_empty());
     assert_eq!(l.push(b"\n")[0].len(), Lines::MAX);
+    assert_eq!(l.finish(), None);
+    assert!(l.push(b"no line ending").is_empty());
+    assert_eq!(l.finish().as_deref(), Some("no line ending"));
+    assert_eq!(l.finish(), None);
 }
