@@ -12,6 +12,7 @@ use futures::StreamExt;
 use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
 use mettaton::orchestrator::swarm::SwarmOrchestrator;
 use mettaton::orchestrator::{Console, ConsoleSession};
+use mettaton::template::lookup;
 
 use crate::ServerRef;
 
@@ -54,10 +55,22 @@ pub struct ConsoleArgs {
 }
 
 /// A session on the console of the GameServer `target` names, read from the
-/// API server, where its controller runs it.
+/// API server, where its controller runs it. A server made from a template
+/// is planned as its controller plans it, the template read too (whether a
+/// supervisor runs the game, and so how to reach its console, can come from
+/// the template).
 async fn attach(target: &ServerRef, runtime: &Runtime) -> Result<ConsoleSession, String> {
     let server = target.read().await?;
-    let plan = mettaton::plan::plan(&server.gs);
+    let template = match lookup::wanted(&server.gs) {
+        Some(wanted) => lookup::get(&server.client, &wanted)
+            .await
+            .map_err(|e| format!("reading {} (spec.template): {e}", wanted.describe()))?,
+        None => None,
+    };
+    let name = server.gs.metadata.name.as_deref().unwrap_or_default();
+    let plan = lookup::plan(&server.gs, template.as_ref())
+        .map_err(|why| format!("GameServer {name} does not resolve ({}): {}", why.reason, why.message))?
+        .plan;
     let session = match runtime.backend {
         crate::Backend::Kubernetes => KubernetesOrchestrator::new(server.client).attach(&plan).await,
         crate::Backend::Swarm => {

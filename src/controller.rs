@@ -13,6 +13,7 @@
 //! 30 s ([`reading`]): new matched lines become Events, and the players go into
 //! the status when they changed.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,7 +32,10 @@ use serde_json::json;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::admin::Readiness;
-use crate::api::{self, GameServer, GameServerStatus, Phase, ReclaimPolicy};
+use crate::api::{
+    self, ClusterGameTemplate, GameServer, GameServerStatus, GameTemplate, GameTemplateSpec, Phase, ReclaimPolicy,
+    TemplateKind,
+};
 use crate::events::{Published, Recorder};
 use crate::metrics::Metrics;
 use crate::orchestrator::{BackendError, Observed, Orchestrator, Owner, Teardown};
@@ -39,6 +43,7 @@ use crate::plan::{self, ServerPlan};
 use crate::reading::{self, Cursor};
 use crate::status;
 use crate::supervisor::PlayersReport;
+use crate::template::lookup::{self, Planned, Unresolved, Wanted};
 
 /// Longest wait between two looks while a teardown waits for the runtime to
 /// finish removing things. The waits grow from 1 s: where the backend's
@@ -63,6 +68,11 @@ pub const STATUS_SETTLE: Duration = Duration::from_secs(5);
 /// once, which cost the controller most of its memory and the API server, on
 /// the same cores, CPU the children's rollouts needed.
 pub const CONCURRENCY: u16 = 64;
+
+/// How long a reconcile of a server made from a template waits for the
+/// template caches' first lists before it looks again later (without
+/// writing anything: a template not listed yet is not a template missing).
+const TEMPLATES_SYNC_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a read of a supervisor's report may take before it counts as
 /// failed. A supervisor answers in milliseconds; a reconcile waits for the
@@ -147,6 +157,57 @@ pub struct Context<O> {
     /// When this controller started, in unix milliseconds: the events of a
     /// report read for the first time are published from then on.
     started_ms: u64,
+    /// The game templates GameServers name, from the controller's watches;
+    /// `None` when it watches none (every templated server then waits).
+    templates: Option<Templates>,
+}
+
+/// The caches of the game templates: the GameTemplates of the namespace the
+/// controller watches (or of all), and every ClusterGameTemplate.
+#[derive(Clone)]
+struct Templates {
+    namespaced: reflector::Store<GameTemplate>,
+    cluster: reflector::Store<ClusterGameTemplate>,
+}
+
+impl Templates {
+    /// The spec of the template `wanted` names: `Ok(None)` when the caches
+    /// say it does not exist, `Err(())` while they have not had their first
+    /// full list (after [`TEMPLATES_SYNC_WAIT`]).
+    async fn get(&self, wanted: &Wanted) -> Result<Option<GameTemplateSpec>, ()> {
+        let synced = async {
+            match &wanted.namespace {
+                Some(_) => self.namespaced.wait_until_ready().await,
+                None => self.cluster.wait_until_ready().await,
+            }
+        };
+        match tokio::time::timeout(TEMPLATES_SYNC_WAIT, synced).await {
+            Ok(Ok(())) => {}
+            _ => return Err(()),
+        }
+        Ok(match &wanted.namespace {
+            Some(ns) => self.namespaced.get(&ObjectRef::new(&wanted.name).within(ns)).map(|t| t.spec.clone()),
+            None => self.cluster.get(&ObjectRef::new(&wanted.name)).map(|t| t.spec.0.clone()),
+        })
+    }
+}
+
+/// The GameServers in `servers` that name the template of `kind` called
+/// `name` (in `namespace`, for a GameTemplate): what a change of that
+/// template makes the controller reconcile.
+fn naming(
+    servers: &reflector::Store<GameServer>,
+    kind: TemplateKind,
+    namespace: Option<String>,
+    name: String,
+) -> Vec<ObjectRef<GameServer>> {
+    let template = Wanted { kind, namespace, name };
+    servers
+        .state()
+        .iter()
+        .filter(|gs| lookup::wanted(gs).as_ref() == Some(&template))
+        .map(|gs| ObjectRef::from_obj(&**gs))
+        .collect()
 }
 
 /// How long a teardown announced as done is remembered: far longer than a
@@ -221,6 +282,7 @@ impl<O: Orchestrator> Context<O> {
             deleted: Mutex::new(HashMap::new()),
             reading: Mutex::new(HashMap::new()),
             started_ms: reading::now_ms(),
+            templates: None,
         }
     }
 
@@ -301,6 +363,22 @@ pub async fn run_reporting<O: Orchestrator>(
     ctx.poll = triggers.poll;
     ctx.metrics = reporting.metrics.clone();
     ctx.status_settle = tuning.status_settle;
+    // The templates GameServers name, GameTemplates where the GameServers are
+    // watched and ClusterGameTemplates cluster-wide: read from these caches,
+    // and a change of one reconciles every server naming it.
+    let (namespaced, writer) = reflector::store();
+    let game_templates = watcher(api::<GameTemplate>(&client, &namespace), watcher::Config::default())
+        .default_backoff()
+        .modify(|t| t.metadata.managed_fields = None)
+        .reflect(writer)
+        .touched_objects();
+    let (cluster, writer) = reflector::store();
+    let cluster_templates = watcher(Api::<ClusterGameTemplate>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(|t| t.metadata.managed_fields = None)
+        .reflect(writer)
+        .touched_objects();
+    ctx.templates = Some(Templates { namespaced, cluster });
     let ctx = Arc::new(ctx);
     // The GameServers' cache keeps no field records: nothing here reads them,
     // and at a thousand servers they are megabytes.
@@ -319,6 +397,14 @@ pub async fn run_reporting<O: Orchestrator>(
     let changes = triggers.changes.map(|key| ObjectRef::<GameServer>::new(&key.name).within(&key.namespace));
     let controller = controller.reconcile_on(changes);
     let store = controller.store();
+    let servers = store.clone();
+    let controller = controller.watches_stream(game_templates, move |t: GameTemplate| {
+        naming(&servers, TemplateKind::GameTemplate, t.namespace(), t.name_any())
+    });
+    let servers = store.clone();
+    let controller = controller.watches_stream(cluster_templates, move |t: ClusterGameTemplate| {
+        naming(&servers, TemplateKind::ClusterGameTemplate, None, t.name_any())
+    });
     reporting.metrics.watch_gameservers(store.clone());
     let synced = async move {
         // Fails only when the controller stopped before its first list.
@@ -400,9 +486,41 @@ fn now() -> Time {
     Time(Timestamp::now())
 }
 
+/// What `gs` runs ([`lookup::plan`]), its template read from the caches:
+/// `None` while they have not listed the templates yet.
+async fn planned<O>(gs: &GameServer, ctx: &Context<O>) -> Option<Result<Planned, Unresolved>> {
+    let template = match (lookup::wanted(gs), &ctx.templates) {
+        (None, _) => None,
+        (Some(wanted), Some(templates)) => templates.get(&wanted).await.ok()?,
+        (Some(_), None) => return None,
+    };
+    Some(lookup::plan(gs, template.as_ref()))
+}
+
+/// `gs` with the spec that runs: for a server made from a template, its
+/// resolved spec (the stop, the ready lines, the startup timeout the
+/// template gives), which its status and Events are computed from.
+fn running<'a>(gs: &'a GameServer, planned: &Planned) -> Cow<'a, GameServer> {
+    if gs.spec.template.is_none() {
+        return Cow::Borrowed(gs);
+    }
+    Cow::Owned(GameServer { spec: planned.spec.clone(), ..gs.clone() })
+}
+
 /// The GameServer exists: make the runtime match it and report what runs.
+/// A server made from a template that does not resolve has nothing applied
+/// ([`unresolved`]).
 async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Action, Error> {
-    let plan = plan::plan(gs);
+    let planned = match planned(gs, ctx).await {
+        Some(Ok(planned)) => planned,
+        Some(Err(why)) => return unresolved(gs, why, ctx).await,
+        None => {
+            warn!(gameserver = %gs.name_any(), namespace = ?gs.namespace(), retry_in = ?TEMPLATES_SYNC_WAIT, "the game template caches have not listed the templates yet (may the controller list gametemplates and clustergametemplates?)");
+            return Ok(Action::requeue(TEMPLATES_SYNC_WAIT));
+        }
+    };
+    let gs = &*running(gs, &planned);
+    let plan = planned.plan;
     if let Err(e) = ctx.orchestrator.apply(&Owner::of(gs), &plan).await {
         ctx.publish(gs, EventType::Warning, "ApplyFailed", "Apply", e.to_string()).await;
         // The status says so too: `kubectl get` shows a server that cannot
@@ -440,7 +558,7 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
         ctx.reading.lock().unwrap().entry(key.clone()).or_default().of(gs.uid()).players = status.players.clone();
     }
     ctx.metrics.set_players(&plan.namespace, &plan.name, status.players.as_ref().map(|p| p.count));
-    let mut wait = status::needs_requeue(&status, gs, &now).map_or(RESYNC, |d| d.min(RESYNC));
+    let mut wait = status::needs_requeue_for(&status, &gs.spec, &now).map_or(RESYNC, |d| d.min(RESYNC));
     if let Some(read_wait) = read_wait {
         wait = wait.min(read_wait);
     }
@@ -457,6 +575,27 @@ async fn apply<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Act
         }
     }
     let wait = ctx.poll.map_or(wait, |poll| wait.min(poll));
+    Ok(Action::requeue(wait))
+}
+
+/// A server made from a template that does not resolve (`why`): nothing is
+/// applied, whatever runs is left running, and the status says why
+/// ([`status::unresolved`]), with a Warning Event of the same reason the
+/// first time it says it. The template's watch and the server's own bring
+/// the next reconcile: no requeue but the resync.
+async fn unresolved<O: Orchestrator>(gs: &GameServer, why: Unresolved, ctx: &Context<O>) -> Result<Action, Error> {
+    ctx.settling.lock().unwrap().remove(&ObjectRef::from_obj(gs));
+    let said = gs
+        .status
+        .as_ref()
+        .and_then(|s| status::condition(&s.conditions, api::conditions::DEGRADED))
+        .is_some_and(|c| c.status == "True" && c.reason == why.reason && c.message == why.message);
+    let status = status::unresolved(gs, why.reason, &why.message, &now());
+    report(gs, &status, ctx).await?;
+    if !said {
+        ctx.publish(gs, EventType::Warning, why.reason, "Resolve", why.message).await;
+    }
+    let wait = ctx.poll.map_or(RESYNC, |poll| RESYNC.min(poll));
     Ok(Action::requeue(wait))
 }
 
@@ -515,10 +654,20 @@ fn settle_until(
 
 /// The GameServer is being deleted: tear the runtime down, honouring the
 /// reclaim policy, and keep the finalizer until that is done.
+///
+/// The runtime objects are named after the GameServer, and its volume is its
+/// own (`spec.storage`): a server made from a template is torn down the same
+/// way when its template is gone. When the template still resolves, its
+/// resolved spec is the one the Events speak of (the stop the template gives).
 async fn cleanup<O: Orchestrator>(gs: &GameServer, ctx: &Context<O>) -> Result<Action, Error> {
     let key = ObjectRef::from_obj(gs);
     ctx.settling.lock().unwrap().remove(&key);
     let plan = plan::plan(gs);
+    let resolved = match planned(gs, ctx).await {
+        Some(Ok(planned)) => Some(planned),
+        _ => None,
+    };
+    let gs = &*resolved.as_ref().map_or(Cow::Borrowed(gs), |p| running(gs, p));
     // Read from the object as it is now: a policy changed during deletion
     // counts, and anything but an explicit Delete keeps the data.
     let reclaim = gs.spec.storage.as_ref().map_or(ReclaimPolicy::Retain, |s| s.reclaim_policy);

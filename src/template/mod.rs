@@ -4,11 +4,13 @@
 //! ([`rules`]), an egg made a `GameTemplate` spec ([`import`]; the resources
 //! are in [`crate::api`]), what mettaton checks of a template when it
 //! reads one ([`check`]), and a GameServer made from a template resolved into
-//! the server that runs ([`resolve`]).
+//! the server that runs ([`resolve`]), and the plan of a GameServer with
+//! or without one ([`lookup`]).
 
 pub mod check;
 pub mod egg;
 pub mod import;
+pub mod lookup;
 pub mod resolve;
 pub mod rules;
 

@@ -56,20 +56,28 @@ fn game_permissions() -> BTreeSet<Permission> {
     p.extend(permissions("", &["services", "persistentvolumeclaims", "configmaps"], CHILD_VERBS));
     p.extend(permissions("", &["pods"], &["list", "watch"]));
     p.extend(permissions("", &["pods/proxy"], &["get"]));
+    p.extend(permissions("mettaton.dev", &["gametemplates"], &["list", "watch"]));
     p.extend(permissions("events.k8s.io", &["events"], &["create", "patch"]));
     p
 }
 
-/// With the swarm backend the cluster holds only GameServers and Events.
+/// With the swarm backend the cluster holds only GameServers, the templates
+/// they name, and Events.
 fn swarm_game_permissions() -> BTreeSet<Permission> {
     let mut p = permissions("mettaton.dev", &["gameservers"], &["list", "watch", "patch"]);
     p.extend(permissions("mettaton.dev", &["gameservers/status"], &["patch"]));
+    p.extend(permissions("mettaton.dev", &["gametemplates"], &["list", "watch"]));
     p.extend(permissions("events.k8s.io", &["events"], &["create", "patch"]));
     p
 }
 
 fn node_permissions() -> BTreeSet<Permission> {
     permissions("", &["nodes"], &["get"])
+}
+
+/// ClusterGameTemplates, cluster-scoped: the controller's cache of them.
+fn cluster_template_permissions() -> BTreeSet<Permission> {
+    permissions("mettaton.dev", &["clustergametemplates"], &["list", "watch"])
 }
 
 fn lease_permissions(lease: &str) -> BTreeSet<Permission> {
@@ -265,6 +273,7 @@ fn cluster_wide_rendering_grants_exactly_what_the_controller_uses_on_every_names
     let cluster_roles = of_kind(&docs, "ClusterRole");
     assert_eq!(cluster_roles.len(), 1, "one ClusterRole");
     let mut want = game_permissions();
+    want.extend(cluster_template_permissions());
     want.extend(node_permissions());
     assert_eq!(granted(cluster_roles[0]), want);
     let binding = the(&docs, "ClusterRoleBinding");
@@ -299,10 +308,19 @@ fn namespaced_rendering_confines_game_resources_to_the_watched_namespace() {
         "the Role in games is bound"
     );
 
-    // Nodes are cluster-scoped: the only ClusterRole reads them and nothing else.
+    // Nodes and ClusterGameTemplates are cluster-scoped: the ClusterRoles
+    // read them and nothing else, each bound.
     let cluster_roles = of_kind(&docs, "ClusterRole");
-    assert_eq!(cluster_roles.len(), 1);
-    assert_eq!(granted(cluster_roles[0]), node_permissions());
+    let grants: BTreeSet<BTreeSet<Permission>> = cluster_roles.iter().map(|r| granted(r)).collect();
+    assert_eq!(grants, BTreeSet::from([node_permissions(), cluster_template_permissions()]));
+    let cluster_bindings = of_kind(&docs, "ClusterRoleBinding");
+    for role in &cluster_roles {
+        assert!(
+            cluster_bindings.iter().any(|b| str_at(b, &["roleRef", "name"]) == Some(name(role))),
+            "{} is bound",
+            name(role)
+        );
+    }
 
     let lease_roles: Vec<_> = roles.iter().filter(|r| namespace(r) == Some(RELEASE_NS)).collect();
     assert_eq!(lease_roles.len(), 1);
@@ -458,7 +476,9 @@ fn swarm_rendering_mounts_the_tls_secret_read_only_and_grants_no_children() {
     ]);
     assert_least_privilege_and_labels(&docs);
     let cluster_role = the(&docs, "ClusterRole");
-    assert_eq!(granted(cluster_role), swarm_game_permissions(), "no Deployments, pods or nodes for a swarm");
+    let mut want = swarm_game_permissions();
+    want.extend(cluster_template_permissions());
+    assert_eq!(granted(cluster_role), want, "no Deployments, pods or nodes for a swarm");
     assert!(deployment_args(&docs).contains(&"--backend=swarm".to_string()));
 
     let pod = at(the(&docs, "Deployment"), &["spec", "template", "spec"]).unwrap();
@@ -698,6 +718,8 @@ async fn the_charts_service_account_is_enough_for_the_controller_and_no_more() {
         vec!["create", "deployments.apps", "-n", other],
         vec!["list", "gameservers.mettaton.dev", "-n", other],
         vec!["list", "gameservers.mettaton.dev", "--all-namespaces"],
+        vec!["list", "gametemplates.mettaton.dev", "-n", other],
+        vec!["create", "clustergametemplates.mettaton.dev"],
         vec!["list", "pods", "-n", &system.name],
         vec!["create", "pods", "-n", &games.name],
         vec!["create", "pods", "--subresource=exec", "-n", &games.name],
@@ -728,6 +750,8 @@ async fn the_charts_service_account_is_enough_for_the_controller_and_no_more() {
         vec!["patch", "configmaps", "-n", &games.name],
         vec!["watch", "pods", "-n", &games.name],
         vec!["get", "pods", "--subresource=proxy", "-n", &games.name],
+        vec!["watch", "gametemplates.mettaton.dev", "-n", &games.name],
+        vec!["list", "clustergametemplates.mettaton.dev"],
         vec!["get", "nodes"],
         vec!["create", "events.events.k8s.io", "-n", &games.name],
         vec!["create", "leases.coordination.k8s.io", "-n", &system.name],

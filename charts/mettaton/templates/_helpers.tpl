@@ -111,8 +111,11 @@ nothing more (see src/controller.rs and src/orchestrator/kubernetes/mod.rs):
   output events), read through the API server's pod proxy: game pods have no
   credentials, and the controller may not reach pod addresses. Only `get`: no
   other verb reaches the pods' ports.
+- gametemplates: list and watch them (the controller's cache of the templates
+  GameServers name in spec.template; a change reconciles the servers naming it).
 - events.k8s.io events: create, and patch to count a repeated event.
-The swarm backend keeps no children in the cluster: only GameServers and Events.
+The swarm backend keeps no children in the cluster: only GameServers, the
+templates they name, and Events.
 */}}
 {{- define "mettaton.namespacedRules" -}}
 - apiGroups: ["mettaton.dev"]
@@ -138,6 +141,9 @@ The swarm backend keeps no children in the cluster: only GameServers and Events.
   resources: ["pods/proxy"]
   verbs: ["get"]
 {{- end }}
+- apiGroups: ["mettaton.dev"]
+  resources: ["gametemplates"]
+  verbs: ["list", "watch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
@@ -151,4 +157,15 @@ on, by name, for the address players connect to.
 - apiGroups: [""]
   resources: ["nodes"]
   verbs: ["get"]
+{{- end }}
+
+{{/*
+ClusterGameTemplates are cluster-scoped: the controller lists and watches them
+(its cache of the templates GameServers name with kind ClusterGameTemplate),
+with either backend and even when it watches one namespace.
+*/}}
+{{- define "mettaton.clusterTemplateRules" -}}
+- apiGroups: ["mettaton.dev"]
+  resources: ["clustergametemplates"]
+  verbs: ["list", "watch"]
 {{- end }}
