@@ -77,6 +77,13 @@ enum SwarmCommand {
     Apply {
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
+        /// A file of game templates (GameTemplate, ClusterGameTemplate, as
+        /// `mettaton template import` prints them; YAML or JSON, several
+        /// documents allowed) that the manifests' `spec.template` may name.
+        /// May be given several times. A server keeps the template it was
+        /// applied with (in the state file).
+        #[arg(long = "template", short = 't')]
+        templates: Vec<PathBuf>,
     },
     /// List the servers, or show one.
     Get { name: Option<String> },
@@ -142,6 +149,13 @@ async fn run_on<B: Standalone<Target = Daemon> + Console>(args: SwarmArgs) -> Re
     let secrets = args.secrets.clone().unwrap_or_else(default_secrets_dir);
     let mut facade =
         Mettaton::<B>::on(daemon, state).with_secrets_dir(secrets).with_supervisor_image(args.supervisor_image.clone());
+    if let SwarmCommand::Apply { templates, .. } = &args.command {
+        for file in templates {
+            for template in read_templates(file)? {
+                facade.add_template(template);
+            }
+        }
+    }
     let events = facade.events();
     let recovery = facade.connect().await.map_err(|e| e.to_string())?;
     let runtime = match args.backend {
@@ -156,7 +170,7 @@ async fn run_on<B: Standalone<Target = Daemon> + Console>(args: SwarmArgs) -> Re
     }
     let id = |name: &str| format!("{}/{name}", args.namespace);
     let result = match args.command {
-        SwarmCommand::Apply { file } => apply(&facade, &file, &args.namespace, args.output).await,
+        SwarmCommand::Apply { file, .. } => apply(&facade, &file, &args.namespace, args.output).await,
         SwarmCommand::Get { name: None } => {
             let infos = facade.list().await.map_err(|e| e.to_string())?;
             let infos: Vec<_> = infos.into_iter().filter(|i| i.namespace == args.namespace).collect();
@@ -269,6 +283,18 @@ fn manifests(file: &PathBuf, namespace: &str) -> Result<Vec<GameServer>, String>
     })
 }
 
+/// Every game template of a file (YAML or JSON, several documents allowed),
+/// strictly: unknown fields are refused by name.
+fn read_templates(file: &PathBuf) -> Result<Vec<mettaton::facade::Template>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+    mettaton::facade::templates_from_str(&text).map_err(|e| match e {
+        mettaton::facade::Error::Invalid(problems) => {
+            format!("{}: invalid game template:\n  {}", file.display(), problems.join("\n  "))
+        }
+        other => format!("{}: {other}", file.display()),
+    })
+}
+
 /// `ADDRESS (name=port/PROTO, ...)`.
 fn at(handle: &ServerHandle) -> String {
     let ports: Vec<String> =
@@ -325,6 +351,7 @@ fn info_json(info: &ServerInfo) -> serde_json::Value {
         "name": info.name,
         "namespace": info.namespace,
         "image": info.image,
+        "template": info.template,
         "phase": info.phase.as_str(),
         "players": info.players,
         "running": info.running,
@@ -358,7 +385,9 @@ fn print_infos(infos: &[ServerInfo], output: Output) -> Result<(), String> {
 /// The servers as an aligned table, like `kubectl get`.
 pub fn table(infos: &[ServerInfo]) -> String {
     let mut rows = vec![
-        ["NAME", "PHASE", "PLAYERS", "HEALTHY", "ADDRESS", "PORTS", "RESTARTS", "IMAGE"].map(String::from).to_vec(),
+        ["NAME", "PHASE", "PLAYERS", "HEALTHY", "ADDRESS", "PORTS", "RESTARTS", "IMAGE", "TEMPLATE"]
+            .map(String::from)
+            .to_vec(),
     ];
     for i in infos {
         let ports: Vec<String> = i.ports.iter().map(|p| format!("{}/{}", p.port, p.protocol.as_str())).collect();
@@ -371,6 +400,7 @@ pub fn table(infos: &[ServerInfo]) -> String {
             if ports.is_empty() { "<none>".into() } else { ports.join(",") },
             i.restarts.to_string(),
             i.image.clone(),
+            i.template.clone().unwrap_or_else(|| "<none>".into()),
         ]);
     }
     let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
@@ -389,6 +419,7 @@ fn describe(i: &ServerInfo) -> String {
     line("Name", i.name.clone());
     line("Namespace", i.namespace.clone());
     line("Image", i.image.clone());
+    line("Template", i.template.clone().unwrap_or_else(|| "<none>".into()));
     line("Phase", i.phase.as_str().to_string());
     if let Some(p) = &i.players {
         let names = if p.names.is_empty() { String::new() } else { format!(" ({})", p.names.join(", ")) };

@@ -14,10 +14,12 @@ pub mod parse;
 mod phase;
 mod reports;
 pub mod state;
+pub mod templates;
 pub mod validate;
 mod watcher;
 
-pub use parse::{manifest_from_value, manifests_from_str};
+pub use parse::{manifest_from_value, manifests_from_str, templates_from_str};
+pub use state::Template;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +35,7 @@ use tokio::task::JoinHandle;
 use crate::api::{GameServer, GameServerSpec, OutputEventType, Phase, PlayersStatus, PublishedPort, ReclaimPolicy};
 use crate::orchestrator::swarm::{Daemon, SwarmOrchestrator};
 use crate::orchestrator::{BackendError, Console, ConsoleSession, Observed, Orchestrator, Owner, Standalone, Teardown};
-use crate::plan::{ServerPlan, plan_spec};
+use crate::plan::{ANNOTATION_REINSTALL, ServerPlan, plan_spec};
 use crate::supervisor::PlayersReport;
 use state::{Recovery, SavedServer, State, server_id};
 
@@ -56,6 +58,17 @@ pub enum Error {
     /// The Docker daemon could not be reached.
     #[error("{0}")]
     DaemonUnreachable(String),
+    /// `spec.template` names a template the facade was not given
+    /// (`ClusterGameTemplate/paper`).
+    #[error(
+        "spec.template: {0} is not known here: give it with Mettaton::with_template (`mettaton swarm apply \
+         --template FILE`)"
+    )]
+    TemplateNotFound(String),
+    /// The server does not resolve with its template: every problem, each
+    /// naming its variable and rule, or its field.
+    #[error("the GameServer does not resolve with template {template}: {}", problems.join("; "))]
+    Unresolved { template: String, problems: Vec<String> },
     /// The daemon answers but cannot run servers (for Docker Swarm: it is
     /// not a swarm manager); says what to do.
     #[error("{0}")]
@@ -122,7 +135,11 @@ pub struct ServerInfo {
     pub id: String,
     pub name: String,
     pub namespace: String,
+    /// The image that runs (the template's, for a server made from one that
+    /// sets none).
     pub image: String,
+    /// The template the server is made from (`ClusterGameTemplate/paper`).
+    pub template: Option<String>,
     /// The phase of the one model the controller reports too
     /// (`status::compute_for`, over what this facade computed last); `Failed`
     /// when the server is gone from the backend.
@@ -199,6 +216,7 @@ pub struct Mettaton<B: Standalone = SwarmOrchestrator> {
     secrets_dir: Option<PathBuf>,
     supervisor_image: Option<String>,
     report_interval: Duration,
+    templates: templates::Templates,
     events: broadcast::Sender<ServerEvent>,
     connection: Option<Connection<B>>,
 }
@@ -253,7 +271,8 @@ impl Shared {
         observed: &Observed,
         read: Option<&PlayersReport>,
     ) -> crate::api::GameServerStatus {
-        self.statuses.lock().unwrap().observe(&saved.id(), &saved.spec, observed, read, &Time(Timestamp::now()))
+        let spec = templates::running_spec(saved);
+        self.statuses.lock().unwrap().observe(&saved.id(), &spec, observed, read, &Time(Timestamp::now()))
     }
 
     /// A look at server `saved`: what the backend shows, its supervisor's
@@ -332,6 +351,7 @@ impl<B: Standalone> Mettaton<B> {
             secrets_dir: None,
             supervisor_image: None,
             report_interval: crate::reading::INTERVAL,
+            templates: templates::Templates::new(),
             events: broadcast::channel(1024).0,
             connection: None,
         }
@@ -367,6 +387,34 @@ impl<B: Standalone> Mettaton<B> {
     pub fn with_report_interval(mut self, interval: Duration) -> Self {
         self.report_interval = interval;
         self
+    }
+
+    /// The facade with a game template that manifests may name in
+    /// `spec.template` (by its kind and name; a `GameTemplate` serves every
+    /// namespace here). A template given again under the same kind and name
+    /// replaces the one before; a server keeps the template it was last
+    /// applied with (in the state file) until it is applied again.
+    pub fn with_template(mut self, template: Template) -> Self {
+        self.add_template(template);
+        self
+    }
+
+    /// [`Mettaton::with_template`] on a facade already made (connected or
+    /// not).
+    pub fn add_template(&mut self, template: Template) {
+        self.templates.insert(templates::template_name(template.kind, &template.name), template);
+    }
+
+    /// The templates given, by kind and name.
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        self.templates.values()
+    }
+
+    /// The plan of `saved` with its `secretKeyRef` variables given their
+    /// values, resolved with its template when it has one.
+    fn plan_for(&self, saved: &SavedServer) -> Result<ServerPlan, Error> {
+        let spec = self.resolved(&saved.namespace, &saved.spec)?;
+        templates::plan_saved(&SavedServer { spec, ..saved.clone() })
     }
 
     /// The spec with its `secretKeyRef` variables given their values.
@@ -510,8 +558,10 @@ impl<B: Standalone> Mettaton<B> {
             namespace: namespace.clone(),
             spec: manifest.spec.clone(),
             spawned_at: Timestamp::now().to_string(),
+            template: templates::template_for(&manifest.spec, &self.templates)?,
+            reinstall: reinstall_of(manifest),
         };
-        let plan = plan_spec(&name, &namespace, &self.resolved(&namespace, &manifest.spec)?);
+        let plan = self.plan_for(&saved)?;
         let owner = owner(&saved);
         // Cleanup after a failure removes only what this call created: a
         // volume that was there before (the world an earlier server of this
@@ -563,8 +613,14 @@ impl<B: Standalone> Mettaton<B> {
         let Ok(old) = self.saved(c, &id) else {
             return Ok(Applied::Created(self.spawn(manifest).await?));
         };
-        let changes = diff_specs(&old.spec, &manifest.spec);
-        let plan = plan_spec(&name, &namespace, &self.resolved(&namespace, &manifest.spec)?);
+        let saved = SavedServer {
+            spec: manifest.spec.clone(),
+            template: templates::template_for(&manifest.spec, &self.templates)?,
+            reinstall: reinstall_of(manifest),
+            ..old.clone()
+        };
+        let changes = diff_saved(&old, &saved);
+        let plan = self.plan_for(&saved)?;
         if changes.is_empty() {
             // Still applied: a service changed by hand is put back, with no
             // write when it matches.
@@ -575,7 +631,6 @@ impl<B: Standalone> Mettaton<B> {
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
         }
-        let saved = SavedServer { spec: manifest.spec.clone(), ..old.clone() };
         // The update replaces the container: its exit is no death.
         let mark = |until: Instant| c.shared.restarting.lock().unwrap().insert(id.clone(), until);
         mark(Instant::now() + SHUTDOWN_TIMEOUT + startup_timeout(&plan));
@@ -714,14 +769,44 @@ fn owner(saved: &SavedServer) -> Owner {
     Owner { name: saved.name.clone(), namespace: saved.namespace.clone(), uid: None }
 }
 
+/// The plan of a saved server (resolved with its template when it has one;
+/// a server the facade accepted resolves, and one that no longer does, which
+/// a newer mettaton's stricter rules could make of it, is planned from its
+/// spec alone, and logged).
 fn plan_of(saved: &SavedServer) -> ServerPlan {
-    plan_spec(&saved.name, &saved.namespace, &saved.spec)
+    templates::plan_saved(saved).unwrap_or_else(|e| {
+        tracing::warn!(server = saved.id(), error = %e, "the saved server no longer resolves with its template");
+        plan_spec(&saved.name, &saved.namespace, &saved.spec)
+    })
+}
+
+/// The manifest's `mettaton.dev/reinstall` annotation, when it has one.
+fn reinstall_of(manifest: &GameServer) -> Option<String> {
+    manifest.metadata.annotations.as_ref()?.get(ANNOTATION_REINSTALL).filter(|v| !v.is_empty()).cloned()
+}
+
+/// What differs between two saved versions of a server: its spec
+/// (`spec.…`), the template it was applied with (`template.…`, the
+/// template's own fields), the reinstall asked for.
+fn diff_saved(old: &SavedServer, new: &SavedServer) -> Vec<Change> {
+    let mut changes = diff_specs(&old.spec, &new.spec);
+    let template = |t: &Option<state::Template>| t.as_ref().map(|t| serde_json::to_value(t).unwrap_or_default());
+    diff_values("template", template(&old.template).as_ref(), template(&new.template).as_ref(), &mut changes);
+    if old.reinstall != new.reinstall {
+        changes.push(Change {
+            field: format!("metadata.annotations.{ANNOTATION_REINSTALL}"),
+            from: old.reinstall.clone().map(Into::into),
+            to: new.reinstall.clone().map(Into::into),
+        });
+    }
+    changes
 }
 
 /// A server's info, its players read when due.
 async fn describe<B: Standalone>(c: &Connection<B>, saved: &SavedServer) -> Result<ServerInfo, Error> {
     let (plan, observed, status) = c.shared.look(&*c.backend, saved, saved.spec.players.is_some()).await?;
     let mut info = info_of(saved, &observed, &status);
+    info.image = plan.container.image.clone();
     info.last_failure = c.shared.last_failure.lock().unwrap().get(&saved.id()).cloned();
     info.warnings = c.backend.limitations(&plan);
     Ok(info)
@@ -785,6 +870,7 @@ fn info_of(saved: &SavedServer, observed: &Observed, status: &crate::api::GameSe
         name: saved.name.clone(),
         namespace: saved.namespace.clone(),
         image: saved.spec.image.clone(),
+        template: saved.spec.template.as_ref().map(|t| templates::template_name(t.kind, &t.name)),
         phase,
         running,
         healthy,

@@ -9,7 +9,8 @@
 use serde::Deserialize;
 
 use super::Error;
-use crate::api::GameServer;
+use super::state::Template;
+use crate::api::{GameServer, GameTemplateSpec, TemplateKind};
 
 /// The one version of the resource.
 const GROUP_VERSION: &str = "mettaton.dev/v1alpha1";
@@ -81,6 +82,74 @@ pub fn manifests_from_str(text: &str, namespace: &str) -> Result<Vec<GameServer>
     Ok(servers)
 }
 
+/// Every game template of a YAML (or JSON) text, several documents
+/// allowed: `GameTemplate`s and `ClusterGameTemplate`s (as `mettaton
+/// template import` prints them), named by `metadata.name`, strictly (a
+/// field the template has not is refused by its path, as for GameServers).
+/// Each problem names its document when there are several.
+pub fn templates_from_str(text: &str) -> Result<Vec<Template>, Error> {
+    let mut templates = Vec::new();
+    let mut problems = Vec::new();
+    let documents: Vec<_> = serde_yaml::Deserializer::from_str(text).collect();
+    let several = documents.len() > 1;
+    for (i, doc) in documents.into_iter().enumerate() {
+        let at = |p: String| if several { format!("document {}: {p}", i + 1) } else { p };
+        let mut value = match serde_json::Value::deserialize(doc) {
+            Ok(serde_json::Value::Null) => continue,
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(at(e.to_string()));
+                continue;
+            }
+        };
+        match template_from_value(&mut value) {
+            Ok(t) => templates.push(t),
+            Err(found) => problems.extend(found.into_iter().map(at)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Invalid(problems));
+    }
+    if templates.is_empty() {
+        return Err(Error::Invalid(vec!["no GameTemplate or ClusterGameTemplate in it".to_string()]));
+    }
+    Ok(templates)
+}
+
+fn template_from_value(value: &mut serde_json::Value) -> Result<Template, Vec<String>> {
+    let Some(object) = value.as_object_mut() else {
+        return Err(vec!["a template is an object with kind, metadata and spec".to_string()]);
+    };
+    let api_version = object.remove("apiVersion");
+    if api_version.as_ref().is_some_and(|v| v != GROUP_VERSION) {
+        return Err(vec![format!(
+            "apiVersion: Unsupported value {}: supported values: \"{GROUP_VERSION}\"",
+            api_version.unwrap_or_default()
+        )]);
+    }
+    let kind = match object.remove("kind").as_ref().and_then(|k| k.as_str()) {
+        Some("GameTemplate") => TemplateKind::GameTemplate,
+        Some("ClusterGameTemplate") => TemplateKind::ClusterGameTemplate,
+        other => return Err(vec![format!("kind: {other:?} is not GameTemplate or ClusterGameTemplate")]),
+    };
+    let name = object.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).unwrap_or_default();
+    if !super::validate::valid_server_name(name) {
+        return Err(vec![format!(
+            "metadata.name: Invalid value {name:?}: lowercase letters, digits and dashes, at most 63 characters"
+        )]);
+    }
+    let name = name.to_string();
+    let spec = object.remove("spec").unwrap_or_default();
+    let mut unknown = Vec::new();
+    let parsed: Result<GameTemplateSpec, _> =
+        serde_ignored::deserialize(spec, |path| unknown.push(format!("spec.{}", field_path(&path))));
+    let spec = parsed.map_err(|e| vec![format!("spec: {e}")])?;
+    if !unknown.is_empty() {
+        return Err(unknown.iter().map(|f| format!("{f}: unknown field {f:?}")).collect());
+    }
+    Ok(Template { kind, name, spec })
+}
+
 /// `spec.ports[0].nmae`, as Kubernetes writes field paths.
 fn field_path(path: &serde_ignored::Path) -> String {
     use serde_ignored::Path;
@@ -129,6 +198,34 @@ mod tests {
         }
         let meta = problems(&GOOD.replace("{ name: a }", "{ name: a, lables: { x: y } }"));
         assert_eq!(meta, vec!["metadata.lables: unknown field \"metadata.lables\""]);
+    }
+
+    const TEMPLATE: &str = "apiVersion: mettaton.dev/v1alpha1\nkind: ClusterGameTemplate\nmetadata: { name: arena }\n\
+                            spec:\n  game: arena\n  images: [{ name: default, image: game:1 }]\n  \
+                            startup: [{ name: default, command: /testgame }]\n";
+
+    #[test]
+    fn templates_of_both_kinds_read_and_unknown_fields_are_refused_by_path() {
+        let text = format!("{TEMPLATE}---\n{}", TEMPLATE.replace("ClusterGameTemplate", "GameTemplate"));
+        let read = templates_from_str(&text).unwrap();
+        let kinds: Vec<_> = read.iter().map(|t| (t.kind, t.name.as_str(), t.spec.game.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [(TemplateKind::ClusterGameTemplate, "arena", "arena"), (TemplateKind::GameTemplate, "arena", "arena")]
+        );
+        let problems = |text: &str| match templates_from_str(text) {
+            Err(Error::Invalid(p)) => p,
+            other => panic!("expected Invalid, got {other:?}"),
+        };
+        let found = problems(&format!("{TEMPLATE}  stopp: stop\n"));
+        assert_eq!(found, ["spec.stopp: unknown field \"spec.stopp\""]);
+        assert!(
+            problems(GOOD)[0].starts_with("kind: Some(\"GameServer\") is not GameTemplate"),
+            "{:?}",
+            problems(GOOD)
+        );
+        assert!(problems(&TEMPLATE.replace("name: arena", "name: Arena"))[0].starts_with("metadata.name"));
+        assert_eq!(problems(""), ["no GameTemplate or ClusterGameTemplate in it"]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::GameServerSpec;
+use crate::api::{GameServerSpec, GameTemplateSpec, TemplateKind};
 
 /// Version of the file format, written into the file.
 const FORMAT: u32 = 1;
@@ -34,6 +34,26 @@ pub struct SavedServer {
     pub spec: GameServerSpec,
     /// When it was spawned, RFC 3339.
     pub spawned_at: String,
+    /// The template the server is made from (`spec.template`), as it was
+    /// given when the server was last applied: what plans it again after a
+    /// restart of the process, with no template given then. Absent for a
+    /// server without one (and in the files written before templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Template>,
+    /// The manifest's `mettaton.dev/reinstall` annotation when it had one:
+    /// the token of the template's install script
+    /// ([`crate::plan::install_token`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reinstall: Option<String>,
+}
+
+/// A game template as the facade keeps it for a server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Template {
+    pub kind: TemplateKind,
+    pub name: String,
+    pub spec: GameTemplateSpec,
 }
 
 impl SavedServer {
@@ -145,6 +165,8 @@ mod tests {
             }))
             .unwrap(),
             spawned_at: "2026-11-23T10:00:00Z".into(),
+            template: None,
+            reinstall: None,
         }
     }
 
@@ -211,6 +233,40 @@ mod tests {
         let path = d.join("state.json");
         std::fs::write(&path, br#"{"format": 99, "servers": {}}"#).unwrap();
         assert!(matches!(load(&path), Err(StateError::TooNew { found: 99, .. })));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    /// A file written before templates (no `template`, no `reinstall`)
+    /// still loads; a server with a template keeps it through a save.
+    #[test]
+    fn a_file_without_templates_loads_and_a_template_is_kept() {
+        let d = dir();
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("state.json");
+        let old = r#"{"format": 1, "servers": {"default/a": {"name": "a", "namespace": "default",
+            "spec": {"image": "game:1", "ports": [{"name": "game", "containerPort": 7777}]},
+            "spawnedAt": "2026-11-23T10:00:00Z"}}}"#;
+        std::fs::write(&path, old).unwrap();
+        let mut state = load(&path).unwrap();
+        assert_eq!(state.servers["default/a"], saved("a"));
+        let template: GameTemplateSpec = serde_json::from_value(serde_json::json!({
+            "game": "arena",
+            "images": [{ "name": "default", "image": "game:1" }],
+            "startup": [{ "name": "default", "command": "/testgame --tcp {{PORT}}" }],
+            "variables": [{ "env": "PORT", "default": "7777", "rules": "required|integer" }]
+        }))
+        .unwrap();
+        let mut templated = saved("b");
+        templated.template =
+            Some(Template { kind: TemplateKind::ClusterGameTemplate, name: "arena".into(), spec: template });
+        templated.reinstall = Some("2026-12-04T05:00:00Z".into());
+        state.servers.insert("default/b".into(), templated.clone());
+        save(&path, &state).unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.servers["default/b"], templated);
+        assert_eq!(loaded.servers["default/a"], saved("a"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("\"template\"").count(), 1, "absent where there is none: {text}");
         std::fs::remove_dir_all(d).unwrap();
     }
 

@@ -162,6 +162,11 @@ pub fn container_request(
     if let Some(token) = &plan.restart_token {
         labels.insert(ANNOTATION_RESTARTED_AT.to_string(), token.clone());
     }
+    // The install that runs before the game: another one is another
+    // container (and runs first).
+    if let Some(run) = install_run(plan, owner_uid, supervisor_image)? {
+        labels.insert(engine::LABEL_INSTALL.to_string(), run.hash);
+    }
 
     let mut exposed = Vec::new();
     let mut bindings: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
@@ -206,6 +211,7 @@ pub fn container_request(
         open_stdin: Some(true),
         stop_signal: supervised.as_ref().map(|_| engine::SUPERVISED_STOP_SIGNAL.to_string()),
         stop_timeout: Some(plan.grace_period_seconds.max(0)),
+        working_dir: container.working_dir.clone(),
         labels: Some(labels.into_iter().collect()),
         host_config: Some(host_config),
         ..Default::default()
@@ -238,6 +244,7 @@ pub fn body_like(c: &ContainerInspectResponse) -> ContainerCreateBody {
         open_stdin: config.open_stdin,
         stop_signal: config.stop_signal,
         stop_timeout: config.stop_timeout,
+        working_dir: config.working_dir.filter(|d| !d.is_empty()),
         labels: config.labels,
         host_config: Some(HostConfig {
             port_bindings: host.port_bindings,
@@ -263,6 +270,84 @@ pub fn installer_body(image: &str) -> ContainerCreateBody {
         labels: Some(engine::supervisor_labels(image)),
         host_config: Some(HostConfig { mounts: Some(vec![engine::installer_mount(image)]), ..Default::default() }),
         ..Default::default()
+    }
+}
+
+/// The one-shot container of the server's install: `<container name>-install`.
+pub fn install_container_name(plan: &ServerPlan) -> String {
+    format!("{}-install", container_name(plan))
+}
+
+/// What runs the plan's install script on plain Docker (see
+/// [`engine::install_run`]): the game's environment, its volume, the
+/// supervisor of `supervisor_image`. `None` without an install; refused,
+/// naming the field, for what plain Docker cannot give it.
+pub fn install_run(
+    plan: &ServerPlan,
+    owner_uid: Option<&str>,
+    supervisor_image: &str,
+) -> Result<Option<engine::InstallRun>, BackendError> {
+    if plan.install.is_none() {
+        return Ok(None);
+    }
+    let env = env(plan)?;
+    engine::install_run(plan, &volume_name(plan), supervisor_image, env, owner_uid).map_err(|r| refused(plan, r))
+}
+
+/// The one-shot container that runs `run`: not one of a server's (no
+/// [`LABEL_MANAGED`], no [`LABEL_BACKEND`]: neither listed nor watched),
+/// labelled as the server's install ([`engine::LABEL_INSTALL_OF`]), never
+/// restarted, kept after a failure (what `observe` reports) and removed after
+/// a success.
+pub fn install_body(run: &engine::InstallRun) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(run.image.clone()),
+        entrypoint: Some(run.command.clone()),
+        // The image's own command would be the arguments of the entrypoint.
+        cmd: Some(Vec::new()),
+        env: non_empty(run.env.clone()),
+        labels: Some(run.labels.clone().into_iter().collect()),
+        host_config: Some(HostConfig {
+            mounts: non_empty(run.mounts.clone()),
+            restart_policy: Some(restart_policy(0)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// How a one-shot container ended, once it did: `Ok` for exit code 0, else
+/// the engine's words for how (`exit code N`, `OOM killed`). `None` while it
+/// runs or has not started.
+pub fn install_ended(c: &ContainerInspectResponse) -> Option<Result<(), String>> {
+    let state = c.state.as_ref()?;
+    if !matches!(state.status, Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD)) {
+        return None;
+    }
+    let code = state.exit_code.unwrap_or(0);
+    Some(match (code, state.oom_killed) {
+        (_, Some(true)) => Err(format!("killed for running out of memory (exit code {code})")),
+        (0, _) => Ok(()),
+        (code, _) => Err(format!("exit code {code}")),
+    })
+}
+
+/// The server while its install container `c` (of name `name`) is what there
+/// is of it: one instance wanted, none ready, the install as the instance,
+/// not running the game; `problem` when it failed.
+pub fn install_observed(name: &str, problem: Option<Problem>, id: Option<String>) -> crate::orchestrator::Observed {
+    crate::orchestrator::Observed {
+        workload: Some(Workload { desired: 1, ready: 0, rolled_out: false, existing: 0 }),
+        instance: Some(Instance {
+            name: name.to_string(),
+            running: false,
+            ready: false,
+            restarts: 0,
+            problem,
+            terminating: false,
+        }),
+        endpoint: Endpoint::default(),
+        backend_ref: id,
     }
 }
 

@@ -56,6 +56,9 @@ const REQUEST_TIMEOUT_SECONDS: u64 = 120;
 /// How often a controller looks at every server anyway: a TCP readiness
 /// probe's result is no engine event.
 const POLL: Duration = Duration::from_secs(3);
+/// How long a template's install script may run (an egg's downloads a
+/// server of some GB): an apply waits for it that long at most.
+const INSTALL_SCRIPT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
 /// Runs game servers as plain containers on one Docker Engine.
 #[derive(Clone)]
@@ -123,14 +126,13 @@ impl DockerOrchestrator {
     /// pulled when missing, then a one-shot container of it that installs
     /// the binary (an atomic rename: a server running the old copy keeps
     /// it), removed once it exited.
-    async fn ensure_supervisor(&self, supervisor: &crate::plan::SupervisorPlan) -> Result<(), BackendError> {
+    async fn ensure_supervisor(&self, why: &str) -> Result<(), BackendError> {
         let image = self.supervisor_image.to_string();
         let mut installed = self.installed.lock().await;
         if installed.contains(&image) {
             return Ok(());
         }
-        let why = engine::supervisor_fields(supervisor);
-        engine::ensure_supervisor_image(&self.docker, &image, &why, "the Docker engine", |what, e| self.error(what, e))
+        engine::ensure_supervisor_image(&self.docker, &image, why, "the Docker engine", |what, e| self.error(what, e))
             .await?;
         let what = format!("install mettaton's supervisor ({image}) into volume {}", engine::supervisor_volume(&image));
         let created = self
@@ -383,6 +385,140 @@ impl DockerOrchestrator {
         })
     }
 
+    /// The server's install container, if there is one (of its name,
+    /// labelled as its install).
+    async fn own_install(&self, plan: &ServerPlan) -> Result<Option<ContainerInspectResponse>, BackendError> {
+        let c = self.find(&builders::install_container_name(plan)).await?;
+        Ok(c.filter(|c| engine::is_install_of(c.config.as_ref().and_then(|c| c.labels.as_ref()), plan)))
+    }
+
+    async fn remove_install(&self, c: &ContainerInspectResponse) -> Result<(), BackendError> {
+        let id = c.id.clone().unwrap_or_default();
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        match self.docker.remove_container(&id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(status_of(&e), Some(404 | 409)) => Ok(()),
+            Err(e) => Err(self.error(format!("remove install container {id}"), e)),
+        }
+    }
+
+    /// The last lines of an install container's log (empty when the engine
+    /// cannot give them).
+    async fn install_log(&self, id: &str) -> String {
+        let log = self.docker.logs(id, Some(engine::log_options(Some(100), false, false)));
+        engine::read_log(log, format!("read the log of install container {id}"), |what, e| self.error(what, e))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Runs the install `run` in a one-shot container and waits until it
+    /// exited, for at most [`INSTALL_SCRIPT_TIMEOUT`]; the container is
+    /// removed once it succeeded. One of the same install found running (an
+    /// apply that gave up waiting) is waited for; one of another install is
+    /// replaced; a failed one of the same install is not run again: its
+    /// failure is returned (and reported by `observe`) until the install
+    /// changes (its script, image, the server's environment, the reinstall
+    /// token) or the server is removed.
+    async fn run_install(&self, plan: &ServerPlan, run: &engine::InstallRun) -> Result<(), BackendError> {
+        let name = builders::install_container_name(plan);
+        let display = builders::display_name(plan);
+        let what = format!("install GameServer {display}");
+        let found = self.find(&name).await?;
+        let id = match found {
+            Some(c) if !engine::is_install_of(c.config.as_ref().and_then(|c| c.labels.as_ref()), plan) => {
+                return Err(engine::not_ours(what, &format!("container {name}"), plan));
+            }
+            Some(c)
+                if c.config.as_ref().and_then(|c| c.labels.as_ref()?.get(engine::LABEL_INSTALL)) == Some(&run.hash) =>
+            {
+                let id = c.id.clone().unwrap_or_else(|| name.clone());
+                match builders::install_ended(&c) {
+                    Some(Ok(())) => {
+                        self.remove_install(&c).await?;
+                        return Ok(());
+                    }
+                    Some(Err(how)) => {
+                        return Err(engine::install_failure(plan, "plain Docker", &how, &self.install_log(&id).await));
+                    }
+                    // Running (or created and never started: started now).
+                    None => {
+                        if c.state.as_ref().and_then(|s| s.running) != Some(true) {
+                            self.docker.start_container(&id, None).await.map_err(|e| self.error(what.clone(), e))?;
+                        }
+                        id
+                    }
+                }
+            }
+            other => {
+                if let Some(c) = other {
+                    self.remove_install(&c).await?;
+                }
+                engine::ensure_install_image(&self.docker, &run.image, "the Docker engine", |what, e| {
+                    self.error(what, e)
+                })
+                .await?;
+                let options = CreateContainerOptionsBuilder::default().name(&name).build();
+                let created = self
+                    .docker
+                    .create_container(Some(options), builders::install_body(run))
+                    .await
+                    .map_err(|e| self.error(format!("create install container {name}"), e))?;
+                self.docker
+                    .start_container(&created.id, None)
+                    .await
+                    .map_err(|e| self.error(format!("start install container {name}"), e))?;
+                created.id
+            }
+        };
+        // The wait lasts as long as the install may.
+        let docker = self.docker.clone().with_timeout(INSTALL_SCRIPT_TIMEOUT + Duration::from_secs(10));
+        let waited = tokio::time::timeout(INSTALL_SCRIPT_TIMEOUT, docker.wait_container(&id, None).next()).await;
+        let ended = match waited {
+            Err(_) => {
+                return Err(BackendError::Other {
+                    what,
+                    reason: format!(
+                        "its install container {name} has not exited after {} s; the next apply waits for it again",
+                        INSTALL_SCRIPT_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+            Ok(Some(Ok(done))) if done.status_code == 0 => Ok(()),
+            Ok(Some(Ok(done))) => Err(format!("exit code {}", done.status_code)),
+            Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => {
+                Err(format!("exit code {code}"))
+            }
+            Ok(Some(Err(e))) => return Err(self.error(format!("wait for install container {name}"), e)),
+            Ok(None) => Err("the engine did not say how it ended".to_string()),
+        };
+        match ended {
+            Ok(()) => {
+                let options = RemoveContainerOptionsBuilder::default().force(true).build();
+                if let Err(e) = self.docker.remove_container(&id, Some(options)).await {
+                    tracing::warn!(container = name, error = %e, "could not remove the install container");
+                }
+                Ok(())
+            }
+            Err(how) => Err(engine::install_failure(plan, "plain Docker", &how, &self.install_log(&id).await)),
+        }
+    }
+
+    /// What the install shows while it is the server: running (the server is
+    /// starting) or failed (its last lines); `None` without an install
+    /// container.
+    async fn observe_install(&self, plan: &ServerPlan) -> Result<Option<Observed>, BackendError> {
+        let Some(c) = self.own_install(plan).await? else { return Ok(None) };
+        let name = builders::install_container_name(plan);
+        let problem = match builders::install_ended(&c) {
+            Some(Err(how)) => {
+                let id = c.id.clone().unwrap_or_else(|| name.clone());
+                Some(engine::install_failed(&self.install_log(&id).await, &how))
+            }
+            _ => None,
+        };
+        Ok(Some(builders::install_observed(&name, problem, c.id.clone())))
+    }
+
     /// A bollard error as the backend error the user sees, naming the daemon
     /// when it could not be reached.
     fn error(&self, what: impl Into<String>, err: DockerError) -> BackendError {
@@ -409,6 +545,12 @@ impl Orchestrator for DockerOrchestrator {
                 self.set_restart_policy(c, &name, plan.replicas).await?;
                 let up = builders::exists(c);
                 if !up {
+                    // A start of the game: its install first (the volume's
+                    // marker makes one that ran a quick no-op).
+                    if let Some(run) = builders::install_run(plan, owner.uid.as_deref(), &self.supervisor_image)? {
+                        self.ensure_supervisor("the template's install script").await?;
+                        self.run_install(plan, &run).await?;
+                    }
                     self.docker.start_container(&name, None).await.map_err(|e| self.start_error(plan, e))?;
                 }
             } else if builders::exists(c) || builders::wants_running(c) {
@@ -428,9 +570,14 @@ impl Orchestrator for DockerOrchestrator {
             self.check_ports(plan).await?;
         }
         if let Some(supervisor) = &plan.container.supervisor {
-            self.ensure_supervisor(supervisor).await?;
+            self.ensure_supervisor(&engine::supervisor_fields(supervisor)).await?;
         }
+        let install = builders::install_run(plan, owner.uid.as_deref(), &self.supervisor_image)?;
         let created_volume = self.ensure_volume(plan).await?;
+        if install.is_some() && plan.replicas > 0 {
+            self.ensure_supervisor("the template's install script").await?;
+        }
+        let mut install_failed = false;
         let result = async {
             if let Some(c) = &current {
                 // Replaced: the same volume, a new container.
@@ -438,17 +585,34 @@ impl Orchestrator for DockerOrchestrator {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
+            if let Some(run) = install.as_ref().filter(|_| plan.replicas > 0) {
+                // A failed install leaves its container (what `observe`
+                // reports) and the volume it wrote on.
+                let installed = self.run_install(plan, run).await;
+                install_failed = installed.is_err();
+                installed?;
+            }
             self.create(plan, request).await
         }
         .await;
-        if result.is_err() && created_volume {
+        if result.is_err() && created_volume && !install_failed {
             engine::remove_created_volume(&self.docker, &builders::volume_name(plan)).await;
         }
         result
     }
 
     async fn observe(&self, plan: &ServerPlan) -> Result<Observed, BackendError> {
-        let Some(c) = self.own(plan).await? else { return Ok(Observed::default()) };
+        let own = self.own(plan).await?;
+        // No game running: its install may be what runs, or what failed.
+        // Looked at only then, so a running server costs no read of it.
+        if plan.install.is_some()
+            && plan.replicas > 0
+            && own.as_ref().is_none_or(|c| !builders::exists(c))
+            && let Some(observed) = self.observe_install(plan).await?
+        {
+            return Ok(observed);
+        }
+        let Some(c) = own else { return Ok(Observed::default()) };
         let id = c.id.clone().unwrap_or_default();
         {
             let mut backoff = self.in_backoff.lock().unwrap_or_else(|p| p.into_inner());
@@ -484,6 +648,9 @@ impl Orchestrator for DockerOrchestrator {
 
     async fn teardown(&self, plan: &ServerPlan, reclaim: ReclaimPolicy) -> Result<Teardown, BackendError> {
         let mut progress = Teardown::Done;
+        if let Some(c) = self.own_install(plan).await? {
+            self.remove_install(&c).await?;
+        }
         if let Some(c) = self.own(plan).await? {
             progress = self.remove(plan, &c).await?;
         }

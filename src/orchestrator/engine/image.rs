@@ -67,6 +67,20 @@ pub async fn ensure_supervisor_image(
     ensure_image_ref(docker, image, PullPolicy::IfNotPresent, String::new, reason, error).await
 }
 
+/// Makes sure a template's install image `image` is on `missing_on`
+/// (pulled when missing, as a game's image by default).
+pub async fn ensure_install_image(
+    docker: &Docker,
+    image: &str,
+    missing_on: &str,
+    error: impl Fn(String, DockerError) -> BackendError,
+) -> Result<(), BackendError> {
+    let reason = |pulled: String| {
+        format!("the template's install image is not on {missing_on} and could not be pulled ({pulled})")
+    };
+    ensure_image_ref(docker, image, PullPolicy::IfNotPresent, String::new, reason, error).await
+}
+
 /// `image` on the engine per `policy`: `never` says why a missing image
 /// under Never is refused; `not_pulled` makes the reason of a failed pull.
 async fn ensure_image_ref(

@@ -57,6 +57,11 @@ const REQUEST_TIMEOUT_SECONDS: u64 = 120;
 /// How long the supervisor's installer may take on the swarm's nodes (each
 /// pulls the supervisor's image when it does not have it).
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a template's install script may run (an egg's downloads a
+/// server of some GB): an apply waits for it that long at most.
+const INSTALL_SCRIPT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// How long a game's task may take to stop before its install runs again.
+const STOP_FOR_INSTALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A service mettaton manages, as `list_managed` finds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,7 +173,7 @@ impl SwarmOrchestrator {
     /// its installer service, created once and waited for until its task
     /// completed on every ready node. A failed installer is removed, so that
     /// the next apply tries again. Nothing of a server is created before.
-    async fn ensure_supervisor(&self, supervisor: &crate::plan::SupervisorPlan) -> Result<(), BackendError> {
+    async fn ensure_supervisor(&self, why: &str) -> Result<(), BackendError> {
         let image = self.supervisor_image.to_string();
         let mut installed = self.installed.lock().await;
         if installed.contains(&image) {
@@ -185,8 +190,7 @@ impl SwarmOrchestrator {
                 });
             }
             None => {
-                let why = engine::supervisor_fields(supervisor);
-                engine::ensure_supervisor_image(&self.docker, &image, &why, "the swarm manager's node", |what, e| {
+                engine::ensure_supervisor_image(&self.docker, &image, why, "the swarm manager's node", |what, e| {
                     self.error(what, e)
                 })
                 .await?;
@@ -496,6 +500,164 @@ impl SwarmOrchestrator {
         known.len()
     }
 
+    /// The server's install job, if there is one (of its name, labelled as
+    /// its install).
+    async fn own_install_job(&self, plan: &ServerPlan) -> Result<Option<Service>, BackendError> {
+        let job = self.find_service(&builders::install_job_name(plan)).await?;
+        Ok(job.filter(|s| engine::is_install_of(s.spec.as_ref().and_then(|s| s.labels.as_ref()), plan)))
+    }
+
+    /// Runs the install `run` as a one-shot job and waits until its task
+    /// ended, for at most [`INSTALL_SCRIPT_TIMEOUT`]; the job is removed once
+    /// it completed. A job of the same install found running (an apply that
+    /// gave up waiting, another process) is waited for; one of another
+    /// install is replaced; a failed one of the same install is not run
+    /// again: its failure is returned (and reported by `observe`) until the
+    /// install changes (its script, image, the server's environment, the
+    /// reinstall token) or the server is removed.
+    async fn run_install(
+        &self,
+        plan: &ServerPlan,
+        run: &engine::InstallRun,
+        constraints: Vec<String>,
+    ) -> Result<(), BackendError> {
+        let name = builders::install_job_name(plan);
+        let display = builders::display_name(plan);
+        let job = match self.find_service(&name).await? {
+            Some(job) if !engine::is_install_of(job.spec.as_ref().and_then(|s| s.labels.as_ref()), plan) => {
+                return Err(engine::not_ours(
+                    format!("install GameServer {display}"),
+                    &format!("service {name}"),
+                    plan,
+                ));
+            }
+            Some(job) if builders::job_hash(job.spec.as_ref()) == Some(run.hash.as_str()) => job,
+            other => {
+                if let Some(old) = other {
+                    self.delete_job(&old).await?;
+                }
+                let spec = builders::install_job_spec(plan, run, constraints);
+                match self.docker.create_service(spec, None).await {
+                    Ok(_) => {}
+                    Err(e) => return Err(self.error(format!("create the install job {name} of {display}"), e)),
+                }
+                self.find_service(&name).await?.ok_or_else(|| BackendError::Other {
+                    what: format!("install GameServer {display}"),
+                    reason: format!("service {name} is gone right after its creation"),
+                })?
+            }
+        };
+        let id = job.id.clone().unwrap_or_else(|| name.clone());
+        let deadline = tokio::time::Instant::now() + INSTALL_SCRIPT_TIMEOUT;
+        loop {
+            let tasks =
+                self.tasks(HashMap::from([("service", vec![id.clone()])]), &format!("list tasks of {name}")).await?;
+            match builders::job_progress(&name, &tasks) {
+                builders::JobProgress::Done => {
+                    self.delete_job(&job).await?;
+                    return Ok(());
+                }
+                builders::JobProgress::Failed(how) => {
+                    let log = self.job_log(&id).await;
+                    return Err(engine::install_failure(plan, "Docker Swarm", &how, &log));
+                }
+                builders::JobProgress::Running(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(BackendError::Other {
+                        what: format!("install GameServer {display}"),
+                        reason: format!(
+                            "its install job (service {name}) has not ended after {} s; the next apply waits for \
+                             it again",
+                            INSTALL_SCRIPT_TIMEOUT.as_secs()
+                        ),
+                    });
+                }
+                builders::JobProgress::Running(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+
+    /// The last lines of an install job's log (its task's output; empty when
+    /// the engine cannot give it).
+    async fn job_log(&self, id: &str) -> String {
+        let stream = self.docker.service_logs(id, Some(engine::log_options(Some(100), false, false)));
+        engine::read_log(stream, format!("read the log of install job {id}"), |what, e| self.error(what, e))
+            .await
+            .unwrap_or_default()
+    }
+
+    async fn delete_job(&self, job: &Service) -> Result<(), BackendError> {
+        let id = job.id.as_deref().unwrap_or_default();
+        match self.docker.delete_service(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(self.error(format!("remove install job {id}"), e)),
+        }
+    }
+
+    /// Removes the server's install job; `true` while a task of it still
+    /// runs (it writes on the volume).
+    async fn remove_install_job(&self, plan: &ServerPlan) -> Result<bool, BackendError> {
+        if let Some(job) = self.own_install_job(plan).await? {
+            self.delete_job(&job).await?;
+        }
+        let name = builders::install_job_name(plan);
+        Ok(self.tasks_named(&name).await?.iter().any(|t| {
+            t.status.as_ref().and_then(|s| s.state).unwrap_or_default() <= bollard::models::TaskState::RUNNING
+        }))
+    }
+
+    /// Stops the game before its install runs again (the script writes the
+    /// files the game has open): its stop command, then its service scaled
+    /// to zero, waited for until no task of it runs.
+    async fn stop_for_install(&self, plan: &ServerPlan, service: &Service) -> Result<(), BackendError> {
+        let name = builders::service_name(plan);
+        let id = service.id.clone().unwrap_or_else(|| name.clone());
+        if builders::replicas(service.spec.as_ref()) != Some(0) {
+            self.run_stop_command(plan, &id).await;
+            let spec = builders::scaled_to_zero(service.spec.clone().unwrap_or_default());
+            let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+            let options =
+                UpdateServiceOptionsBuilder::default().version(i32::try_from(version).unwrap_or(i32::MAX)).build();
+            self.docker
+                .update_service(&id, spec, options, None)
+                .await
+                .map_err(|e| self.error(format!("stop service {name} for its install"), e))?;
+        }
+        let deadline = tokio::time::Instant::now() + engine::grace(plan) + STOP_FOR_INSTALL_TIMEOUT;
+        loop {
+            let tasks =
+                self.tasks(HashMap::from([("service", vec![id.clone()])]), &format!("list tasks of {name}")).await?;
+            let running = tasks.iter().any(|t| {
+                t.status.as_ref().and_then(|s| s.state).unwrap_or_default() <= bollard::models::TaskState::RUNNING
+            });
+            if !running {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BackendError::Other {
+                    what: format!("stop GameServer {} for its install", builders::display_name(plan)),
+                    reason: format!("a task of service {name} still runs after the grace period"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// What the install shows while it is the server: running (the server is
+    /// starting) or failed (its last lines); `None` without an install job.
+    async fn observe_install(&self, plan: &ServerPlan) -> Result<Option<Observed>, BackendError> {
+        let Some(job) = self.own_install_job(plan).await? else { return Ok(None) };
+        let name = builders::install_job_name(plan);
+        let id = job.id.clone().unwrap_or_else(|| name.clone());
+        let tasks =
+            self.tasks(HashMap::from([("service", vec![id.clone()])]), &format!("list tasks of {name}")).await?;
+        let problem = match builders::job_progress(&name, &tasks) {
+            builders::JobProgress::Failed(how) => Some(engine::install_failed(&self.job_log(&id).await, &how)),
+            _ => None,
+        };
+        Ok(Some(builders::install_observed(&name, problem, id)))
+    }
+
     /// A bollard error as the backend error the user sees, naming the daemon
     /// when it could not be reached.
     fn error(&self, what: impl Into<String>, err: DockerError) -> BackendError {
@@ -555,9 +717,41 @@ impl Orchestrator for SwarmOrchestrator {
             self.check_ports(&desired, current.as_ref().and_then(|s| s.id.as_deref())).await?;
         }
         if let Some(supervisor) = &plan.container.supervisor {
-            self.ensure_supervisor(supervisor).await?;
+            self.ensure_supervisor(&engine::supervisor_fields(supervisor)).await?;
         }
         let mut created = Created::default();
+        let mut desired = desired;
+        // The install, before the game's service is created or changed; a
+        // service made after an install carries its hash, so a steady state
+        // runs none.
+        if let Some(run) = builders::install_run(plan, owner.uid.as_deref(), &self.supervisor_image)?
+            && plan.replicas > 0
+        {
+            desired = builders::with_install(desired, &run.hash);
+            if current_spec.is_none_or(|c| builders::installed_hash(c) != Some(run.hash.as_str())) {
+                self.ensure_supervisor("the template's install script").await?;
+                if let Some(request) = builders::volume_request(plan) {
+                    let limitations = builders::limitations(plan);
+                    if engine::ensure_volume(&self.docker, plan, request, limitations, |what, e| self.error(what, e))
+                        .await?
+                    {
+                        created.volume = Some(builders::volume_name(plan));
+                    }
+                }
+                if let Some(service) = &current {
+                    self.stop_for_install(plan, service).await?;
+                }
+                let constraints = builders::constraints(plan)?;
+                // A failed install leaves its job (what `observe` reports)
+                // and the volume it wrote on: nothing is undone.
+                self.run_install(plan, &run, constraints).await?;
+            }
+        }
+        let current = match (&plan.install, &current) {
+            // Scaled down for the install: read again for its version.
+            (Some(_), Some(_)) => self.own_service(plan).await?,
+            _ => current,
+        };
         let result = self.apply_objects(plan, desired, current.as_ref(), &mut created).await;
         if result.is_err() {
             self.undo(created).await;
@@ -567,7 +761,19 @@ impl Orchestrator for SwarmOrchestrator {
 
     async fn observe(&self, plan: &ServerPlan) -> Result<Observed, BackendError> {
         let name = builders::service_name(plan);
-        let Some(service) = self.own_service(plan).await? else {
+        let service = self.own_service(plan).await?;
+        // No game yet (or scaled down for an install): the install may be
+        // what runs, or what failed. Read only then, so a running server
+        // costs no read of it.
+        let scaled_down = service.as_ref().is_some_and(|s| builders::replicas(s.spec.as_ref()) == Some(0));
+        if plan.install.is_some()
+            && plan.replicas > 0
+            && (service.is_none() || scaled_down)
+            && let Some(observed) = self.observe_install(plan).await?
+        {
+            return Ok(observed);
+        }
+        let Some(service) = service else {
             return Ok(Observed::default());
         };
         let id = service.id.clone().unwrap_or_default();
@@ -610,7 +816,7 @@ impl Orchestrator for SwarmOrchestrator {
 
     async fn teardown(&self, plan: &ServerPlan, reclaim: ReclaimPolicy) -> Result<Teardown, BackendError> {
         let name = builders::service_name(plan);
-        let mut pending = false;
+        let mut pending = self.remove_install_job(plan).await?;
         let service = self.find_service(&name).await?;
         let foreign =
             service.as_ref().is_some_and(|s| !builders::is_ours(s.spec.as_ref().and_then(|s| s.labels.as_ref()), plan));

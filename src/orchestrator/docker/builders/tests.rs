@@ -445,3 +445,78 @@ fn the_supervisors_installer_is_a_one_shot_container_filling_its_volume() {
     assert_eq!((mount.target.as_deref(), mount.read_only), (Some("/.mettaton/bin"), None));
     assert_eq!(server_of(b.labels.as_ref()), None, "no server's");
 }
+
+fn installing(mut p: ServerPlan) -> ServerPlan {
+    p.install = Some(crate::plan::InstallPlan {
+        image: "registry.test/installer:1".into(),
+        entrypoint: "ash".into(),
+        script: "echo ok > /mnt/server/ok".into(),
+        token: "initial".into(),
+    });
+    p
+}
+
+#[test]
+fn the_working_dir_is_the_containers_and_part_of_its_making() {
+    let mut p = plan(game());
+    let none = container_request(&p, None, SUPERVISOR).unwrap();
+    assert_eq!(none.body.working_dir, None);
+    p.container.working_dir = Some("/home/container".into());
+    let set = container_request(&p, None, SUPERVISOR).unwrap();
+    assert_eq!(set.body.working_dir.as_deref(), Some("/home/container"));
+    assert_ne!(set.hash, none.hash, "another working dir is another container");
+    let inspected: ContainerInspectResponse = serde_json::from_value(json!({
+        "Config": { "Image": "game", "WorkingDir": "/home/container" }, "HostConfig": {}
+    }))
+    .unwrap();
+    assert_eq!(body_like(&inspected).working_dir.as_deref(), Some("/home/container"));
+}
+
+#[test]
+fn the_install_container_runs_the_supervisor_over_the_script_and_is_no_server() {
+    let p = installing(plan(game()));
+    let run = install_run(&p, Some("uid-1"), SUPERVISOR).unwrap().unwrap();
+    let body = install_body(&run);
+    assert_eq!(install_container_name(&p), "mettaton-games-arena-install");
+    assert_eq!(body.image.as_deref(), Some("registry.test/installer:1"));
+    let entrypoint = body.entrypoint.clone().unwrap();
+    assert_eq!(entrypoint[..2], [crate::supervisor::BINARY, "install-run"]);
+    assert_eq!(entrypoint[entrypoint.len() - 3..], ["ash", "-c", "echo ok > /mnt/server/ok"]);
+    assert_eq!(body.cmd, Some(vec![]), "the image's command is no argument of it");
+    assert_eq!(body.env.as_deref(), Some(&["GAME_NAME=docker".to_string(), "EMPTY=".to_string()][..]));
+    let host = body.host_config.as_ref().unwrap();
+    let mounts: Vec<_> = host.mounts.iter().flatten().map(|m| (m.target.as_deref(), m.source.clone())).collect();
+    assert_eq!(mounts[0], (Some(crate::plan::INSTALL_PATH), Some(volume_name(&p))));
+    assert_eq!(mounts[1].1, Some(engine::supervisor_volume(SUPERVISOR)));
+    assert_eq!(host.restart_policy.as_ref().unwrap().name, Some(RestartPolicyNameEnum::NO));
+    let labels = body.labels.as_ref().unwrap();
+    assert_eq!(server_of(Some(labels)), None, "neither listed nor watched as a server");
+    assert!(engine::is_install_of(Some(labels), &p));
+    // The game's container names its install: another install, another container.
+    let made = container_request(&p, None, SUPERVISOR).unwrap();
+    assert_eq!(made.body.labels.as_ref().unwrap().get(engine::LABEL_INSTALL), Some(&run.hash));
+    let mut reinstall = p.clone();
+    reinstall.install.as_mut().unwrap().token = "2026-12-04T05:00:00Z".into();
+    assert_ne!(container_request(&reinstall, None, SUPERVISOR).unwrap().hash, made.hash);
+    // Without storage, refused naming it.
+    let mut bare = game();
+    bare.as_object_mut().unwrap().remove("storage");
+    assert!(reason(container_request(&installing(plan(bare)), None, SUPERVISOR).unwrap_err()).contains("spec.storage"));
+}
+
+#[test]
+fn how_an_install_container_ended() {
+    let c = |state: serde_json::Value| -> ContainerInspectResponse {
+        serde_json::from_value(json!({ "State": state })).unwrap()
+    };
+    assert_eq!(install_ended(&c(json!({ "Status": "running", "Running": true }))), None);
+    assert_eq!(install_ended(&c(json!({ "Status": "created" }))), None);
+    assert_eq!(install_ended(&c(json!({ "Status": "exited", "ExitCode": 0 }))), Some(Ok(())));
+    assert_eq!(install_ended(&c(json!({ "Status": "exited", "ExitCode": 3 }))), Some(Err("exit code 3".into())));
+    let oom = install_ended(&c(json!({ "Status": "exited", "ExitCode": 137, "OOMKilled": true })));
+    assert!(oom.unwrap().unwrap_err().contains("out of memory"));
+    let failed = install_observed("i", Some(engine::install_failed("install exited with 3:\nboom\n", "x")), None);
+    let problem = failed.instance.unwrap().problem.unwrap();
+    assert_eq!(problem.kind, ProblemKind::InstallFailed);
+    assert_eq!(problem.message.as_deref(), Some("install exited with 3:\nboom"));
+}

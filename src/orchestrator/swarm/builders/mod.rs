@@ -4,7 +4,8 @@
 //! tested without an engine. One file per part: `naming` (names and labels),
 //! `spec` (service, configs, volume, refusals), `update` (what differs, port
 //! conflicts), `engine` (the manager check), `installer` (the supervisor's
-//! installer service and its progress), `tasks` (tasks to instance, workload, endpoint,
+//! installer service and its progress), `install` (a template's install
+//! script as a one-shot job and its progress), `tasks` (tasks to instance, workload, endpoint,
 //! logs, events).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -26,6 +27,7 @@ use crate::plan::{ConfigSource, Fnv1a, ServerPlan};
 use crate::orchestrator::InstanceEvent;
 
 mod engine;
+mod install;
 mod installer;
 mod naming;
 mod spec;
@@ -35,6 +37,7 @@ mod update;
 use crate::orchestrator::engine::{self as shared, CONFIG_FILE_MODE, NANOS_PER_SECOND, health_check, non_empty};
 pub use crate::orchestrator::engine::{TcpProbe, probe_port, pull_reference};
 pub use engine::*;
+pub use install::*;
 pub use installer::*;
 pub use naming::*;
 pub use spec::*;

@@ -142,6 +142,7 @@ pub fn service_spec(
         stop_grace_period: Some(plan.grace_period_seconds.saturating_mul(NANOS_PER_SECOND)),
         health_check,
         configs: non_empty(configs),
+        dir: container.working_dir.clone(),
         ..Default::default()
     };
     let ports = container

@@ -912,3 +912,116 @@ fn the_installer_is_done_once_its_task_completed_on_every_ready_active_node() {
     let b_again = on("t5", "b", "2026-01-01T10:00:02Z", "preparing", None);
     assert_eq!(installation(&[a_done, b_failed, b_again], &nodes), Installation::Waiting(vec!["host-b".into()]));
 }
+
+fn with_install(mut p: ServerPlan) -> ServerPlan {
+    p.install = Some(plan::InstallPlan {
+        image: "registry.test/installer:1".into(),
+        entrypoint: "ash".into(),
+        script: "echo ok > /mnt/server/ok".into(),
+        token: "initial".into(),
+    });
+    p
+}
+
+#[test]
+fn the_working_dir_is_the_containers_dir_and_its_change_an_update() {
+    let mut p = plan_of(minecraft());
+    let none = service_spec(&p, None, SUPERVISOR).unwrap();
+    assert_eq!(none.task_template.as_ref().unwrap().container_spec.as_ref().unwrap().dir, None);
+    p.container.working_dir = Some("/home/container".into());
+    let set = service_spec(&p, None, SUPERVISOR).unwrap();
+    assert_eq!(
+        set.task_template.as_ref().unwrap().container_spec.as_ref().unwrap().dir.as_deref(),
+        Some("/home/container")
+    );
+    assert!(needs_update(&set, &as_the_engine_returns(&none)));
+    assert!(replaces_task(&set, &as_the_engine_returns(&none)));
+    assert!(!needs_update(&set, &as_the_engine_returns(&set)));
+}
+
+#[test]
+fn the_install_job_runs_once_with_the_games_constraints_env_and_volume() {
+    let mut v = minecraft();
+    v["nodeSelector"] = json!({ "disk": "ssd" });
+    let p = with_install(plan_of(v));
+    let run = install_run(&p, Some("uid-1"), SUPERVISOR).unwrap().unwrap();
+    let job = install_job_spec(&p, &run, constraints(&p).unwrap());
+    assert_eq!(job.name.as_deref(), Some("mettaton-games-mc-install"));
+    let mode = job.mode.as_ref().unwrap();
+    assert!(mode.replicated.is_none() && mode.global.is_none());
+    let one = mode.replicated_job.as_ref().unwrap();
+    assert_eq!((one.max_concurrent, one.total_completions), (Some(1), Some(1)));
+    let task = job.task_template.as_ref().unwrap();
+    assert_eq!(task.restart_policy.as_ref().unwrap().condition, Some(TaskSpecRestartPolicyConditionEnum::NONE));
+    assert_eq!(
+        task.placement.as_ref().unwrap().constraints.as_deref(),
+        Some(&["node.labels.disk==ssd".to_string()][..])
+    );
+    let container = task.container_spec.as_ref().unwrap();
+    assert_eq!(container.image.as_deref(), Some("registry.test/installer:1"));
+    assert_eq!(container.command.as_ref().unwrap()[..2], [crate::supervisor::BINARY, "install-run"]);
+    assert_eq!(container.env.as_deref(), Some(&["EULA=TRUE".to_string(), "EMPTY=".to_string()][..]));
+    let mounts: Vec<_> = container.mounts.iter().flatten().map(|m| (m.target.as_deref(), m.source.clone())).collect();
+    assert_eq!(mounts[0], (Some(plan::INSTALL_PATH), Some(volume_name(&p))));
+    assert_eq!(mounts[1], (Some(shared::SUPERVISOR_BIN), Some(shared::supervisor_volume(SUPERVISOR))));
+    let labels = job.labels.as_ref().unwrap();
+    assert!(!labels.contains_key(LABEL_MANAGED) && !labels.contains_key(LABEL_GAMESERVER), "not a server: {labels:?}");
+    assert_eq!(job_hash(Some(&job)), Some(run.hash.as_str()));
+    // A server without storage has nowhere to keep what it installs.
+    let mut bare = minecraft();
+    bare.as_object_mut().unwrap().remove("storage");
+    bare.as_object_mut().unwrap().remove("config");
+    assert!(refusal(install_run(&with_install(plan_of(bare)), None, SUPERVISOR)).contains("needs spec.storage"));
+    assert_eq!(install_run(&plan_of(minecraft()), None, SUPERVISOR).unwrap(), None);
+}
+
+#[test]
+fn the_game_records_its_install_so_another_install_replaces_its_task() {
+    let p = with_install(plan_of(minecraft()));
+    let base = service_spec(&p, None, SUPERVISOR).unwrap();
+    assert_eq!(installed_hash(&base), None);
+    let installed = super::with_install(base.clone(), "h1");
+    assert_eq!(installed_hash(&installed), Some("h1"));
+    let current = as_the_engine_returns(&installed);
+    assert!(!needs_update(&installed, &current));
+    let again = super::with_install(base, "h2");
+    assert!(replaces_task(&again, &current), "another install is a new task, run after the install");
+    assert_eq!(replicas(Some(&scaled_to_zero(current.clone()))), Some(0));
+    assert_eq!(replicas(Some(&current)), Some(1));
+}
+
+#[test]
+fn a_jobs_progress_is_its_newest_tasks() {
+    let name = "mettaton-games-mc-install";
+    assert_eq!(job_progress(name, &[]), JobProgress::Running(None));
+    let t = "2026-12-04T04:00:00Z";
+    let later = "2026-12-04T04:00:05Z";
+    assert_eq!(
+        job_progress(name, &[task("t1", t, "complete", "running", json!({}))]),
+        JobProgress::Running(Some(format!("{name}.1")))
+    );
+    assert_eq!(job_progress(name, &[task("t1", t, "complete", "complete", json!({}))]), JobProgress::Done);
+    let failed = task("t1", t, "complete", "failed", json!({ "Status": { "Err": "task: non-zero exit (3)" } }));
+    assert_eq!(
+        job_progress(name, std::slice::from_ref(&failed)),
+        JobProgress::Failed("task: non-zero exit (3)".into())
+    );
+    assert_eq!(job_progress(name, &[failed, task("t2", later, "complete", "complete", json!({}))]), JobProgress::Done);
+    let rejected = task("t1", t, "complete", "rejected", json!({}));
+    assert_eq!(job_progress(name, &[rejected]), JobProgress::Failed("task rejected".into()));
+}
+
+#[test]
+fn an_install_is_the_server_while_it_runs_and_its_failure_the_instances_problem() {
+    let starting = install_observed("job", None, "id1".into());
+    let instance = starting.instance.as_ref().unwrap();
+    assert!(!instance.running && !instance.ready && instance.problem.is_none());
+    assert_eq!(starting.workload.as_ref().map(|w| (w.desired, w.ready)), Some((1, 0)));
+    let failed =
+        install_observed("job", Some(shared::install_failed("install exited with 2:\nno\n", "x")), "id1".into());
+    let problem = failed.instance.unwrap().problem.unwrap();
+    assert_eq!(
+        (problem.kind, problem.message.as_deref()),
+        (ProblemKind::InstallFailed, Some("install exited with 2:\nno"))
+    );
+}

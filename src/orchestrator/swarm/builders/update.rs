@@ -47,6 +47,8 @@ pub(super) struct Managed {
     command: Vec<String>,
     args: Vec<String>,
     env: Vec<String>,
+    /// The working dir; the image's own when `None` (or empty).
+    dir: Option<String>,
     container_labels: BTreeMap<String, String>,
     mounts: Vec<MountKey>,
     stop_grace_period: Option<i64>,
@@ -83,6 +85,7 @@ pub(super) fn managed(spec: &ServiceSpec) -> Managed {
         command: container.command.unwrap_or_default(),
         args: container.args.unwrap_or_default(),
         env: container.env.unwrap_or_default(),
+        dir: container.dir.filter(|d| !d.is_empty()),
         container_labels: sorted(container.labels),
         mounts: container
             .mounts
