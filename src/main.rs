@@ -20,6 +20,7 @@ use mettaton::orchestrator::kubernetes::KubernetesOrchestrator;
 use mettaton::orchestrator::swarm::{Daemon, SwarmOrchestrator};
 
 mod console_cli;
+mod render_cli;
 mod swarm_cli;
 mod template_cli;
 
@@ -43,6 +44,14 @@ enum Command {
     /// Game templates: import a Pterodactyl/Pelican egg.
     #[command(subcommand)]
     Template(template_cli::TemplateCommand),
+    /// Print a GameServer made from a template as the server that runs, in
+    /// YAML: its spec with the template merged in (image, start command,
+    /// environment, ports, ready lines, stop), the working dir, the config
+    /// files' edits and the install script. `NAME` reads the server and its
+    /// template from the cluster; `-f server.yaml --template template.yaml`
+    /// works offline. A server that does not resolve is refused, its
+    /// problems one a line on stderr.
+    Render(render_cli::RenderArgs),
     /// Run the controller: reconcile GameServers onto the backend.
     Controller(ControllerArgs),
     /// Run GameServers on a Docker Swarm, without Kubernetes.
@@ -174,6 +183,10 @@ fn main() -> ExitCode {
         Command::Template(command) => finish(
             "mettaton template",
             tokio::runtime::Runtime::new().expect("tokio runtime").block_on(template_cli::run(command)),
+        ),
+        Command::Render(args) => finish(
+            "mettaton render",
+            tokio::runtime::Runtime::new().expect("tokio runtime").block_on(render_cli::run(args)),
         ),
         Command::Controller(args) => {
             init_tracing();
