@@ -329,7 +329,9 @@ async fn good_manifest_is_accepted_with_defaults() {
     assert_eq!(gs.spec.state, mettaton::api::DesiredState::Running);
     assert_eq!(gs.spec.ports[0].protocol, mettaton::api::Protocol::TCP);
     let storage = gs.spec.storage.unwrap();
-    assert_eq!(storage.mount_path, "/data");
+    // No default in the schema: `/data`, or a template's filesPath, is the plan's.
+    assert_eq!(storage.mount_path, None);
+    assert_eq!(storage.mount_path(), "/data");
     assert_eq!(storage.reclaim_policy, mettaton::api::ReclaimPolicy::Retain);
 }
 

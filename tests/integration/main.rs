@@ -7,6 +7,7 @@ mod binary;
 mod chart;
 mod conflicts;
 mod controller;
+mod controller_template;
 mod data_safety;
 mod docker_backend;
 #[path = "../common/dockerd.rs"]
