@@ -9,11 +9,9 @@
 use std::path::PathBuf;
 
 use kube::api::{Api, ObjectMeta};
-use mettaton::api::{
-    ClusterGameTemplate, ConfigEdit, ConfigParser, GameServer, GameTemplate, GameTemplateSpec, TemplateKind,
-};
+use mettaton::api::{ConfigEdit, ConfigParser, GameServer, GameTemplateSpec};
 use mettaton::plan;
-use mettaton::template;
+use mettaton::template::{self, lookup};
 use serde::Serialize;
 
 #[derive(clap::Args, Debug)]
@@ -102,14 +100,6 @@ fn rendered(gs: &GameServer, r: &template::Resolved) -> Rendered {
     }
 }
 
-/// How messages name the template a server names: `ClusterGameTemplate/paper`.
-fn template_name(kind: TemplateKind, name: &str) -> String {
-    match kind {
-        TemplateKind::GameTemplate => format!("GameTemplate/{name}"),
-        TemplateKind::ClusterGameTemplate => format!("ClusterGameTemplate/{name}"),
-    }
-}
-
 async fn from_cluster(args: &RenderArgs) -> Result<(GameServer, String, String, GameTemplateSpec), String> {
     let name = args.name.as_deref().expect("clap requires a name without --file");
     let client = crate::client(args.kubeconfig.as_ref()).await?;
@@ -120,28 +110,12 @@ async fn from_cluster(args: &RenderArgs) -> Result<(GameServer, String, String, 
         .await
         .map_err(|e| format!("reading {what}: {e}"))?
         .ok_or_else(|| format!("{what} not found"))?;
-    let r = gs.spec.template.clone().ok_or_else(|| format!("{what} names no template (spec.template)"))?;
-    let named = template_name(r.kind, &r.name);
-    let spec = match r.kind {
-        TemplateKind::GameTemplate => Api::<GameTemplate>::namespaced(client, &namespace)
-            .get_opt(&r.name)
-            .await
-            .map_err(|e| format!("reading {named} for {what}: {e}"))?
-            .map(|t| t.spec),
-        TemplateKind::ClusterGameTemplate => Api::<ClusterGameTemplate>::all(client)
-            .get_opt(&r.name)
-            .await
-            .map_err(|e| format!("reading {named} for {what}: {e}"))?
-            .map(|t| t.spec.0),
-    };
-    let spec = spec.ok_or_else(|| {
-        let place = match r.kind {
-            TemplateKind::GameTemplate => format!(" in namespace {namespace}"),
-            TemplateKind::ClusterGameTemplate => String::new(),
-        };
-        format!("spec.template: {what} names {named}, which is not found{place}")
-    })?;
-    Ok((gs, what, named, spec))
+    let wanted = lookup::wanted(&gs).ok_or_else(|| format!("{what} names no template (spec.template)"))?;
+    let spec = lookup::get(&client, &wanted)
+        .await
+        .map_err(|e| format!("reading {} for {what}: {e}", wanted.describe()))?
+        .ok_or_else(|| format!("spec.template: {what} names {}, which is not found", wanted.describe()))?;
+    Ok((gs, what, wanted.label(), spec))
 }
 
 fn from_files(
@@ -151,12 +125,9 @@ fn from_files(
     let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
     let gs: GameServer = serde_yaml::from_str(&read(file)?).map_err(|e| format!("{}: {e}", file.display()))?;
     let what = format!("gameserver {}", gs.metadata.name.as_deref().unwrap_or_default());
-    let r = gs
-        .spec
-        .template
-        .clone()
-        .ok_or_else(|| format!("{}: {what} names no template (spec.template)", file.display()))?;
-    let named = template_name(r.kind, &r.name);
+    let wanted =
+        lookup::wanted(&gs).ok_or_else(|| format!("{}: {what} names no template (spec.template)", file.display()))?;
+    let named = wanted.label();
 
     #[derive(serde::Deserialize)]
     struct Object {
@@ -166,12 +137,10 @@ fn from_files(
     }
     let t = template_file.display();
     let object: Object = serde_yaml::from_str(&read(template_file)?).map_err(|e| format!("{t}: {e}"))?;
-    let kind = match object.kind.as_str() {
-        "GameTemplate" => TemplateKind::GameTemplate,
-        "ClusterGameTemplate" => TemplateKind::ClusterGameTemplate,
-        other => return Err(format!("{t}: kind: `{other}` is not GameTemplate or ClusterGameTemplate")),
-    };
-    let held = template_name(kind, object.metadata.name.as_deref().unwrap_or_default());
+    if object.kind != "GameTemplate" && object.kind != "ClusterGameTemplate" {
+        return Err(format!("{t}: kind: `{}` is not GameTemplate or ClusterGameTemplate", object.kind));
+    }
+    let held = format!("{}/{}", object.kind, object.metadata.name.as_deref().unwrap_or_default());
     if held != named {
         return Err(format!("spec.template: {what} names {named}, and {t} holds {held}"));
     }

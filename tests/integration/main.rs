@@ -30,5 +30,6 @@ mod swarm_console;
 mod swarm_controller;
 mod swarm_players;
 mod template_import;
+mod template_render;
 #[path = "../common/testgame.rs"]
 mod testgame;
