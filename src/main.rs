@@ -61,6 +61,11 @@ enum Command {
     /// change to its spec. Sets the annotation `mettaton.dev/restartedAt` to
     /// now; the controller does the rest.
     Restart(ServerRef),
+    /// Run a templated GameServer's install script again: at its next start,
+    /// which this also causes (its pod is replaced, on the same volume). Sets
+    /// the annotation `mettaton.dev/reinstall` to now; the install runs
+    /// whenever the value differs from the one the volume last installed with.
+    Reinstall(ServerRef),
     /// Type one line into a GameServer's console (its standard input) and
     /// print what the game prints after it. Through the API server, with your
     /// credentials: needs `get` and `create` on `pods/attach` in the namespace (a WebSocket
@@ -200,6 +205,10 @@ fn main() -> ExitCode {
         Command::Restart(args) => {
             finish("mettaton restart", tokio::runtime::Runtime::new().expect("tokio runtime").block_on(restart(args)))
         }
+        Command::Reinstall(args) => finish(
+            "mettaton reinstall",
+            tokio::runtime::Runtime::new().expect("tokio runtime").block_on(reinstall(args)),
+        ),
         Command::Send(args) => finish(
             "mettaton send",
             tokio::runtime::Runtime::new().expect("tokio runtime").block_on(console_cli::send(args)),
@@ -250,14 +259,38 @@ pub(crate) async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, Strin
 const RESTART_FIELD_MANAGER: &str = "mettaton-restart";
 
 async fn restart(args: ServerRef) -> Result<(), String> {
-    let Server { api, gs, what, .. } = args.read().await?;
-    let token =
-        restart_token(mettaton::plan::restart_token(gs.metadata.annotations.as_ref()).as_deref(), Timestamp::now());
-    let patch =
-        serde_json::json!({ "metadata": { "annotations": { mettaton::plan::ANNOTATION_RESTARTED_AT: token } } });
+    let server = args.read().await?;
+    let token = restart_token(
+        mettaton::plan::restart_token(server.gs.metadata.annotations.as_ref()).as_deref(),
+        Timestamp::now(),
+    );
+    annotate(&server, &args.name, mettaton::plan::ANNOTATION_RESTARTED_AT, &token).await?;
+    println!("{} restart asked ({}={token})", server.what, mettaton::plan::ANNOTATION_RESTARTED_AT);
+    Ok(())
+}
+
+async fn reinstall(args: ServerRef) -> Result<(), String> {
+    let server = args.read().await?;
+    if server.gs.spec.template.is_none() {
+        return Err(format!("{} names no template (spec.template): it has no install script", server.what));
+    }
+    let key = mettaton::plan::ANNOTATION_REINSTALL;
+    let current = server.gs.metadata.annotations.as_ref().and_then(|a| a.get(key));
+    let token = restart_token(current.map(String::as_str), Timestamp::now());
+    annotate(&server, &args.name, key, &token).await?;
+    println!("{} reinstall asked ({key}={token})", server.what);
+    Ok(())
+}
+
+/// Sets one annotation of the GameServer, under the restart's field manager.
+async fn annotate(server: &Server, name: &str, key: &str, value: &str) -> Result<(), String> {
+    let patch = serde_json::json!({ "metadata": { "annotations": { key: value } } });
     let params = PatchParams { field_manager: Some(RESTART_FIELD_MANAGER.into()), ..Default::default() };
-    api.patch(&args.name, &params, &Patch::Merge(&patch)).await.map_err(|e| format!("annotating {what}: {e}"))?;
-    println!("{what} restart asked ({}={token})", mettaton::plan::ANNOTATION_RESTARTED_AT);
+    server
+        .api
+        .patch(name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| format!("annotating {}: {e}", server.what))?;
     Ok(())
 }
 

@@ -6,9 +6,10 @@
 use mettaton_supervisor::{Config, Pattern, Stop};
 use serde::{Deserialize, Serialize};
 
-use crate::api::Protocol;
+use crate::api::{ConfigParser, Protocol};
 use crate::plan::{
-    Check, ContainerPlan, INSTALL_LOG, INSTALL_MARKER, INSTALL_PATH, InstallPlan, ServerPlan, SupervisorPlan,
+    Check, ContainerPlan, EditedFile, INSTALL_LOG, INSTALL_MARKER, INSTALL_PATH, InstallPlan, ServerPlan,
+    SupervisorPlan,
 };
 
 /// Where the supervisor's volume is mounted in the game's container: its
@@ -164,7 +165,33 @@ fn config(plan: &ServerPlan, supervisor: &SupervisorPlan) -> Config {
     }
     config.grace = std::time::Duration::from_secs(plan.grace_period_seconds.max(0) as u64);
     config.lock = plan.volume.as_ref().map(|v| format!("{}/{LOCK_FILE}", v.mount_path.trim_end_matches('/')).into());
+    config.config_files = supervisor.config_files.iter().map(config_file).collect();
     config
+}
+
+/// A file the supervisor edits, in its own words.
+fn config_file(file: &EditedFile) -> mettaton_supervisor::ConfigFile {
+    use mettaton_supervisor::files::{Edit, Parser, Replacement};
+    let parser = match file.parser {
+        ConfigParser::File => Parser::File,
+        ConfigParser::Properties => Parser::Properties,
+        ConfigParser::Yaml => Parser::Yaml,
+        ConfigParser::Ini => Parser::Ini,
+        ConfigParser::Json => Parser::Json,
+        ConfigParser::Xml => Parser::Xml,
+    };
+    let edits =
+        file.edits
+            .iter()
+            .map(|e| Edit {
+                key: e.key.clone(),
+                value: e.value.clone(),
+                replace: e.replace.as_ref().map(|r| {
+                    r.iter().map(|r| Replacement { matches: r.match_.clone(), value: r.value.clone() }).collect()
+                }),
+            })
+            .collect();
+    mettaton_supervisor::ConfigFile { path: file.path.clone(), parser, edits }
 }
 
 /// The container's command line: the supervisor, running the game.
@@ -310,6 +337,51 @@ mod tests {
         let back = Config::from_args(&line[2..]).unwrap();
         assert_eq!(back.command, ["/start", "--nogui"]);
         assert_eq!(back.stop, Stop::Line("stop".into()));
+    }
+
+    /// A template's config files reach the supervisor as it reads them:
+    /// each parser, values and conditional replacements.
+    #[test]
+    fn config_files_are_on_the_command_line_as_the_supervisor_reads_them() {
+        use crate::api::{ConfigEdit, Replacement};
+        let mut p = supervised_plan(serde_json::json!({ "shutdown": { "stop": "stop" } }));
+        let parsers = [
+            ConfigParser::File,
+            ConfigParser::Properties,
+            ConfigParser::Yaml,
+            ConfigParser::Ini,
+            ConfigParser::Json,
+            ConfigParser::Xml,
+        ];
+        let s = p.container.supervisor.as_mut().unwrap();
+        s.config_files = parsers
+            .iter()
+            .enumerate()
+            .map(|(i, parser)| EditedFile {
+                path: format!("/home/container/file{i}"),
+                parser: *parser,
+                edits: vec![
+                    ConfigEdit { key: "a.b".into(), value: Some(format!("v{i}")), replace: None },
+                    ConfigEdit {
+                        key: "c".into(),
+                        value: None,
+                        replace: Some(vec![Replacement { match_: "regex:^x".into(), value: "y".into() }]),
+                    },
+                ],
+            })
+            .collect();
+        let s = p.container.supervisor.clone().unwrap();
+        let line = command(&p, &s);
+        let back = Config::from_args(&line[2..]).unwrap();
+        let want = ["file", "properties", "yaml", "ini", "json", "xml"];
+        assert_eq!(back.config_files.len(), 6);
+        for (i, file) in back.config_files.iter().enumerate() {
+            assert_eq!(file.path, format!("/home/container/file{i}"));
+            assert_eq!(serde_json::to_value(file.parser).unwrap(), want[i]);
+            assert_eq!((file.edits[0].key.as_str(), file.edits[0].value.as_deref()), ("a.b", Some(&*format!("v{i}"))));
+            let replace = file.edits[1].replace.as_ref().unwrap();
+            assert_eq!((replace[0].matches.as_str(), replace[0].value.as_str()), ("regex:^x", "y"));
+        }
     }
 
     #[test]

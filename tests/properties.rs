@@ -595,7 +595,7 @@ fn assert_builds_what_the_spec_asks(
         (Some(storage), Some(claim)) => {
             let requests = claim.spec.as_ref().and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref());
             prop_assert_eq!(requests.and_then(|r| r.get("storage")), Some(&storage.size));
-            prop_assert!(mounts.iter().any(|m| m.mount_path == storage.mount_path && m.sub_path.is_none()));
+            prop_assert!(mounts.iter().any(|m| m.mount_path == storage.mount_path() && m.sub_path.is_none()));
         }
         (None, None) => {}
         (storage, claim) => prop_assert!(false, "storage {:?}, claim {:?}", storage, claim),

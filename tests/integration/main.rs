@@ -24,6 +24,7 @@ mod real_node;
 mod real_node_common;
 mod real_node_console;
 mod real_node_players;
+mod real_node_template;
 mod support;
 mod swarm_backend;
 mod swarm_console;

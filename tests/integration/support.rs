@@ -225,27 +225,36 @@ pub fn api_status(err: &kube::Error) -> Option<&kube::core::Status> {
     }
 }
 
-/// Installs (server-side apply, idempotent) the GameServer CRD from the Rust
-/// types, and waits until it is served.
+/// Installs mettaton's CRDs (GameServer, GameTemplate, ClusterGameTemplate:
+/// the controller watches all three) once per test binary, and waits until
+/// they are served.
 pub async fn ensure_crd() {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::CustomResourceExt;
     use kube::api::{Patch, PatchParams};
-    use mettaton::api::GameServer;
+    use mettaton::api::{ClusterGameTemplate, GameServer, GameTemplate};
 
     static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     INSTALLED
         .get_or_init(|| async {
             let client = client().await;
-            let crd = GameServer::crd();
-            let name = crd.metadata.name.clone().unwrap();
-            Api::<CustomResourceDefinition>::all(client.clone())
-                .patch(&name, &PatchParams::apply("mettaton-tests").force(), &Patch::Apply(&crd))
-                .await
-                .expect("GameServer CRD applies");
-            let served = Api::<GameServer>::all(client);
-            eventually("the GameServer CRD to be served", Duration::from_secs(30), || async {
-                served.list(&kube::api::ListParams::default().limit(1)).await.map(|_| ()).map_err(|e| e.to_string())
+            let crds = Api::<CustomResourceDefinition>::all(client.clone());
+            for crd in [GameServer::crd(), GameTemplate::crd(), ClusterGameTemplate::crd()] {
+                let name = crd.metadata.name.clone().unwrap();
+                crds.patch(&name, &PatchParams::apply("mettaton-tests").force(), &Patch::Apply(&crd))
+                    .await
+                    .unwrap_or_else(|e| panic!("{name} applies: {e}"));
+            }
+            let served = (
+                Api::<GameServer>::all(client.clone()),
+                Api::<GameTemplate>::all(client.clone()),
+                Api::<ClusterGameTemplate>::all(client),
+            );
+            eventually("mettaton's CRDs to be served", Duration::from_secs(30), || async {
+                let one = kube::api::ListParams::default().limit(1);
+                served.0.list(&one).await.map_err(|e| e.to_string())?;
+                served.1.list(&one).await.map_err(|e| e.to_string())?;
+                served.2.list(&one).await.map(|_| ()).map_err(|e| e.to_string())
             })
             .await;
         })

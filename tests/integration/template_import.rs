@@ -8,15 +8,15 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use mettaton::api::{ClusterGameTemplate, ClusterGameTemplateSpec, GameTemplate, GameTemplateSpec};
 use mettaton::template::{egg::Egg, import};
 use serde_json::{Value, json};
 
-use crate::support::{TestNamespace, api_status, client, eventually, kubeconfig_path, kubectl, output, root, succeed};
+use crate::support::{
+    TestNamespace, api_status, ensure_crd, eventually, kubeconfig_path, kubectl, output, root, succeed,
+};
 
 const EGGS: [&str; 6] =
     ["paper.json", "ark-ptdl-v1.json", "valheim.json", "night-of-the-dead.json", "empyrion.json", "arma-reforger.json"];
@@ -27,30 +27,6 @@ fn egg_path(file: &str) -> std::path::PathBuf {
 
 fn imported(file: &str) -> import::Imported {
     import::import(&Egg::parse(&std::fs::read_to_string(egg_path(file)).unwrap()).unwrap()).unwrap()
-}
-
-/// Installs both template CRDs (once per test binary) and waits until they
-/// are served.
-async fn ensure_template_crds() {
-    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    INSTALLED
-        .get_or_init(|| async {
-            let client = client().await;
-            let crds = Api::<CustomResourceDefinition>::all(client.clone());
-            for crd in [GameTemplate::crd(), ClusterGameTemplate::crd()] {
-                let name = crd.metadata.name.clone().unwrap();
-                crds.patch(&name, &PatchParams::apply("mettaton-tests").force(), &Patch::Apply(&crd))
-                    .await
-                    .unwrap_or_else(|e| panic!("{name} applies: {e}"));
-            }
-            let (ns, cluster) = (Api::<GameTemplate>::all(client.clone()), Api::<ClusterGameTemplate>::all(client));
-            eventually("the template CRDs to be served", Duration::from_secs(30), || async {
-                ns.list(&Default::default()).await.map_err(|e| e.to_string())?;
-                cluster.list(&Default::default()).await.map(|_| ()).map_err(|e| e.to_string())
-            })
-            .await;
-        })
-        .await;
 }
 
 /// Deletes the ClusterGameTemplates a test made, whatever happens.
@@ -67,7 +43,7 @@ impl Drop for ClusterTemplates {
 
 #[tokio::test]
 async fn the_six_eggs_imported_are_accepted_as_both_kinds_and_read_back_unchanged() {
-    ensure_template_crds().await;
+    ensure_crd().await;
     let ns = TestNamespace::new("templates").await;
     let suffix = ns.name.rsplit('-').next().unwrap().to_string();
     let cluster_api = Api::<ClusterGameTemplate>::all(ns.client.clone());
@@ -109,7 +85,7 @@ type Change = Box<dyn Fn(&mut Value)>;
 
 #[tokio::test]
 async fn bad_templates_are_refused_naming_the_field() {
-    ensure_template_crds().await;
+    ensure_crd().await;
     let ns = TestNamespace::new("templates").await;
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("mettaton.dev", "v1alpha1", "GameTemplate"));
     let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
@@ -169,7 +145,7 @@ async fn bad_templates_are_refused_naming_the_field() {
 
 #[tokio::test]
 async fn kubectl_explain_shows_the_documented_schema() {
-    ensure_template_crds().await;
+    ensure_crd().await;
     let explained = eventually("kubectl explain to know gametemplates", Duration::from_secs(30), || async {
         let out = output(kubectl().args(["explain", "gametemplate.spec.variables"]));
         if out.status.success() {
@@ -206,7 +182,7 @@ fn mettaton(args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn the_cli_prints_yaml_that_round_trips_applies_and_names_a_bad_eggs_field() {
-    ensure_template_crds().await;
+    ensure_crd().await;
     let ns = TestNamespace::new("templates").await;
     let paper = egg_path("paper.json");
     let paper = paper.to_str().unwrap();
