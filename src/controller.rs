@@ -12,6 +12,12 @@
 //! `spec.players` or `spec.outputEvents` reads its supervisor's report once per
 //! 30 s ([`reading`]): new matched lines become Events, and the players go into
 //! the status when they changed.
+//!
+//! A GameServer made from a game template (`spec.template`) is planned from
+//! the controller's caches of GameTemplates and ClusterGameTemplates
+//! ([`lookup::plan`]), which a template's change also wakes; one that does
+//! not resolve has nothing applied and its status says why
+//! ([`status::unresolved`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
 //! A GameServer's plan, whether it names a template or not: the template
 //! the server names ([`wanted()`]), found by the caller (the controller in its
-//! caches, the CLI with one read: [`get`]), resolved ([`super::resolve`]) and
+//! caches, the CLI with one read: [`get`]), resolved ([`super::resolve()`]) and
 //! planned ([`crate::plan::plan_resolved`]), or why it cannot be
 //! ([`Unresolved`], with the status reason that says so). Pure but for
 //! [`get`].
@@ -30,7 +30,7 @@ impl Wanted {
         }
     }
 
-    /// How [`super::resolve`] names it in its problems: `GameTemplate/paper`,
+    /// How [`super::resolve()`] names it in its problems: `GameTemplate/paper`,
     /// `ClusterGameTemplate/paper` (a GameTemplate is in the server's own
     /// namespace).
     pub fn label(&self) -> String {
