@@ -16,7 +16,10 @@
 //!   variable's value is the server's, else the template's default; every
 //!   value, defaults included, is checked against the variable's rules
 //!   ([`crate::template::rules`]): `spec.variables.X: 500 breaks the rule
-//!   between:1,100 of template T (...)`.
+//!   between:1,100 of template T (...)`. A default breaking its rule is the
+//!   server's to fix when users may set the variable (`spec.variables.X:
+//!   the default ...: set spec.variables.X`), the template's when they may
+//!   not (`T: spec.variables[X].default: ...`).
 //! - Image: `spec.image` when set, else the template's image named by
 //!   `spec.template.image` (an unknown name is a problem listing the names),
 //!   else the template's first.
@@ -49,7 +52,9 @@
 //!   `containerPort`). Then the server's own `spec.env`, replacing by name
 //!   what comes before, or added after it.
 //! - Ports: the server's when it has any, else the template's; none at all is
-//!   a problem (eggs have none: the panel allocates them).
+//!   a problem (eggs have none: the panel allocates them). A
+//!   `health.probe.tcpPort` must name a TCP port of the template's when the
+//!   server has none (the API server checks it against the server's own).
 //! - `health.readyLogLine`: the server's, else the template's `readyLogLine`
 //!   when it has any. `shutdown.stop`: the server's, else the template's
 //!   `stop`.
@@ -158,6 +163,12 @@ pub fn resolve(spec: &GameServerSpec, template: &str, t: &GameTemplateSpec) -> R
         }
     };
 
+    if let Some(port) = spec.health.as_ref().and_then(|h| h.probe.as_ref()).and_then(|p| p.tcp_port.as_deref())
+        && spec.ports.is_empty()
+        && !ports.iter().any(|p| p.name == port && p.protocol == crate::api::Protocol::TCP)
+    {
+        problems.push(format!("spec.health.probe.tcpPort: {port} is no TCP port of template {template}"));
+    }
     if t.install.is_some() && spec.storage.is_none() {
         problems.push(format!(
             "spec.storage: template {template} has an install script, which installs into the server's volume: set spec.storage"
@@ -236,7 +247,7 @@ fn variables(
                     "spec.variables.{env}: the default {value:?} of template {template} breaks its rule {rule} ({reason}): set spec.variables.{env}"
                 ),
                 None => format!(
-                    "spec.variables.{env}: the default {value:?} of template {template} breaks its rule {rule} ({reason}), and the variable is not user-editable: the template needs fixing"
+                    "{template}: spec.variables[{env}].default: {value:?} breaks its rule {rule} ({reason}), and the variable is not user-editable: the template needs fixing"
                 ),
             });
         }

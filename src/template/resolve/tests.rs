@@ -216,7 +216,7 @@ fn a_default_breaking_its_rule_is_reported() {
     assert!(resolve(&server(json!({ "variables": { "MAX_PLAYERS": "5" } })), T, &t).is_ok());
     t.variables[2].default = "x".repeat(21);
     let ps = problems(&server(json!({ "variables": { "MAX_PLAYERS": "5" } })), &t);
-    assert!(ps[0].starts_with("spec.variables.BUILD: the default "), "{ps:?}");
+    assert!(ps[0].starts_with(&format!("{T}: spec.variables[BUILD].default: \"xxx")), "{ps:?}");
     assert!(ps[0].ends_with("and the variable is not user-editable: the template needs fixing"), "{ps:?}");
 }
 
@@ -247,6 +247,25 @@ fn ports_come_from_the_server_else_the_template_and_are_needed() {
     assert_eq!(env_of(&r.spec).iter().find(|(k, _)| k == "SERVER_PORT").unwrap().1, "7777");
     let r = resolve(&server(json!({})), T, &t).unwrap();
     assert_eq!(r.spec.ports[0].container_port, 25565, "the server's replace the template's");
+}
+
+#[test]
+fn a_probe_port_must_be_a_tcp_port_of_the_templates_when_the_server_has_none() {
+    let mut t = template();
+    t.ports = vec![
+        serde_json::from_value(json!({ "name": "game", "containerPort": 7777 })).unwrap(),
+        serde_json::from_value(json!({ "name": "query", "containerPort": 7778, "protocol": "UDP" })).unwrap(),
+    ];
+    let spec = |port: &str| server(json!({ "ports": null, "health": { "probe": { "tcpPort": port } } }));
+    assert!(resolve(&spec("game"), T, &t).is_ok());
+    for port in ["query", "nope"] {
+        assert_eq!(
+            problems(&spec(port), &t),
+            [format!("spec.health.probe.tcpPort: {port} is no TCP port of template {T}")]
+        );
+    }
+    // The server's own ports are the API server's to check.
+    assert!(resolve(&server(json!({ "health": { "probe": { "tcpPort": "game" } } })), T, &t).is_ok());
 }
 
 #[test]
