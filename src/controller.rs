@@ -1076,6 +1076,46 @@ mod tests {
         assert!(stops(&plain, &running, &plain, &status(Phase::Stopping, 2, false)).is_empty());
     }
 
+    /// A template's change wakes exactly the servers naming it: the kind,
+    /// the namespace (a GameTemplate's is the server's own) and the name.
+    #[test]
+    fn a_template_change_maps_to_the_servers_naming_it() {
+        let server = |ns: &str, name: &str, template: Option<(&str, &str)>| -> GameServer {
+            let mut spec = json!({ "image": "game:1", "ports": [{ "name": "game", "containerPort": 7777 }] });
+            if let Some((kind, t)) = template {
+                spec = json!({ "template": { "kind": kind, "name": t } });
+            }
+            serde_json::from_value(json!({
+                "apiVersion": "mettaton.dev/v1alpha1", "kind": "GameServer",
+                "metadata": { "name": name, "namespace": ns }, "spec": spec
+            }))
+            .unwrap()
+        };
+        let (store, mut writer) = reflector::store();
+        for gs in [
+            server("a", "one", Some(("GameTemplate", "paper"))),
+            server("b", "two", Some(("GameTemplate", "paper"))),
+            server("a", "three", Some(("ClusterGameTemplate", "paper"))),
+            server("a", "four", Some(("GameTemplate", "vanilla"))),
+            server("a", "five", None),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(gs));
+        }
+        let names = |kind, ns: Option<&str>, name: &str| {
+            let mut refs: Vec<String> = naming(&store, kind, ns.map(str::to_string), name.to_string())
+                .into_iter()
+                .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+                .collect();
+            refs.sort();
+            refs
+        };
+        assert_eq!(names(TemplateKind::GameTemplate, Some("a"), "paper"), ["a/one"]);
+        assert_eq!(names(TemplateKind::GameTemplate, Some("b"), "paper"), ["b/two"]);
+        assert_eq!(names(TemplateKind::ClusterGameTemplate, None, "paper"), ["a/three"]);
+        assert_eq!(names(TemplateKind::GameTemplate, Some("a"), "vanilla"), ["a/four"]);
+        assert!(names(TemplateKind::ClusterGameTemplate, None, "vanilla").is_empty());
+    }
+
     #[test]
     fn backoff_doubles_from_one_second_up_to_five_minutes() {
         let waits: Vec<u64> = (1..=11).map(|n| backoff(n).as_secs()).collect();
