@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
-use mettaton::api::{ClusterGameTemplate, ClusterGameTemplateSpec, FIELD_MANAGER, GameTemplate, GameTemplateSpec};
+use mettaton::api::{
+    ClusterGameTemplate, ClusterGameTemplateSpec, FIELD_MANAGER, GamePort, GameTemplate, GameTemplateSpec, Protocol,
+};
 use mettaton::template::{self, egg::Egg, import::is_dns_label};
 
 #[derive(clap::Subcommand, Debug)]
@@ -37,6 +39,12 @@ pub(crate) struct ImportArgs {
     /// A ClusterGameTemplate, for every namespace.
     #[arg(long)]
     cluster: bool,
+    /// A port the game listens on, `NAME=PORT` or `NAME=PORT/UDP`
+    /// (repeatable; the first is the egg's default port, `SERVER_PORT`).
+    /// Eggs have none (the panel allocates them): with them in the template,
+    /// a GameServer needs no `spec.ports`.
+    #[arg(long = "port", value_name = "NAME=PORT[/PROTOCOL]", value_parser = parse_port)]
+    ports: Vec<GamePort>,
     /// Apply it (server-side apply, field manager `mettaton`) with your
     /// kubeconfig instead of printing it.
     #[arg(long)]
@@ -57,6 +65,34 @@ pub(crate) async fn run(command: TemplateCommand) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// A port of `--port`: `NAME=PORT` or `NAME=PORT/TCP|UDP`, the name as the
+/// CRD takes it.
+fn parse_port(arg: &str) -> Result<GamePort, String> {
+    let (name, port) = arg.split_once('=').ok_or_else(|| format!("`{arg}`: want NAME=PORT or NAME=PORT/UDP"))?;
+    let name_ok = (1..=15).contains(&name.len())
+        && name
+            .split('-')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && name.chars().any(|c| c.is_ascii_lowercase());
+    if !name_ok {
+        return Err(format!(
+            "`{name}` is not a port name: lowercase letters, digits and single dashes, at least one letter, at most 15"
+        ));
+    }
+    let (number, protocol) = match port.split_once('/') {
+        None => (port, Protocol::TCP),
+        Some((n, p)) if p.eq_ignore_ascii_case("tcp") => (n, Protocol::TCP),
+        Some((n, p)) if p.eq_ignore_ascii_case("udp") => (n, Protocol::UDP),
+        Some((_, p)) => return Err(format!("`{p}` is not a protocol: TCP or UDP")),
+    };
+    let container_port = number
+        .parse::<i32>()
+        .ok()
+        .filter(|n| (1..=65535).contains(n))
+        .ok_or_else(|| format!("`{number}` is not a port (1 to 65535)"))?;
+    Ok(GamePort { name: name.to_string(), container_port, protocol, external_port: None })
 }
 
 /// A template's kind, name and spec from its YAML.
@@ -93,7 +129,21 @@ async fn import(args: ImportArgs) -> Result<(), String> {
     for line in &imported.report {
         eprintln!("left out: {line}");
     }
-    let spec = imported.spec;
+    let mut spec = imported.spec;
+    if let Some(twice) = args.ports.iter().enumerate().find_map(|(i, p)| {
+        args.ports[..i]
+            .iter()
+            .any(|q| q.name == p.name || (q.container_port, q.protocol) == (p.container_port, p.protocol))
+            .then_some(p)
+    }) {
+        return Err(format!(
+            "--port: {} (port {}/{}) is given twice, by name or port",
+            twice.name,
+            twice.container_port,
+            twice.protocol.as_str()
+        ));
+    }
+    spec.ports = args.ports;
     if !args.apply {
         let yaml = if args.cluster {
             let mut t = ClusterGameTemplate::new(&name, ClusterGameTemplateSpec(spec));
@@ -127,4 +177,30 @@ async fn import(args: ImportArgs) -> Result<(), String> {
         println!("gametemplate {namespace}/{name} applied");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_a_name_a_number_and_a_protocol() {
+        let p = parse_port("game=25565").unwrap();
+        assert_eq!((p.name.as_str(), p.container_port, p.protocol), ("game", 25565, Protocol::TCP));
+        let p = parse_port("query=2457/udp").unwrap();
+        assert_eq!((p.name.as_str(), p.container_port, p.protocol), ("query", 2457, Protocol::UDP));
+        for (bad, why) in [
+            ("game", "want NAME=PORT"),
+            ("Game=1", "is not a port name"),
+            ("123=1", "is not a port name"),
+            ("a--b=1", "is not a port name"),
+            ("game=0", "is not a port (1 to 65535)"),
+            ("game=70000", "is not a port"),
+            ("game=x", "is not a port"),
+            ("game=1/sctp", "`sctp` is not a protocol"),
+        ] {
+            let e = parse_port(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
 }

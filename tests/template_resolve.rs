@@ -400,3 +400,49 @@ fn render_from_files_prints_the_resolved_server_or_its_problems() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The README's templated server (examples/paper.yaml) is what it says: with
+/// the Paper egg imported as the README says (`--cluster --port
+/// game=25565`), it renders to the egg's server with its variables, port and
+/// volume.
+#[test]
+fn the_readmes_paper_server_renders_from_the_egg_imported_as_it_says() {
+    let example = std::fs::read_to_string(root().join("examples/paper.yaml")).unwrap();
+    let manifest: String = example.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(readme.contains(&format!("```yaml\n{manifest}```")), "README shows examples/paper.yaml:\n{manifest}");
+    assert!(example.contains("mettaton template import egg-paper.json --cluster --port game=25565 --apply"));
+    assert!(readme.contains("mettaton template import egg-paper.json --cluster --port game=25565 --apply"));
+
+    let mettaton = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_mettaton")).args(args).output().unwrap();
+    let egg = root().join("tests/eggs/paper.json");
+    let out = mettaton(&["template", "import", egg.to_str().unwrap(), "--cluster", "--port", "game=25565"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = std::env::temp_dir().join(format!("mettaton-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let template = dir.join("paper-template.yaml");
+    std::fs::write(&template, &out.stdout).unwrap();
+    let example_path = root().join("examples/paper.yaml");
+    let out = mettaton(&["render", "-f", example_path.to_str().unwrap(), "--template", template.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rendered: Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let spec = &rendered["server"]["spec"];
+    assert_eq!(spec["image"], "ghcr.io/pelican-eggs/yolks:java_21", "the egg's first image");
+    assert_eq!(spec["ports"], json!([{ "name": "game", "containerPort": 25565, "protocol": "TCP" }]));
+    assert_eq!(spec["storage"]["size"], "10Gi");
+    assert_eq!(spec["storage"]["mountPath"], "/home/container");
+    let env: BTreeMap<&str, &str> = spec["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["value"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        (env["MINECRAFT_VERSION"], env["SERVER_JARFILE"], env["SERVER_PORT"]),
+        ("1.21.4", "server.jar", "25565")
+    );
+    assert_eq!(spec["health"]["readyLogLine"], json!([")! For help, type "]));
+    assert_eq!(rendered["configFiles"][0]["path"], "/home/container/server.properties");
+    assert_eq!(rendered["install"]["image"], "ghcr.io/pelican-eggs/installers:alpine");
+    let _ = std::fs::remove_dir_all(&dir);
+}
