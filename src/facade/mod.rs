@@ -392,8 +392,9 @@ impl<B: Standalone> Mettaton<B> {
     /// The facade with a game template that manifests may name in
     /// `spec.template` (by its kind and name; a `GameTemplate` serves every
     /// namespace here). A template given again under the same kind and name
-    /// replaces the one before; a server keeps the template it was last
-    /// applied with (in the state file) until it is applied again.
+    /// replaces the one before. A server keeps the template it was last
+    /// applied with (in the state file): a new process plans it with that
+    /// one, and `apply` takes that one when it is given none of the name.
     pub fn with_template(mut self, template: Template) -> Self {
         self.add_template(template);
         self
@@ -613,12 +614,17 @@ impl<B: Standalone> Mettaton<B> {
         let Ok(old) = self.saved(c, &id) else {
             return Ok(Applied::Created(self.spawn(manifest).await?));
         };
-        let saved = SavedServer {
-            spec: manifest.spec.clone(),
-            template: templates::template_for(&manifest.spec, &self.templates)?,
-            reinstall: reinstall_of(manifest),
-            ..old.clone()
+        // The template given, else the one the server was applied with (a
+        // new process need not be given it again).
+        let template = match templates::template_for(&manifest.spec, &self.templates) {
+            Err(Error::TemplateNotFound(name)) => {
+                let kept = old.template.clone().filter(|t| templates::template_name(t.kind, &t.name) == name);
+                Some(kept.ok_or(Error::TemplateNotFound(name))?)
+            }
+            other => other?,
         };
+        let saved =
+            SavedServer { spec: manifest.spec.clone(), template, reinstall: reinstall_of(manifest), ..old.clone() };
         let changes = diff_saved(&old, &saved);
         let plan = self.plan_for(&saved)?;
         if changes.is_empty() {

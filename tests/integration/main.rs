@@ -30,6 +30,7 @@ mod swarm_backend;
 mod swarm_console;
 mod swarm_controller;
 mod swarm_players;
+mod swarm_template;
 mod template_import;
 mod template_render;
 #[path = "../common/testgame.rs"]

@@ -110,18 +110,28 @@ pub fn is_install_of(labels: Option<&std::collections::HashMap<String, String>>,
 
 /// The last lines of a failed install's log: from the supervisor's summary
 /// (`install exited with N:`, `install killed by signal N:`, `install could
-/// not run: ...`, which it prints last with the script's last lines) on, or
+/// not run: ...`, which it prints last with the script's last lines, after
+/// its name: `mettaton-supervisor: install exited with 3:`) on, or
 /// the log's last lines when it has none (the supervisor itself failed).
 /// Engine timestamps or stream prefixes are not expected: the log as the
 /// engine gives it without them.
 pub fn install_failure_lines(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
-    let summary = lines.iter().rposition(|l| {
-        l.starts_with("install exited with ")
-            || l.starts_with("install killed by signal ")
-            || l.starts_with("install could not run")
+    let mut lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
+    // The summary's line, and where on it the summary begins (after the
+    // supervisor's `mettaton-supervisor: `).
+    let summary = lines.iter().enumerate().rev().find_map(|(i, l)| {
+        ["install exited with ", "install killed by signal ", "install could not run"]
+            .iter()
+            .find_map(|s| l.find(s))
+            .map(|at| (i, at))
     });
-    let start = summary.unwrap_or_else(|| lines.len().saturating_sub(TAIL_LINES));
+    let start = match summary {
+        Some((i, at)) => {
+            lines[i] = &lines[i][at..];
+            i
+        }
+        None => lines.len().saturating_sub(TAIL_LINES),
+    };
     let tail: Vec<&str> = lines[start..].iter().copied().filter(|l| !l.is_empty()).collect();
     tail.join("\n")
 }
@@ -227,7 +237,7 @@ mod tests {
     #[test]
     fn a_failed_install_says_its_last_lines_from_the_supervisors_summary_on() {
         let log = "downloading\nfetching 1.21.4\ncurl: (6) Could not resolve host\n\
-                   install exited with 6:\nfetching 1.21.4\ncurl: (6) Could not resolve host\n";
+                   mettaton-supervisor: install exited with 6:\nfetching 1.21.4\ncurl: (6) Could not resolve host\n";
         let problem = install_failed(log, "task: non-zero exit (6)");
         assert_eq!(problem.kind, ProblemKind::InstallFailed);
         assert_eq!(problem.reason, INSTALL_FAILED);

@@ -38,7 +38,8 @@ use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{Node, Service, Task};
 use bollard::query_parameters::{
-    ListConfigsOptionsBuilder, ListServicesOptionsBuilder, ListTasksOptionsBuilder, UpdateServiceOptionsBuilder,
+    ListConfigsOptionsBuilder, ListContainersOptionsBuilder, ListServicesOptionsBuilder, ListTasksOptionsBuilder,
+    RemoveContainerOptionsBuilder, UpdateServiceOptionsBuilder,
 };
 use futures::stream::BoxStream;
 
@@ -585,13 +586,31 @@ impl SwarmOrchestrator {
             .unwrap_or_default()
     }
 
+    /// Removes a job and the containers of its tasks on the daemon's node:
+    /// swarm keeps a job's ended task containers after the job is removed,
+    /// and they would hold the server's volume (a larger swarm's other nodes
+    /// keep theirs until swarm prunes them).
     async fn delete_job(&self, job: &Service) -> Result<(), BackendError> {
         let id = job.id.as_deref().unwrap_or_default();
         match self.docker.delete_service(id).await {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Ok(()),
-            Err(e) => Err(self.error(format!("remove install job {id}"), e)),
+            Ok(()) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(self.error(format!("remove install job {id}"), e)),
         }
+        let name = job.spec.as_ref().and_then(|s| s.name.clone()).unwrap_or_default();
+        let filters = HashMap::from([("label", vec![format!("{}={name}", builders::LABEL_SWARM_SERVICE_NAME)])]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let containers =
+            self.docker.list_containers(Some(options)).await.map_err(|e| self.error("list install containers", e))?;
+        for c in containers {
+            let options = RemoveContainerOptionsBuilder::default().force(true).build();
+            match self.docker.remove_container(c.id.as_deref().unwrap_or_default(), Some(options)).await {
+                Ok(()) => {}
+                Err(e) if matches!(status_of(&e), Some(404 | 409)) => {}
+                Err(e) => return Err(self.error(format!("remove a container of install job {name}"), e)),
+            }
+        }
+        Ok(())
     }
 
     /// Removes the server's install job; `true` while a task of it still
@@ -721,6 +740,7 @@ impl Orchestrator for SwarmOrchestrator {
         }
         let mut created = Created::default();
         let mut desired = desired;
+        let mut stopped = false;
         // The install, before the game's service is created or changed; a
         // service made after an install carries its hash, so a steady state
         // runs none.
@@ -740,6 +760,7 @@ impl Orchestrator for SwarmOrchestrator {
                 }
                 if let Some(service) = &current {
                     self.stop_for_install(plan, service).await?;
+                    stopped = true;
                 }
                 let constraints = builders::constraints(plan)?;
                 // A failed install leaves its job (what `observe` reports)
@@ -747,11 +768,8 @@ impl Orchestrator for SwarmOrchestrator {
                 self.run_install(plan, &run, constraints).await?;
             }
         }
-        let current = match (&plan.install, &current) {
-            // Scaled down for the install: read again for its version.
-            (Some(_), Some(_)) => self.own_service(plan).await?,
-            _ => current,
-        };
+        // Scaled down for the install: read again for its version.
+        let current = if stopped { self.own_service(plan).await? } else { current };
         let result = self.apply_objects(plan, desired, current.as_ref(), &mut created).await;
         if result.is_err() {
             self.undo(created).await;

@@ -108,6 +108,7 @@ pub fn install_run(
     let env = shared::env(plan, |_, var| {
         refused(plan, format!("env {} uses valueFrom, which Docker Swarm cannot resolve: give it a value", var.name))
     })?;
+    let env = env.iter().map(|e| swarm_literal(e)).collect();
     shared::install_run(plan, &volume_name(plan), supervisor_image, env, owner_uid).map_err(|r| refused(plan, r))
 }
 

@@ -87,6 +87,7 @@ pub fn service_spec(
         )
     })?;
 
+    let env: Vec<String> = env.iter().map(|e| swarm_literal(e)).collect();
     let mut labels = object_labels(plan);
     if let Some(uid) = owner_uid {
         labels.insert(LABEL_UID.to_string(), uid.to_string());
@@ -183,6 +184,15 @@ pub fn service_spec(
         endpoint_spec: (!ports.is_empty()).then(|| EndpointSpec { ports: Some(ports), ..Default::default() }),
         ..Default::default()
     })
+}
+
+/// `text` as swarm takes it literally where it expands templates (a
+/// service's environment, hostname and mounts): swarm reads `{{ ... }}` as a
+/// Go template (`{{.Node.Hostname}}`), and refuses one naming no function,
+/// so each `{{` is written as the template `{{"{{"}}`, which gives `{{` back
+/// (an egg's `STARTUP` holds its `{{VAR}}` placeholders).
+pub fn swarm_literal(text: &str) -> String {
+    text.replace("{{", "{{\"{{\"}}")
 }
 
 /// The placement constraints of `spec.nodeSelector`: `node.labels.KEY==VALUE`

@@ -1025,3 +1025,17 @@ fn an_install_is_the_server_while_it_runs_and_its_failure_the_instances_problem(
         (ProblemKind::InstallFailed, Some("install exited with 2:\nno"))
     );
 }
+
+#[test]
+fn placeholders_in_the_environment_reach_the_game_literally_through_swarms_templates() {
+    assert_eq!(swarm_literal("STARTUP=java -jar {{SERVER_JARFILE}}"), "STARTUP=java -jar {{\"{{\"}}SERVER_JARFILE}}");
+    assert_eq!(swarm_literal("A=no braces }}"), "A=no braces }}");
+    let mut v = minecraft();
+    v["env"] = json!([{ "name": "STARTUP", "value": "run {{X}}" }]);
+    let p = with_install(plan_of(v));
+    let spec = service_spec(&p, None, SUPERVISOR).unwrap();
+    let env = spec.task_template.unwrap().container_spec.unwrap().env.unwrap();
+    assert_eq!(env, ["STARTUP=run {{\"{{\"}}X}}"]);
+    let run = install_run(&p, None, SUPERVISOR).unwrap().unwrap();
+    assert_eq!(run.env, env, "the install's environment too");
+}
