@@ -263,3 +263,116 @@ async fn the_cli_applies_a_server_with_a_template_from_a_file() {
     let deleted = cli(&["delete", "cli"]);
     assert!(deleted.status.success(), "{}", text(&deleted));
 }
+
+/// The test game's template of tests/templates/testgame.yaml, as the real
+/// node runs it (`real_node_template`): its install script, its edits in four
+/// parsers, its "Done" line and its console stop, on swarm and plain Docker.
+async fn the_test_games_template_installs_once_edits_its_files_and_stops_through_the_console<B: Backend>() {
+    let scope = Scope::<B>::new("tpl-game");
+    let text = std::fs::read_to_string(crate::support::root().join("tests/templates/testgame.yaml")).unwrap();
+    let template: mettaton::api::ClusterGameTemplate = serde_yaml::from_str(&text).unwrap();
+    let template = Template { kind: TemplateKind::ClusterGameTemplate, name: "testgame".into(), spec: template.spec.0 };
+    let mut facade = Mettaton::<B>::on(daemon(), scope.state())
+        .with_supervisor_image(&supervisor_image().await)
+        .with_template(template);
+    facade.connect().await.expect("connects");
+    let spec = |state: &str| {
+        json!({
+            "template": { "name": "testgame", "kind": "ClusterGameTemplate" },
+            "variables": { "GAME_NAME": "arena", "MAX_PLAYERS": "50" },
+            "storage": { "size": "1Gi", "reclaimPolicy": "Delete" },
+            "state": state
+        })
+    };
+    let manifest = scope.manifest("arena", spec("Running"));
+    let handle = facade.spawn(&manifest).await.expect("spawns from the template");
+    let id = handle.id.clone();
+    let healthy = || async {
+        eventually("the server healthy", WAIT, || async {
+            let info = facade.info(&id).await.map_err(|e| e.to_string())?;
+            if info.healthy { Ok(()) } else { Err(format!("{info:?}")) }
+        })
+        .await
+    };
+    healthy().await;
+    let volume = B::volume_name(&mettaton::plan::plan_spec("arena", &scope.namespace, &manifest.spec));
+    let dir = docker().inspect_volume(&volume).await.expect("the server's volume").mountpoint;
+    let dir = std::path::PathBuf::from(dir);
+    crate::real_node_template::assert_installed_and_edited(&dir, 1);
+    // Ready only from the "Done" line, printed after the game listens and
+    // read the edited files.
+    let logs = log_with(&facade, &id, "Done (").await;
+    assert!(logs.contains("motd=arena on mettaton"), "the game read the edited file: {logs}");
+    assert!(logs.find("game server listening tcp=7777").unwrap() < logs.find("Done (").unwrap(), "{logs}");
+
+    // Stopped through the template's stop, typed into the console (the game
+    // ignores signals): the world is saved.
+    facade.apply(&scope.manifest("arena", spec("Stopped"))).await.expect("stops");
+    eventually("the world saved", WAIT, || async {
+        let world = std::fs::read_to_string(dir.join("world.sav")).unwrap_or_default();
+        if world == "starts=1\ndata=\n" { Ok(()) } else { Err(world) }
+    })
+    .await;
+    // Running again: the same world, and no second install.
+    facade.apply(&scope.manifest("arena", spec("Running"))).await.expect("starts again");
+    healthy().await;
+    log_with(&facade, &id, "loaded world starts=2").await;
+    crate::real_node_template::assert_installed_and_edited(&dir, 1);
+    facade.shutdown(&id).await.expect("shuts down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_the_test_games_template_installs_once_edits_its_files_and_stops_through_the_console() {
+    the_test_games_template_installs_once_edits_its_files_and_stops_through_the_console::<SwarmOrchestrator>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_the_test_games_template_installs_once_edits_its_files_and_stops_through_the_console() {
+    the_test_games_template_installs_once_edits_its_files_and_stops_through_the_console::<DockerOrchestrator>().await;
+}
+
+/// A reinstall asked (`mettaton.dev/reinstall`) with a template whose script
+/// fails: the update is refused with the script's last lines, the server is
+/// kept (stopped, `Failed` with them, not vanished), and the next apply with
+/// a fixed script runs it again under the same token and starts the game.
+async fn a_failed_reinstall_keeps_the_server_and_a_fixed_script_runs_again<B: Backend>() {
+    let scope = Scope::<B>::new("tplr");
+    let sup = supervisor_image().await;
+    let mut facade = Mettaton::<B>::on(daemon(), scope.state()).with_supervisor_image(&sup).with_template(template(INSTALL));
+    facade.connect().await.expect("connects");
+    let handle = facade.spawn(&scope.manifest("arena", server("north"))).await.expect("spawns");
+    let id = handle.id;
+    let mut reinstall = scope.manifest("arena", server("north"));
+    reinstall.metadata.annotations =
+        Some([("mettaton.dev/reinstall".to_string(), "2026-12-04T05:00:00Z".to_string())].into());
+    facade.add_template(template("echo 'no such version' >&2\nexit 4"));
+    let err = facade.apply(&reinstall).await.expect_err("the reinstall fails").to_string();
+    assert!(err.contains("install exited with 4:") && err.contains("no such version"), "{err}");
+    let info = eventually("the failed install in info", WAIT, || async {
+        let info = facade.info(&id).await.map_err(|e| e.to_string())?;
+        if info.problem.as_deref().is_some_and(|p| p.contains("no such version")) { Ok(info) } else { Err(format!("{info:?}")) }
+    })
+    .await;
+    assert_eq!(info.phase, mettaton::api::Phase::Failed, "{info:?}");
+    assert!(!info.running, "the game is not started over a failed install: {info:?}");
+    assert_eq!(facade.list().await.unwrap().len(), 1, "the server is kept");
+    // Fixed: the same token, whose install never succeeded, runs again.
+    facade.add_template(template(INSTALL));
+    let applied = facade.apply(&reinstall).await.expect("the fixed install runs");
+    let Applied::Updated { handle, .. } = applied else { panic!("expected Updated, got {applied:?}") };
+    let port = handle.ports.iter().find(|p| p.name == "game").unwrap().port;
+    let (greeting, _) = tcp_exchange(handle.address.as_deref().unwrap(), port);
+    assert_eq!(greeting, "hello from north");
+    log_with(&facade, &id, "installed 2 times for north").await;
+    facade.shutdown(&id).await.expect("shuts down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_a_failed_reinstall_keeps_the_server_and_a_fixed_script_runs_again() {
+    a_failed_reinstall_keeps_the_server_and_a_fixed_script_runs_again::<SwarmOrchestrator>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_a_failed_reinstall_keeps_the_server_and_a_fixed_script_runs_again() {
+    a_failed_reinstall_keeps_the_server_and_a_fixed_script_runs_again::<DockerOrchestrator>().await;
+}
