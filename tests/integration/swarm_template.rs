@@ -338,7 +338,8 @@ async fn docker_the_test_games_template_installs_once_edits_its_files_and_stops_
 async fn a_failed_reinstall_keeps_the_server_and_a_fixed_script_runs_again<B: Backend>() {
     let scope = Scope::<B>::new("tplr");
     let sup = supervisor_image().await;
-    let mut facade = Mettaton::<B>::on(daemon(), scope.state()).with_supervisor_image(&sup).with_template(template(INSTALL));
+    let mut facade =
+        Mettaton::<B>::on(daemon(), scope.state()).with_supervisor_image(&sup).with_template(template(INSTALL));
     facade.connect().await.expect("connects");
     let handle = facade.spawn(&scope.manifest("arena", server("north"))).await.expect("spawns");
     let id = handle.id;
@@ -350,7 +351,11 @@ async fn a_failed_reinstall_keeps_the_server_and_a_fixed_script_runs_again<B: Ba
     assert!(err.contains("install exited with 4:") && err.contains("no such version"), "{err}");
     let info = eventually("the failed install in info", WAIT, || async {
         let info = facade.info(&id).await.map_err(|e| e.to_string())?;
-        if info.problem.as_deref().is_some_and(|p| p.contains("no such version")) { Ok(info) } else { Err(format!("{info:?}")) }
+        if info.problem.as_deref().is_some_and(|p| p.contains("no such version")) {
+            Ok(info)
+        } else {
+            Err(format!("{info:?}"))
+        }
     })
     .await;
     assert_eq!(info.phase, mettaton::api::Phase::Failed, "{info:?}");

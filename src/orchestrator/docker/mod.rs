@@ -579,18 +579,28 @@ impl Orchestrator for DockerOrchestrator {
         }
         let mut install_failed = false;
         let result = async {
+            if let Some(run) = install.as_ref().filter(|_| plan.replicas > 0) {
+                // The game stopped first (the script writes its files), and
+                // kept until the install succeeded: a failed install leaves
+                // it stopped, the server still there, and its own container
+                // (what `observe` reports) and the volume it wrote on.
+                if let Some(c) = &current {
+                    self.stop(plan, c).await?;
+                }
+                let installed = self.run_install(plan, run).await;
+                install_failed = installed.is_err();
+                installed?;
+            }
+            // Read again when it was stopped for the install.
+            let current = match (&current, install.is_some() && plan.replicas > 0) {
+                (Some(_), true) => self.own(plan).await?,
+                _ => current,
+            };
             if let Some(c) = &current {
                 // Replaced: the same volume, a new container.
                 while self.remove(plan, c).await? == Teardown::Pending {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-            }
-            if let Some(run) = install.as_ref().filter(|_| plan.replicas > 0) {
-                // A failed install leaves its container (what `observe`
-                // reports) and the volume it wrote on.
-                let installed = self.run_install(plan, run).await;
-                install_failed = installed.is_err();
-                installed?;
             }
             self.create(plan, request).await
         }
