@@ -2,7 +2,7 @@
 //! (no API server holds them: [`super::Mettaton::with_template`], `mettaton
 //! swarm apply --template FILE`), the one a manifest's `spec.template` names,
 //! and the plan of a saved server resolved with the template it was saved
-//! with ([`crate::template::resolve`], [`crate::plan::plan_resolved`]).
+//! with ([`crate::template::resolve()`], [`crate::plan::plan_resolved`]).
 //!
 //! A `GameTemplate` given to the facade serves every namespace: the facade
 //! has no namespaced objects of its own, and a manifest names a template by

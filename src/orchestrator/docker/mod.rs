@@ -25,6 +25,12 @@
 //! - `shutdown.stopCommand` runs in the container (exec) before it is
 //!   stopped, for at most the grace period; then `docker stop` with the grace
 //!   period (also the container's stop timeout).
+//! - A template's install script runs before the game in a one-shot
+//!   container (`<container>-install`, [`builders::install_body`]) whenever
+//!   a container is created to run or a stopped one is started (the volume's
+//!   marker makes a run after a success a no-op); see `run_install` for what
+//!   a failed one does. The plan's `working_dir` is the container's
+//!   `WorkingDir`.
 
 pub mod builders;
 

@@ -26,6 +26,12 @@
 //!
 //! The volume is local to a node: on a swarm of several nodes, a server
 //! rescheduled elsewhere gets an empty volume of the same name there.
+//!
+//! A template's install script runs before the game as a one-shot job (a
+//! `ReplicatedJob` service `<service>-install`, [`builders::install_job_spec`])
+//! when the game's service is created to run or its install changes (the
+//! install's hash is a label of the game's task); see `run_install` for what
+//! a failed one does. The plan's `working_dir` is the container's `dir`.
 
 pub mod builders;
 
