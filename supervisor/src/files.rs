@@ -375,23 +375,34 @@ fn properties(text: &str, edits: &[Edit]) -> Result<String, String> {
     Ok(unlines(&lines, eol))
 }
 
-/// An ini key: `Section.Key` (the first dot outside brackets; the brackets
-/// themselves dropped, as Wings reads `[/Script/Pal.Settings].Option`), or a
-/// key alone, before any section.
-fn ini_key(key: &str) -> (String, String) {
+/// `key` split at its dots outside `[...]` (a selector's or a section's
+/// own dots stay), into at most `max` parts: the last keeps the rest.
+fn dotted(key: &str, max: usize) -> Vec<String> {
     let mut parts = vec![String::new()];
     let mut depth = 0usize;
     for c in key.chars() {
         match c {
             '[' => depth += 1,
             ']' => depth = depth.saturating_sub(1),
-            '.' if depth == 0 && parts.len() == 1 => parts.push(String::new()),
-            c => parts.last_mut().expect("one part at least").push(c),
+            '.' if depth == 0 && parts.len() < max => {
+                parts.push(String::new());
+                continue;
+            }
+            _ => {}
         }
+        parts.last_mut().expect("one part at least").push(c);
     }
-    match <[String; 2]>::try_from(parts) {
-        Ok([section, key]) => (section, key),
-        Err(mut one) => (String::new(), one.remove(0)),
+    parts
+}
+
+/// An ini key: `Section.Key` (the first dot outside brackets; the brackets
+/// themselves dropped, as Wings reads `[/Script/Pal.Settings].Option`), or a
+/// key alone, before any section.
+fn ini_key(key: &str) -> (String, String) {
+    let unbracketed = |s: &str| s.chars().filter(|c| !matches!(c, '[' | ']')).collect::<String>();
+    match <[String; 2]>::try_from(dotted(key, 2)) {
+        Ok([section, key]) => (unbracketed(&section), unbracketed(&key)),
+        Err(one) => (String::new(), unbracketed(&one[0])),
     }
 }
 

@@ -332,25 +332,6 @@ pub fn install_ended(c: &ContainerInspectResponse) -> Option<Result<(), String>>
     })
 }
 
-/// The server while its install container `c` (of name `name`) is what there
-/// is of it: one instance wanted, none ready, the install as the instance,
-/// not running the game; `problem` when it failed.
-pub fn install_observed(name: &str, problem: Option<Problem>, id: Option<String>) -> crate::orchestrator::Observed {
-    crate::orchestrator::Observed {
-        workload: Some(Workload { desired: 1, ready: 0, rolled_out: false, existing: 0 }),
-        instance: Some(Instance {
-            name: name.to_string(),
-            running: false,
-            ready: false,
-            restarts: 0,
-            problem,
-            terminating: false,
-        }),
-        endpoint: Endpoint::default(),
-        backend_ref: id,
-    }
-}
-
 /// `7777/tcp`, as Docker keys ports.
 pub fn port_key(port: i32, protocol: Protocol) -> String {
     format!("{port}/{}", protocol_name(protocol))

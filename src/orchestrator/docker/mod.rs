@@ -522,7 +522,7 @@ impl DockerOrchestrator {
             }
             _ => None,
         };
-        Ok(Some(builders::install_observed(&name, problem, c.id.clone())))
+        Ok(Some(engine::install_observed(&name, problem, c.id.clone())))
     }
 
     /// A bollard error as the backend error the user sees, naming the daemon

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use bollard::models::Mount;
 
 use crate::orchestrator::BackendError;
-use crate::orchestrator::observed::{Problem, ProblemKind};
+use crate::orchestrator::observed::{Endpoint, Instance, Observed, Problem, ProblemKind, Workload};
 use crate::plan::{ANNOTATION_REINSTALL, Fnv1a, INSTALL_PATH, ServerPlan};
 use crate::supervisor;
 
@@ -157,6 +157,25 @@ pub fn install_failure(plan: &ServerPlan, runtime: &str, how: &str, log: &str) -
              install is not run again: a change of the template's install or of the server's environment, or a \
              reinstall ({ANNOTATION_REINSTALL}), runs it again, as does a new server once this one is removed)"
         ),
+    }
+}
+
+/// The server while its install run `name` (a swarm job, a one-shot
+/// container) is what there is of it: one instance wanted, none ready, the
+/// install as the instance, not running the game; `problem` when it failed.
+pub fn install_observed(name: &str, problem: Option<Problem>, backend_ref: Option<String>) -> Observed {
+    Observed {
+        workload: Some(Workload { desired: 1, ready: 0, rolled_out: false, existing: 0 }),
+        instance: Some(Instance {
+            name: name.to_string(),
+            running: false,
+            ready: false,
+            restarts: 0,
+            problem,
+            terminating: false,
+        }),
+        endpoint: Endpoint::default(),
+        backend_ref,
     }
 }
 

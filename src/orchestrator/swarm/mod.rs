@@ -680,7 +680,7 @@ impl SwarmOrchestrator {
             builders::JobProgress::Failed(how) => Some(engine::install_failed(&self.job_log(&id).await, &how)),
             _ => None,
         };
-        Ok(Some(builders::install_observed(&name, problem, id)))
+        Ok(Some(engine::install_observed(&name, problem, Some(id))))
     }
 
     /// A bollard error as the backend error the user sees, naming the daemon

@@ -196,20 +196,7 @@ impl Step {
 /// `Root.Child[@name='x.y'].Leaf` as its steps (dots inside brackets are
 /// the attribute's).
 fn steps(key: &str) -> Result<Vec<Step>, String> {
-    let mut parts = vec![String::new()];
-    let mut depth = 0usize;
-    for c in key.chars() {
-        match c {
-            '[' => depth += 1,
-            ']' => depth = depth.saturating_sub(1),
-            '.' if depth == 0 => {
-                parts.push(String::new());
-                continue;
-            }
-            _ => {}
-        }
-        parts.last_mut().expect("one part at least").push(c);
-    }
+    let parts = super::dotted(key, usize::MAX);
     parts
         .iter()
         .map(|p| {

@@ -515,7 +515,8 @@ fn how_an_install_container_ended() {
     assert_eq!(install_ended(&c(json!({ "Status": "exited", "ExitCode": 3 }))), Some(Err("exit code 3".into())));
     let oom = install_ended(&c(json!({ "Status": "exited", "ExitCode": 137, "OOMKilled": true })));
     assert!(oom.unwrap().unwrap_err().contains("out of memory"));
-    let failed = install_observed("i", Some(engine::install_failed("install exited with 3:\nboom\n", "x")), None);
+    let failed =
+        engine::install_observed("i", Some(engine::install_failed("install exited with 3:\nboom\n", "x")), None);
     let problem = failed.instance.unwrap().problem.unwrap();
     assert_eq!(problem.kind, ProblemKind::InstallFailed);
     assert_eq!(problem.message.as_deref(), Some("install exited with 3:\nboom"));

@@ -7,7 +7,6 @@ use bollard::models::ServiceSpecModeReplicatedJob;
 
 use super::*;
 use crate::orchestrator::engine::{InstallRun, LABEL_INSTALL};
-use crate::orchestrator::observed::Problem;
 
 /// The install job's service: `<service name>-install`, shortened as swarm
 /// needs it.
@@ -125,23 +124,4 @@ pub fn scaled_to_zero(mut spec: ServiceSpec) -> ServiceSpec {
         ..Default::default()
     });
     spec
-}
-
-/// The server while its install job `job_name` (of id `job_id`) is what
-/// there is of it: one instance wanted, none ready, the install's task as
-/// the instance, not running the game; `problem` when the install failed.
-pub fn install_observed(job_name: &str, problem: Option<Problem>, job_id: String) -> crate::orchestrator::Observed {
-    crate::orchestrator::Observed {
-        workload: Some(Workload { desired: 1, ready: 0, rolled_out: false, existing: 0 }),
-        instance: Some(Instance {
-            name: job_name.to_string(),
-            running: false,
-            ready: false,
-            restarts: 0,
-            problem,
-            terminating: false,
-        }),
-        endpoint: Endpoint::default(),
-        backend_ref: Some(job_id),
-    }
 }

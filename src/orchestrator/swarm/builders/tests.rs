@@ -1013,12 +1013,15 @@ fn a_jobs_progress_is_its_newest_tasks() {
 
 #[test]
 fn an_install_is_the_server_while_it_runs_and_its_failure_the_instances_problem() {
-    let starting = install_observed("job", None, "id1".into());
+    let starting = shared::install_observed("job", None, Some("id1".into()));
     let instance = starting.instance.as_ref().unwrap();
     assert!(!instance.running && !instance.ready && instance.problem.is_none());
     assert_eq!(starting.workload.as_ref().map(|w| (w.desired, w.ready)), Some((1, 0)));
-    let failed =
-        install_observed("job", Some(shared::install_failed("install exited with 2:\nno\n", "x")), "id1".into());
+    let failed = shared::install_observed(
+        "job",
+        Some(shared::install_failed("install exited with 2:\nno\n", "x")),
+        Some("id1".into()),
+    );
     let problem = failed.instance.unwrap().problem.unwrap();
     assert_eq!(
         (problem.kind, problem.message.as_deref()),
