@@ -43,10 +43,33 @@ async fn refused(ns: &TestNamespace, case: &str, edit: impl FnOnce(&mut Value), 
 async fn bad_manifests_are_refused_naming_the_field() {
     ensure_crd().await;
     let ns = TestNamespace::new("schema").await;
-    refused(&ns, "missing image", |s| drop(s.as_object_mut().unwrap().remove("image")), &["spec.image", "Required"])
-        .await;
+    refused(
+        &ns,
+        "missing image",
+        |s| drop(s.as_object_mut().unwrap().remove("image")),
+        &["spec.image", "required unless spec.template names a template"],
+    )
+    .await;
     refused(&ns, "empty image", |s| s["image"] = json!(""), &["spec.image"]).await;
-    refused(&ns, "no ports", |s| s["ports"] = json!([]), &["spec.ports"]).await;
+    refused(
+        &ns,
+        "variables without a template",
+        |s| s["variables"] = json!({ "A": "1" }),
+        &["spec.variables", "needs spec.template"],
+    )
+    .await;
+    refused(
+        &ns,
+        "a bad variable name",
+        |s| {
+            s["template"] = json!({ "name": "paper" });
+            s["variables"] = json!({ "1A": "1" });
+        },
+        &["spec.variables", "must be variable names"],
+    )
+    .await;
+    refused(&ns, "no ports", |s| s["ports"] = json!([]), &["spec.ports", "unless spec.template names a template"])
+        .await;
     refused(&ns, "port 0", |s| s["ports"][0]["containerPort"] = json!(0), &["spec.ports[0].containerPort"]).await;
     refused(&ns, "port 70000", |s| s["ports"][0]["containerPort"] = json!(70000), &["spec.ports[0].containerPort"])
         .await;
