@@ -16,6 +16,7 @@ pub mod orchestrator;
 pub mod plan;
 pub mod quantity;
 pub mod reading;
+pub mod schedule;
 pub mod status;
 pub mod supervisor;
 pub mod template;
